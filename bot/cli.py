@@ -1,0 +1,222 @@
+"""The `antam` command line (DESIGN §4). Every command says what it did; errors exit non-zero."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TextIO
+
+from aiohttp import web
+
+from bot.app import make_app
+from bot.bootstrap import Services, StartupError, open_services
+from bot.channels import console
+from bot.config import ConfigError, Settings, load_settings
+from bot.maintenance import purge
+from bot.runtime import Runtime
+from content.i18n import load_catalogs
+from content.intents import IntentClassifier, load_phrases
+from content.pack import ContentError, load_pack
+from storage.crypto import CryptoError
+from storage.db import StorageError
+from storage.keys import RETIRED_KEY_GRACE, rotate_keys
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="antam", description="An Tâm: confidential outreach and referral bot")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser("run", help="start the web server and every configured channel")
+    chat = commands.add_parser("chat", help="talk to the bot in this terminal")
+    chat.add_argument("--user", default="console", help="who is talking (pseudonymised like any platform id)")
+    chat.add_argument("--json", action="store_true", help="scripted: JSON lines in and out")
+    intent = commands.add_parser("intent", help="show the intent recognised in a text")
+    intent.add_argument("text", nargs="?", help="the text; without it, one JSON line per stdin line")
+    content = commands.add_parser("content", help="the content pack")
+    content.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
+        "check", help="validate the content pack and catalogs"
+    )
+    db = commands.add_parser("db", help="the database")
+    db.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
+        "upgrade", help="apply pending migrations"
+    )
+    keys = commands.add_parser("keys", help="encryption keys")
+    keys.add_subparsers(dest="action", required=True, metavar="ACTION").add_parser(
+        "rotate", help="re-encrypt every record under a new data key"
+    )
+    commands.add_parser("purge", help="delete records inactive longer than the retention period")
+    return parser
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Library loggers may print request details; keep them at warnings.
+    for name in ("aiohttp.access", "sqlalchemy", "asyncio", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+async def _with_services(settings: Settings, work: Callable[[Services], Awaitable[int]]) -> int:
+    services = await open_services(settings)
+    try:
+        return await work(services)
+    finally:
+        await services.close()
+
+
+async def _run_server(services: Services, out: TextIO) -> int:
+    settings = services.settings
+    runner = web.AppRunner(make_app(services), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.http_host, settings.http_port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}") from exc
+    url = f"http://{settings.http_host}:{settings.http_port}"
+    print(f"An Tâm đang chạy / is running: {url}/healthz  (Ctrl-C để dừng / to stop)", file=out, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        print("Đang dừng / stopping…", file=out, flush=True)
+        await runner.cleanup()
+    return EXIT_OK
+
+
+async def _chat(services: Services, user: str, as_json: bool) -> int:
+    runtime = Runtime(services)
+    if as_json:
+        return await console.run_json(runtime.handle, user, sys.stdin, sys.stdout, sys.stderr)
+    return await console.run_interactive(runtime.handle, user, sys.stdin, sys.stdout)
+
+
+def _intent(text: str | None, out: TextIO) -> int:
+    classifier = IntentClassifier(load_phrases())
+
+    def show(line: str) -> None:
+        match = classifier.classify(line)
+        out.write(json.dumps({"text": line, "intent": match.intent, "score": match.score}, ensure_ascii=False) + "\n")
+
+    if text is not None:
+        show(text)
+    else:
+        for line in sys.stdin:
+            show(line.rstrip("\r\n"))
+    out.flush()
+    return EXIT_OK
+
+
+def _content_check(out: TextIO) -> int:
+    problems: list[str] = []
+    counts = {}
+    for name, loader in (("pack", load_pack), ("intents", load_phrases), ("catalogs", load_catalogs)):
+        try:
+            loaded = loader()
+        except ContentError as exc:
+            problems.extend(exc.problems)
+            continue
+        counts[name] = loaded
+    if problems:
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        print(f"antam content check: {len(problems)} problem(s)", file=sys.stderr)
+        return EXIT_FAILURE
+    pack = load_pack()
+    print(
+        f"Content pack OK: {len(pack.topics)} topics, {len(pack.hotlines)} hotlines "
+        f"({len(pack.shown_hotlines())} verified), {len(load_phrases())} intents with phrases, "
+        f"{len(load_catalogs().keys())} interface messages in vi and en.",
+        file=out,
+    )
+    return EXIT_OK
+
+
+async def _db_upgrade(settings: Settings, out: TextIO) -> int:
+    # Opening the services verifies the key before migrating, then migrates.
+    async def done(services: Services) -> int:
+        print(f"Database is up to date: {services.db.dialect}", file=out)
+        return EXIT_OK
+
+    return await _with_services(settings, done)
+
+
+async def _keys_rotate(services: Services, out: TextIO) -> int:
+    report = await rotate_keys(services.db, services.secrets, now=services.clock.now())
+    print(f"New data key #{report.new_key_id} is active; re-encrypted {report.reencrypted} record(s).", file=out)
+    if report.deleted_key_ids:
+        print(f"Deleted retired key(s): {', '.join(f'#{k}' for k in report.deleted_key_ids)}.", file=out)
+    if report.kept_key_ids:
+        minutes = int(RETIRED_KEY_GRACE.total_seconds() // 60)
+        kept = ", ".join(f"#{k}" for k in report.kept_key_ids)
+        print(
+            f"Retired key(s) {kept} stay readable for {minutes} minutes, in case a running worker still "
+            "uses them; `antam purge` (run daily by `antam run`) deletes them after that.",
+            file=out,
+        )
+    return EXIT_OK
+
+
+async def _purge(services: Services, out: TextIO) -> int:
+    report = await purge(services)
+    print(
+        f"Removed {report.removed_records} record(s) inactive since before {report.cutoff.isoformat()} "
+        f"(retention {services.settings.retention_days} days).",
+        file=out,
+    )
+    if report.deleted_key_ids:
+        print(f"Deleted retired key(s): {', '.join(f'#{k}' for k in report.deleted_key_ids)}.", file=out)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    out = sys.stdout
+    try:
+        if args.command == "intent":
+            return _intent(args.text, out)
+        if args.command == "content":
+            return _content_check(out)
+        settings = load_settings()
+        _configure_logging(settings)
+        if args.command == "run":
+            return asyncio.run(_with_services(settings, lambda s: _run_server(s, out)))
+        if args.command == "chat":
+            return asyncio.run(_with_services(settings, lambda s: _chat(s, args.user, args.json)))
+        if args.command == "db":
+            return asyncio.run(_db_upgrade(settings, out))
+        if args.command == "keys":
+            return asyncio.run(_with_services(settings, lambda s: _keys_rotate(s, out)))
+        if args.command == "purge":
+            return asyncio.run(_with_services(settings, lambda s: _purge(s, out)))
+    except ConfigError as exc:
+        print(f"antam: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ContentError as exc:
+        print(f"antam: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except (CryptoError, StartupError) as exc:
+        print(f"antam: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StorageError as exc:
+        print(f"antam: database error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+

@@ -1,0 +1,113 @@
+"""Configuration from the environment and a .env file (DESIGN §4), validated at start."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any
+
+from dotenv import dotenv_values
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+
+_SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message lists every problem by variable name."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    data_dir: Path = Field(Path("antam-data"), alias="ANTAM_DATA_DIR")
+    database_url: str | None = Field(None, alias="ANTAM_DATABASE_URL")
+    master_key: SecretStr | None = Field(None, alias="ANTAM_MASTER_KEY")
+    http_host: str = Field("127.0.0.1", alias="ANTAM_HTTP_HOST", min_length=1)
+    http_port: Annotated[int, Field(ge=1, le=65535)] = Field(8080, alias="ANTAM_HTTP_PORT")
+    public_url: str | None = Field(None, alias="ANTAM_PUBLIC_URL")
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(180, alias="ANTAM_RETENTION_DAYS")
+    log_level: str = Field("INFO", alias="ANTAM_LOG_LEVEL")
+    telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_base_url: str = Field("https://api.telegram.org/bot", alias="TELEGRAM_API_BASE_URL")
+    telegram_webhook_secret: SecretStr | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
+    zalo_app_id: str | None = Field(None, alias="ZALO_APP_ID")
+    zalo_oa_secret_key: SecretStr | None = Field(None, alias="ZALO_OA_SECRET_KEY")
+    zalo_access_token: SecretStr | None = Field(None, alias="ZALO_ACCESS_TOKEN")
+    zalo_refresh_token: SecretStr | None = Field(None, alias="ZALO_REFRESH_TOKEN")
+    zalo_api_base_url: str = Field("https://openapi.zalo.me", alias="ZALO_API_BASE_URL")
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        for plain, driver in (
+            ("postgres://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if value.startswith(plain):
+                return driver + value[len(plain) :]
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("use postgresql+asyncpg://USER@HOST/DB or sqlite+aiosqlite:///PATH")
+        return value
+
+    @field_validator("public_url", "telegram_api_base_url", "zalo_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/") if not value.endswith("/bot") else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return level
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _secret_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET_TOKEN.match(value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @model_validator(mode="after")
+    def _public_url_is_https(self) -> Settings:
+        if self.public_url and not self.public_url.startswith("https://"):
+            raise ValueError("ANTAM_PUBLIC_URL must start with https:// (webhooks need TLS)")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'antam.db').as_posix()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.data_dir / "master.key"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    """Read settings from a .env file, overridden by the real environment."""
+    values: dict[str, Any] = {}
+    if env_file is not None and env_file.is_file():
+        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    known = {field.alias for field in Settings.model_fields.values() if field.alias}
+    # An empty variable means "not set", as in most shells' habits.
+    chosen = {k: v for k, v in values.items() if k in known and v != ""}
+    try:
+        return Settings.model_validate(chosen)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "configuration"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"  {name}: {message}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None

@@ -1,0 +1,84 @@
+"""Interface strings: gettext catalogs (Babel .po files), Vietnamese first, English second.
+
+Message ids are stable keys ("menu.title"); each locale's catalog holds the text. The .po
+files are read with Babel at start; no compiled .mo files are needed.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from babel.messages.pofile import read_po
+
+from content.pack import LOCALES, ContentError
+
+LOCALE_DIR = Path(__file__).with_name("locale")
+DOMAIN = "antam"
+_FORMATTER = string.Formatter()
+
+
+def placeholders(text: str) -> set[str]:
+    """Return the names of the {placeholders} in a message."""
+    return {name for _, name, _, _ in _FORMATTER.parse(text) if name}
+
+
+class _Params(dict[str, object]):
+    def __missing__(self, key: str) -> str:
+        # A missing parameter shows as itself instead of breaking a reply to a person.
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True)
+class Catalogs:
+    messages: Mapping[str, Mapping[str, str]]
+
+    def text(self, locale: str, key: str, params: Mapping[str, object] | None = None) -> str:
+        """Return the message ``key`` in ``locale`` (falling back to Vietnamese)."""
+        template = self.messages.get(locale, {}).get(key) or self.messages["vi"].get(key)
+        if template is None:
+            raise KeyError(f"no message '{key}' in the catalogs")
+        return template.format_map(_Params(params or {}))
+
+    def keys(self) -> set[str]:
+        return set(self.messages["vi"])
+
+
+def load_catalogs(locale_dir: Path = LOCALE_DIR) -> Catalogs:
+    """Read every locale's catalog; raise ContentError listing missing or broken messages."""
+    problems: list[str] = []
+    messages: dict[str, dict[str, str]] = {}
+    for locale in LOCALES:
+        path = locale_dir / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
+        try:
+            with path.open("rb") as handle:
+                catalog = read_po(handle, locale=locale)
+        except (OSError, ValueError) as exc:
+            problems.append(f"locale/{locale}: cannot read {path.name}: {exc}")
+            continue
+        table: dict[str, str] = {}
+        for message in catalog:
+            if not message.id or not isinstance(message.id, str):
+                continue
+            if not isinstance(message.string, str) or not message.string.strip():
+                problems.append(f"locale/{locale}: '{message.id}' has no translation")
+                continue
+            if message.fuzzy:
+                problems.append(f"locale/{locale}: '{message.id}' is marked fuzzy")
+            table[message.id] = message.string
+        messages[locale] = table
+    if "vi" in messages:
+        reference = messages["vi"]
+        for locale, table in messages.items():
+            for key in reference.keys() - table.keys():
+                problems.append(f"locale/{locale}: missing '{key}'")
+            for key in table.keys() - reference.keys():
+                problems.append(f"locale/{locale}: '{key}' is not in the Vietnamese catalog")
+            for key in reference.keys() & table.keys():
+                if placeholders(reference[key]) != placeholders(table[key]):
+                    problems.append(f"locale/{locale}: '{key}' has other placeholders than in Vietnamese")
+    if problems:
+        raise ContentError(problems)
+    return Catalogs(messages)

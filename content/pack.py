@@ -1,0 +1,212 @@
+"""Load and validate the content pack: counselling topics and hotlines (DESIGN §5).
+
+Content is data. Every problem in the pack is collected and reported together, so
+`antam content check` can list them all at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+DATA_DIR = Path(__file__).with_name("data")
+LOCALES = ("vi", "en")
+GROUPS = ("hiv_sti", "wellbeing", "safety", "livelihood", "privacy")
+INTENT_IDS = (
+    "greeting menu hiv_testing prep pep condoms hiv_treatment sti mental_health crisis violence "
+    "trafficking legal_aid drugs reproductive_health jobs vocational_training loans services_nearby "
+    "emergency human_counselor privacy delete_data quick_exit unknown"
+).split()
+SAFETY_INTENTS = frozenset({"crisis", "emergency", "violence", "trafficking", "pep"})
+OBSOLETE_NUMBERS = ("1800 1567", "18001567", "1800.1567")
+MAX_SUMMARY_WORDS = 120
+MAX_MORE_WORDS = 300
+
+TopicId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TopicTexts(_Strict):
+    title: Annotated[str, StringConstraints(min_length=1, max_length=40, strip_whitespace=True)]
+    summary: Annotated[str, StringConstraints(min_length=1)]
+    more: str | None = None
+
+    @field_validator("summary")
+    @classmethod
+    def _short_summary(cls, value: str) -> str:
+        if len(value.split()) > MAX_SUMMARY_WORDS:
+            raise ValueError(f"summary has {len(value.split())} words, at most {MAX_SUMMARY_WORDS}")
+        return value.strip()
+
+    @field_validator("more")
+    @classmethod
+    def _short_more(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) > MAX_MORE_WORDS:
+            raise ValueError(f"'more' has {len(value.split())} words, at most {MAX_MORE_WORDS}")
+        return value.strip() if value else None
+
+
+class Topic(_Strict):
+    id: TopicId
+    group: Literal["hiv_sti", "wellbeing", "safety", "livelihood", "privacy"]
+    intents: list[str] = Field(default_factory=list)
+    sensitive: bool
+    source: Annotated[str, StringConstraints(min_length=3)]
+    reviewed: dt.date
+    related: list[TopicId] = Field(default_factory=list)
+    vi: TopicTexts
+    en: TopicTexts
+
+    def texts(self, locale: str) -> TopicTexts:
+        return self.en if locale == "en" else self.vi
+
+
+class HotlineTexts(_Strict):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    description: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class Hotline(_Strict):
+    id: TopicId
+    number: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9 .]{1,15}$")]
+    verified: bool
+    source: Annotated[str, StringConstraints(min_length=3)]
+    verified_on: dt.date | None = None
+    national: bool = False
+    vi: HotlineTexts
+    en: HotlineTexts
+
+    def texts(self, locale: str) -> HotlineTexts:
+        return self.en if locale == "en" else self.vi
+
+
+class ContentError(Exception):
+    """The content pack has problems; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the content pack:\n" + "\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ContentPack:
+    topics: dict[str, Topic]
+    hotlines: tuple[Hotline, ...]
+
+    def topic_for_intent(self, intent: str) -> Topic | None:
+        for topic in self.topics.values():
+            if intent in topic.intents:
+                return topic
+        return None
+
+    def topics_in(self, group: str) -> list[Topic]:
+        return [topic for topic in self.topics.values() if topic.group == group]
+
+    def groups(self) -> list[str]:
+        """The groups that have at least one topic, in menu order."""
+        present = {topic.group for topic in self.topics.values()}
+        return [group for group in GROUPS if group in present]
+
+    def shown_hotlines(self) -> list[Hotline]:
+        """Hotlines a person may be shown: verified ones only."""
+        return [line for line in self.hotlines if line.verified]
+
+
+def _format_error(where: str, exc: ValidationError) -> Iterable[str]:
+    for error in exc.errors():
+        location = ".".join(str(part) for part in error["loc"]) or "(file)"
+        yield f"{where}: {location}: {error['msg']}"
+
+
+def _read_yaml(path: Path, problems: list[str]) -> object:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problems.append(f"{path.name}: cannot read: {exc}".replace("\n", " "))
+        return None
+
+
+def load_pack(data_dir: Path = DATA_DIR) -> ContentPack:
+    """Read every content file; raise ContentError listing all problems found."""
+    problems: list[str] = []
+    topics: dict[str, Topic] = {}
+    topic_dir = data_dir / "topics"
+    for path in sorted(topic_dir.glob("*.yaml")):
+        raw = _read_yaml(path, problems)
+        if raw is None:
+            continue
+        try:
+            topic = Topic.model_validate(raw)
+        except ValidationError as exc:
+            problems.extend(_format_error(f"topics/{path.name}", exc))
+            continue
+        if topic.id != path.stem:
+            problems.append(f"topics/{path.name}: id '{topic.id}' differs from the file name")
+        topics[topic.id] = topic
+    if not topics:
+        problems.append(f"no topics found in {topic_dir}")
+
+    hotlines: list[Hotline] = []
+    hotline_path = data_dir / "hotlines.yaml"
+    raw_lines = _read_yaml(hotline_path, problems)
+    if not isinstance(raw_lines, list):
+        problems.append("hotlines.yaml: must be a list of hotlines")
+    else:
+        for index, raw in enumerate(raw_lines):
+            try:
+                hotlines.append(Hotline.model_validate(raw))
+            except ValidationError as exc:
+                problems.extend(_format_error(f"hotlines.yaml[{index}]", exc))
+
+    problems.extend(_cross_check(topics, hotlines))
+    for path in [*sorted(topic_dir.glob("*.yaml")), hotline_path]:
+        if path.exists():
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for number in OBSOLETE_NUMBERS:
+                if number in text:
+                    problems.append(f"{path.name}: contains the obsolete number {number} (replaced by 111)")
+    if problems:
+        raise ContentError(problems)
+    return ContentPack(topics=topics, hotlines=tuple(hotlines))
+
+
+def _cross_check(topics: dict[str, Topic], hotlines: list[Hotline]) -> Iterable[str]:
+    claimed: dict[str, str] = {}
+    for topic in topics.values():
+        where = f"topics/{topic.id}.yaml"
+        for related in topic.related:
+            if related == topic.id:
+                yield f"{where}: related lists the topic itself"
+            elif related not in topics:
+                yield f"{where}: related topic '{related}' does not exist"
+        for intent in topic.intents:
+            if intent not in INTENT_IDS:
+                yield f"{where}: unknown intent id '{intent}'"
+            elif intent in claimed:
+                yield f"{where}: intent '{intent}' already opens topic '{claimed[intent]}'"
+            else:
+                claimed[intent] = topic.id
+        if (topic.vi.more is None) != (topic.en.more is None):
+            yield f"{where}: 'more' must exist in both locales or in neither"
+    seen: set[str] = set()
+    for line in hotlines:
+        if line.id in seen:
+            yield f"hotlines.yaml: duplicate id '{line.id}'"
+        seen.add(line.id)
+        if line.verified and not line.national and line.verified_on is None:
+            yield f"hotlines.yaml: '{line.id}' is verified but has no verified_on date"
+    if not any(line.verified for line in hotlines):
+        yield "hotlines.yaml: no verified hotline to show in an emergency"
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)

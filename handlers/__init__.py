@@ -1,0 +1,1 @@
+"""The conversation engine: channel-neutral types and flows as plain code over explicit state."""

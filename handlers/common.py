@@ -1,0 +1,64 @@
+"""What every flow shares: the per-turn context, the outcome type and common buttons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from content.intents import IntentClassifier
+from content.pack import ContentPack
+from handlers.state import State
+from handlers.types import Button, Effect, Msg, Reply
+
+
+@dataclass(frozen=True)
+class Context:
+    """Read-only knowledge the flows use: the content pack and the intent classifier."""
+
+    pack: ContentPack
+    classifier: IntentClassifier
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the engine decided: the state to keep (None: keep nothing), replies, effects."""
+
+    state: State | None
+    replies: tuple[Reply, ...]
+    effects: tuple[Effect, ...] = ()
+    locale: str = "vi"
+    # The recognised intent or route, for counting and logs; never the person's text.
+    intent: str | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One inbound event being answered."""
+
+    state: State | None
+    locale: str
+    ctx: Context
+    intent: str | None = None
+
+    @property
+    def consented(self) -> bool:
+        return self.state is not None
+
+    def answer(
+        self,
+        *replies: Reply,
+        state: State | None | type[Ellipsis] = ...,
+        effects: tuple[Effect, ...] = (),
+    ) -> Outcome:
+        """Build the outcome; ``state`` defaults to the current one, unchanged."""
+        kept = self.state if state is ... else state
+        assert kept is None or isinstance(kept, State)
+        return Outcome(kept, tuple(replies), effects, self.locale, self.intent)
+
+
+MENU = Button(Msg("nav.menu"), "m")
+QUICK_EXIT = Button(Msg("menu.quick_exit"), "x")
+
+
+def nav(*extra: Button) -> tuple[Button, ...]:
+    """Extra buttons, then the menu and quick-exit buttons that every screen carries."""
+    return (*extra, MENU, QUICK_EXIT)

@@ -1,0 +1,171 @@
+"""The engine: given the stored state and one inbound event, decide the replies.
+
+Pure and synchronous: no I/O, no clock, no platform objects. Button payloads are routed
+first (they carry everything they need, so a person with no stored state can still browse),
+then a pending confirmation, then the intent of the free text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+
+from content.intents import strip_diacritics
+from content.pack import SAFETY_INTENTS
+from handlers import info, menu, onboarding, privacy, safety, services
+from handlers.common import Context, Outcome, Turn, nav
+from handlers.state import DEFAULT_LOCALE, LOCALES, State, Step
+from handlers.types import Inbound, Msg, Reply
+
+MAX_TEXT_CHARS = 4096
+MAX_PAYLOAD_CHARS = 64
+_LOCALE_PREFIX = re.compile(r"^(vi|en)\|")
+_WORDS = re.compile(r"[^a-z0-9]+")
+_START_COMMANDS = frozenset({"/start", "start", "/batdau"})
+_MENU_COMMANDS = frozenset({"/menu"})
+_QUICK_EXIT_COMMANDS = frozenset({"/thoat", "/exit"})
+_ERASE_COMMANDS = frozenset({"/xoa", "/erase"})
+_HELP_COMMANDS = frozenset({"/trogiup", "/help"})
+
+Flow = Callable[[Turn], Outcome]
+
+
+def clean_text(raw: str | None) -> str:
+    """Make typed text safe to handle: valid Unicode, NFC, no control characters, bounded."""
+    if not raw:
+        return ""
+    text = raw[: MAX_TEXT_CHARS * 2].encode("utf-8", "replace").decode("utf-8")
+    text = unicodedata.normalize("NFC", text)
+    text = "".join(
+        ch if unicodedata.category(ch)[0] != "C" else " "
+        for ch in text
+        if ch not in "\u200b\u200c\u200d\ufeff"
+    )
+    return " ".join(text.split())[:MAX_TEXT_CHARS]
+
+
+def _locale_for(state: State | None, inbound: Inbound, payload: str) -> tuple[str, str]:
+    match = _LOCALE_PREFIX.match(payload)
+    if match:
+        return match.group(1), payload[match.end() :]
+    if state is not None:
+        return state.locale, payload
+    hint = (inbound.locale_hint or "").split("-")[0].lower()
+    return (hint if hint in LOCALES else DEFAULT_LOCALE), payload
+
+
+def respond(state: State | None, inbound: Inbound, ctx: Context) -> Outcome:
+    """Answer one inbound event."""
+    payload = clean_text(inbound.payload)[:MAX_PAYLOAD_CHARS] if inbound.payload else ""
+    locale, payload = _locale_for(state, inbound, payload)
+    turn = Turn(state=state, locale=locale, ctx=ctx)
+    if payload:
+        return _route_payload(turn, payload)
+    text = clean_text(inbound.text)
+    if inbound.location is not None and not text:
+        return services.services_menu(Turn(state, locale, ctx, "location"))
+    if not text:
+        return _with_intent(turn, "empty", lambda t: _not_understood(t, "input.empty"))
+    command = text.split()[0].lower().split("@")[0]
+    if command.startswith("/") or command == "start":
+        return _route_command(turn, command)
+    if state is not None and state.step is Step.CONFIRM_ERASE:
+        answer = " ".join(_WORDS.sub(" ", strip_diacritics(text)).split())
+        if answer in privacy.YES_WORDS:
+            return privacy.confirm_erase(turn)
+        if answer in privacy.NO_WORDS:
+            return privacy.cancel_erase(turn)
+        # Anything else: they moved on; the erasure is cancelled and the text answered.
+        state = state.moved(Step.MENU)
+        turn = Turn(state=state, locale=locale, ctx=ctx)
+    return _route_intent(turn, ctx.classifier.classify(text).intent)
+
+
+def _with_intent(turn: Turn, intent: str, flow: Flow) -> Outcome:
+    return flow(Turn(turn.state, turn.locale, turn.ctx, intent))
+
+
+def _route_payload(turn: Turn, payload: str) -> Outcome:
+    route, _, arg = payload.partition(":")
+    t = Turn(turn.state, turn.locale, turn.ctx, f"button:{route}")
+    if route == "c" and arg == "accept":
+        return onboarding.accept(t)
+    if route == "c" and arg == "decline":
+        return onboarding.decline(t)
+    if route == "c" and arg == "more":
+        return onboarding.read_more(t)
+    if route == "m" and not arg:
+        return menu.show_menu(t)
+    if route == "i" and not arg:
+        return info.groups(t)
+    if route == "g" and arg:
+        return info.group(t, arg)
+    if route == "t" and arg:
+        return info.topic(t, arg)
+    if route == "tm" and arg:
+        return info.topic_more(t, arg)
+    if route == "s" and not arg:
+        return services.services_menu(t)
+    if route == "e" and not arg:
+        return safety.emergency_menu(t)
+    if route == "p" and not arg:
+        return privacy.privacy_menu(t)
+    if route == "p" and arg == "erase":
+        return privacy.ask_erase(t)
+    if route == "p" and arg == "erase:yes":
+        return privacy.confirm_erase(t)
+    if route == "p" and arg == "erase:no":
+        return privacy.cancel_erase(t)
+    if route == "x" and not arg:
+        return privacy.quick_exit(t)
+    if route == "l" and arg:
+        return menu.switch_language(t, arg)
+    return menu.show_menu(Turn(turn.state, turn.locale, turn.ctx, "stale_button"), Msg("input.stale_button"))
+
+
+def _route_command(turn: Turn, command: str) -> Outcome:
+    if command in _START_COMMANDS:
+        return _with_intent(turn, "start", onboarding.greet)
+    if command in _MENU_COMMANDS:
+        return _with_intent(turn, "menu", menu.show_menu)
+    if command in _QUICK_EXIT_COMMANDS:
+        return _with_intent(turn, "quick_exit", privacy.quick_exit)
+    if command in _ERASE_COMMANDS:
+        return _with_intent(turn, "delete_data", privacy.ask_erase)
+    if command in _HELP_COMMANDS:
+        return _with_intent(turn, "help", lambda t: menu.show_menu(t, Msg("help.text")))
+    return _with_intent(turn, "unknown_command", lambda t: _not_understood(t, "input.unknown"))
+
+
+def _route_intent(turn: Turn, intent: str) -> Outcome:
+    t = Turn(turn.state, turn.locale, turn.ctx, intent)
+    if intent in SAFETY_INTENTS:
+        return safety.safety_answer(t, intent)
+    if intent == "greeting":
+        return onboarding.greet(t)
+    if intent == "menu":
+        return menu.show_menu(t)
+    if intent == "services_nearby":
+        return services.services_menu(t)
+    if intent == "privacy":
+        return privacy.privacy_menu(t)
+    if intent == "delete_data":
+        return privacy.ask_erase(t)
+    if intent == "quick_exit":
+        return privacy.quick_exit(t)
+    if intent == "human_counselor":
+        return t.answer(Reply((Msg("counselor.not_available"),), nav()))
+    found = t.ctx.pack.topic_for_intent(intent)
+    if found is not None:
+        return info.topic(t, found.id)
+    if intent != "unknown":
+        return info.groups(t, lead=Msg("info.no_topic_yet"))
+    if t.state is None:
+        return onboarding.welcome(t)
+    return _not_understood(t, "input.unknown")
+
+
+def _not_understood(turn: Turn, key: str) -> Outcome:
+    return menu.show_menu(turn, Msg(key))
+

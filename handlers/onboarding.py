@@ -1,0 +1,49 @@
+"""Greeting and consent: the privacy notice comes first, and declining loses nothing.
+
+A person who has not accepted has no stored state. Accepting stores a minimal encrypted
+record; declining after having accepted is a withdrawal, which goes through erasure.
+"""
+
+from __future__ import annotations
+
+from handlers.common import QUICK_EXIT, Outcome, Turn
+from handlers.menu import menu_reply, show_menu
+from handlers.privacy import ask_erase
+from handlers.state import State, Step
+from handlers.types import Button, Msg, Reply
+
+CONSENT_BUTTONS = (
+    Button(Msg("consent.accept"), "c:accept"),
+    Button(Msg("consent.decline"), "c:decline"),
+    Button(Msg("consent.read_more"), "c:more"),
+)
+
+
+def welcome(turn: Turn) -> Outcome:
+    """Greet a person who has not accepted the notice, and show the notice."""
+    return turn.answer(Reply((Msg("welcome.greeting"), Msg("consent.notice")), CONSENT_BUTTONS + (QUICK_EXIT,)))
+
+
+def greet(turn: Turn) -> Outcome:
+    if turn.state is None:
+        return welcome(turn)
+    return show_menu(turn, Msg("welcome.back"))
+
+
+def accept(turn: Turn) -> Outcome:
+    if turn.state is not None:
+        return show_menu(turn, Msg("consent.already"))
+    state = State(step=Step.MENU, locale=turn.locale)
+    accepted = Turn(state=state, locale=turn.locale, ctx=turn.ctx, intent=turn.intent)
+    return accepted.answer(menu_reply(accepted, Msg("consent.accepted")), state=state)
+
+
+def decline(turn: Turn) -> Outcome:
+    if turn.state is not None:
+        return ask_erase(turn, lead=Msg("consent.withdraw"))
+    return turn.answer(menu_reply(turn, Msg("consent.declined")), state=None)
+
+
+def read_more(turn: Turn) -> Outcome:
+    buttons = CONSENT_BUTTONS[:2] if turn.state is None else ()
+    return turn.answer(Reply((Msg("consent.details"),), (*buttons, Button(Msg("nav.menu"), "m"), QUICK_EXIT)))

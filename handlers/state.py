@@ -1,0 +1,56 @@
+"""The stored conversation state: a small, versioned, JSON-serialisable value."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+LOCALES = ("vi", "en")
+DEFAULT_LOCALE = "vi"
+_VERSION = 1
+
+
+class Step(StrEnum):
+    """Where the person is in the conversation."""
+
+    MENU = "menu"
+    TOPIC = "topic"
+    CONFIRM_ERASE = "confirm_erase"
+
+
+@dataclass(frozen=True)
+class State:
+    """What is kept between messages for a person who accepted the privacy notice.
+
+    People who did not accept have no stored state at all; the engine sees ``None``.
+    """
+
+    step: Step = Step.MENU
+    locale: str = DEFAULT_LOCALE
+    topic: str | None = None
+
+    def moved(self, step: Step, *, topic: str | None = None) -> State:
+        return replace(self, step=step, topic=topic)
+
+    def to_bytes(self) -> bytes:
+        data = {"v": _VERSION, "step": self.step.value, "locale": self.locale, "topic": self.topic}
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> State:
+        """Read a stored state; anything unexpected falls back to the menu, never raises."""
+        try:
+            data: Any = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return cls()
+        if not isinstance(data, dict):
+            return cls()
+        try:
+            step = Step(data.get("step"))
+        except ValueError:
+            step = Step.MENU
+        locale = data.get("locale") if data.get("locale") in LOCALES else DEFAULT_LOCALE
+        topic = data.get("topic") if isinstance(data.get("topic"), str) else None
+        return cls(step=step, locale=locale, topic=topic)

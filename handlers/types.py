@@ -1,0 +1,99 @@
+"""Channel-neutral inbound events, replies and effects. No platform is imported here."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+_EMPTY: Mapping[str, str | int] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float
+    longitude: float
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One thing a person did: typed text, pressed a button, shared a location or started."""
+
+    channel: str
+    user_id: str
+    text: str | None = None
+    payload: str | None = None
+    location: Location | None = None
+    update_id: str | None = None
+    locale_hint: str | None = None
+
+
+@dataclass(frozen=True)
+class Msg:
+    """A message from the interface catalog: a key and its parameters."""
+
+    key: str
+    params: Mapping[str, str | int] = field(default_factory=lambda: _EMPTY)
+
+
+class TopicPart(StrEnum):
+    TITLE = "title"
+    SUMMARY = "summary"
+    MORE = "more"
+
+
+@dataclass(frozen=True)
+class TopicText:
+    """A piece of a counselling topic from the content pack."""
+
+    topic: str
+    part: TopicPart
+
+
+@dataclass(frozen=True)
+class HotlineList:
+    """The verified emergency and support numbers, rendered from the content pack."""
+
+
+@dataclass(frozen=True)
+class GroupTitle:
+    """The title of a group of topics from the content pack."""
+
+    group: str
+
+
+Text = Msg | TopicText | HotlineList | GroupTitle
+
+
+@dataclass(frozen=True)
+class Button:
+    """A choice offered to the person; ``payload`` comes back in Inbound.payload (≤ 64 bytes)."""
+
+    label: Text
+    payload: str
+
+
+class ReplyKind(StrEnum):
+    MESSAGE = "message"
+    # Remove the conversation from the device as far as the channel allows.
+    QUICK_EXIT = "quick_exit"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One message to send: paragraphs of text, then buttons."""
+
+    parts: tuple[Text, ...]
+    buttons: tuple[Button, ...] = ()
+    # Sensitive replies cannot be forwarded or saved where the channel supports it.
+    protect: bool = False
+    kind: ReplyKind = ReplyKind.MESSAGE
+
+
+@dataclass(frozen=True)
+class EraseRecord:
+    """Delete everything stored about this person."""
+
+
+Effect = EraseRecord

@@ -1,0 +1,125 @@
+"""The database: an async engine and session factory, SQLite hardening, migrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# Any constant works; it only has to be the same for every An Tâm process on one database.
+_PG_MIGRATION_LOCK = 0x616E74616D
+
+
+class StorageError(Exception):
+    """The database cannot be opened or used."""
+
+
+def alembic_config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def _harden_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # secure_delete overwrites erased rows instead of leaving them in free pages.
+    for pragma in (
+        "journal_mode=WAL",
+        "secure_delete=ON",
+        "foreign_keys=ON",
+        "busy_timeout=10000",
+        "synchronous=NORMAL",
+    ):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+class Database:
+    """An engine and a session factory for one database URL."""
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        self.url = url
+        self.sqlite_path = _sqlite_file(url)
+        if self.sqlite_path is not None:
+            _prepare_sqlite_file(self.sqlite_path)
+        kwargs: dict[str, Any] = {"echo": echo}
+        if make_url(url).get_backend_name() == "postgresql":
+            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+        try:
+            self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise StorageError(f"cannot use database URL: {exc}") from exc
+        if self.sqlite_path is not None or make_url(url).get_backend_name() == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _harden_sqlite)
+        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """Open a session and commit on success, roll back on error."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def has_table(self, name: str) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                return bool(await conn.run_sync(lambda c: inspect(c).has_table(name)))
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"cannot connect to the database: {_short(exc)}") from exc
+
+    async def upgrade(self) -> None:
+        """Apply every pending Alembic migration."""
+        try:
+            async with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # Several workers may start at once; only one migrates at a time.
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                await conn.run_sync(_upgrade)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"cannot migrate the database: {_short(exc)}") from exc
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _upgrade(connection: Connection) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    """Create the data folder (0700) and the database file (0600) before SQLite does."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+
+
+def _short(exc: BaseException) -> str:
+    message = str(getattr(exc, "orig", None) or exc)
+    return message.splitlines()[0] if message else type(exc).__name__
