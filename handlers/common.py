@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 from content.intents import IntentClassifier
 from content.pack import ContentPack
@@ -30,6 +31,13 @@ class Outcome:
     intent: str | None = None
 
 
+class _Keep(Enum):
+    KEEP = "keep"
+
+
+KEEP = _Keep.KEEP
+
+
 @dataclass(frozen=True)
 class Turn:
     """One inbound event being answered."""
@@ -46,12 +54,11 @@ class Turn:
     def answer(
         self,
         *replies: Reply,
-        state: State | None | type[Ellipsis] = ...,
+        state: State | None | _Keep = KEEP,
         effects: tuple[Effect, ...] = (),
     ) -> Outcome:
         """Build the outcome; ``state`` defaults to the current one, unchanged."""
-        kept = self.state if state is ... else state
-        assert kept is None or isinstance(kept, State)
+        kept = self.state if isinstance(state, _Keep) else state
         return Outcome(kept, tuple(replies), effects, self.locale, self.intent)
 
 

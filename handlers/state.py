@@ -48,9 +48,10 @@ class State:
         if not isinstance(data, dict):
             return cls()
         try:
-            step = Step(data.get("step"))
+            step = Step(str(data.get("step")))
         except ValueError:
             step = Step.MENU
-        locale = data.get("locale") if data.get("locale") in LOCALES else DEFAULT_LOCALE
+        raw_locale = data.get("locale")
+        locale = raw_locale if isinstance(raw_locale, str) and raw_locale in LOCALES else DEFAULT_LOCALE
         topic = data.get("topic") if isinstance(data.get("topic"), str) else None
         return cls(step=step, locale=locale, topic=topic)

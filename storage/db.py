@@ -49,6 +49,14 @@ def _harden_sqlite(dbapi_connection: Any, _record: Any) -> None:
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+    # Let SQLAlchemy, not the driver, open transactions (see _begin_immediate).
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: Connection) -> None:
+    # Take the write lock when the transaction starts: two transactions that both read and
+    # then write would otherwise deadlock ("database is locked") instead of queueing.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -68,6 +76,7 @@ class Database:
             raise StorageError(f"cannot use database URL: {exc}") from exc
         if self.sqlite_path is not None or make_url(url).get_backend_name() == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _harden_sqlite)
+            event.listen(self.engine.sync_engine, "begin", _begin_immediate)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -1,0 +1,151 @@
+"""Shared fixtures: content, clocks, and databases (SQLite always, PostgreSQL when configured).
+
+Set ANTAM_TEST_DATABASE_URL=postgresql+asyncpg://… to run every storage test against
+PostgreSQL as well. When it is set and the server cannot be reached, those tests fail: they
+are never skipped. `.ci/run` sets it, and also ANTAM_TEST_REQUIRE_POSTGRES=1, which makes the
+suite fail outright if the URL is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.bootstrap import Services, load_content, open_services
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.runtime import Runtime
+from handlers.common import Context
+from handlers.render import Renderer
+from storage.crypto import encode_master_key, generate_master_key
+
+PG_URL = os.environ.get("ANTAM_TEST_DATABASE_URL", "").strip()
+REQUIRE_PG = os.environ.get("ANTAM_TEST_REQUIRE_POSTGRES") == "1"
+BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+START = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if REQUIRE_PG and not PG_URL:
+        raise pytest.UsageError(
+            "ANTAM_TEST_REQUIRE_POSTGRES=1 but ANTAM_TEST_DATABASE_URL is not set: "
+            "the PostgreSQL tests must run here"
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    where = PG_URL.split("@")[-1] if PG_URL else "not configured (set ANTAM_TEST_DATABASE_URL)"
+    return f"An Tâm storage backends: {', '.join(BACKENDS)}; PostgreSQL: {where}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    counts: dict[str, int] = {}
+    for outcome in ("passed", "failed", "error", "skipped"):
+        counts[outcome] = sum(
+            1 for report in terminalreporter.stats.get(outcome, []) if "[postgresql" in getattr(report, "nodeid", "")
+        )
+    if PG_URL:
+        terminalreporter.write_line(
+            "PostgreSQL tests: {passed} passed, {failed} failed, {error} errors, {skipped} skipped".format(**counts)
+        )
+        if counts["skipped"]:
+            terminalreporter.write_line("PostgreSQL tests must not be skipped", red=True)
+    else:
+        terminalreporter.write_line("PostgreSQL tests: not run (ANTAM_TEST_DATABASE_URL is not set)")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A skipped PostgreSQL test is a failure of the run when PostgreSQL was asked for.
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if PG_URL and reporter is not None:
+        skipped = [r for r in reporter.stats.get("skipped", []) if "[postgresql" in getattr(r, "nodeid", "")]
+        if skipped and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(scope="session")
+def content() -> tuple[Context, Renderer]:
+    return load_content()
+
+
+@pytest.fixture
+def ctx(content: tuple[Context, Renderer]) -> Context:
+    return content[0]
+
+
+@pytest.fixture
+def renderer(content: tuple[Context, Renderer]) -> Renderer:
+    return content[1]
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(START)
+
+
+@pytest.fixture
+def master_key() -> str:
+    return encode_master_key(generate_master_key())
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'antam.db'}"
+        return
+    try:
+        await asyncio.wait_for(_reset_postgres(PG_URL), timeout=30)
+    except Exception as exc:  # the server is required once configured: fail loudly
+        pytest.fail(f"PostgreSQL at ANTAM_TEST_DATABASE_URL is not usable: {exc!r}", pytrace=False)
+    yield PG_URL
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, master_key: str) -> Settings:
+    return Settings(
+        ANTAM_DATA_DIR=tmp_path / "data",
+        ANTAM_DATABASE_URL=database_url,
+        ANTAM_MASTER_KEY=master_key,
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings, clock: FixedClock) -> AsyncIterator[Services]:
+    opened = await open_services(settings, clock=clock, warn=lambda _message: None)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+def runtime(services: Services) -> Runtime:
+    return Runtime(services)
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An environment for subprocesses with no An Tâm, Telegram or Zalo variables of the caller."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("ANTAM_", "TELEGRAM_", "ZALO_"))
+    }
+    env["ANTAM_DATA_DIR"] = str(tmp_path / "antam-data")
+    yield env
