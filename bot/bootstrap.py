@@ -41,10 +41,11 @@ class StartupError(Exception):
     """An Tâm cannot start; the message says why and what to do."""
 
 
-def load_content() -> tuple[Context, Renderer]:
+def load_content(*, retention_days: int = 180) -> tuple[Context, Renderer]:
     pack = load_pack()
     catalogs = load_catalogs()
-    return Context(pack=pack, classifier=IntentClassifier(load_phrases())), Renderer(catalogs, pack)
+    context = Context(pack=pack, classifier=IntentClassifier(load_phrases()), retention_days=retention_days)
+    return context, Renderer(catalogs, pack)
 
 
 def _warn(message: str) -> None:
@@ -121,7 +122,10 @@ async def open_services(
 ) -> Services:
     """Open the database and keys and load the content; raise on any problem."""
     clock = clock or SystemClock()
-    context, renderer = load_content()
+    context, renderer = load_content(retention_days=settings.retention_days)
+    if settings.master_key is not None:
+        # A malformed key is refused before anything, even an empty database file, is created.
+        parse_master_key(settings.master_key.get_secret_value())
     db = Database(settings.effective_database_url)
     try:
         secrets = await open_secrets(settings, db, warn=warn)

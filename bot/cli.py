@@ -100,8 +100,8 @@ async def _run_server(services: Services, out: TextIO) -> int:
 async def _chat(services: Services, user: str, as_json: bool) -> int:
     runtime = Runtime(services)
     if as_json:
-        return await console.run_json(runtime.handle, user, sys.stdin, sys.stdout, sys.stderr)
-    return await console.run_interactive(runtime.handle, user, sys.stdin, sys.stdout)
+        return await console.run_json(runtime.answer, user, sys.stdin, sys.stdout, sys.stderr)
+    return await console.run_interactive(runtime.answer, user, sys.stdin, sys.stdout)
 
 
 def _intent(text: str | None, out: TextIO) -> int:

@@ -13,10 +13,11 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.bootstrap import Services
 from bot.clock import today
+from handlers.common import Outcome
 from handlers.engine import respond
 from handlers.render import RenderedReply
-from handlers.state import State
-from handlers.types import EraseRecord, Inbound
+from handlers.state import DEFAULT_LOCALE, LOCALES, State
+from handlers.types import EraseRecord, Inbound, Msg, Reply
 from storage.crypto import UnknownKeyError
 from storage.persons import erase_person, load_record, save_record
 
@@ -26,6 +27,22 @@ log = logging.getLogger("antam.runtime")
 class Runtime:
     def __init__(self, services: Services) -> None:
         self.services = services
+
+    async def answer(self, inbound: Inbound) -> list[RenderedReply]:
+        """Answer one event; on any failure, log it without personal data and apologise."""
+        try:
+            return await self.handle(inbound)
+        except Exception as exc:
+            # Only the exception's type: its message or traceback could name a value.
+            log.error("could not answer an update from %s: %s", inbound.channel, type(exc).__name__)
+            return self.apology(inbound.locale_hint)
+
+    def apology(self, locale_hint: str | None = None) -> list[RenderedReply]:
+        """The reply sent when something failed: an apology with the emergency numbers."""
+        hint = (locale_hint or "").split("-")[0].lower()
+        locale = hint if hint in LOCALES else DEFAULT_LOCALE
+        outcome = Outcome(None, (Reply((Msg("error.internal"),)),), locale=locale)
+        return self.services.renderer.render(outcome)
 
     async def handle(self, inbound: Inbound) -> list[RenderedReply]:
         """Answer one inbound event; return the rendered replies for the channel to send."""

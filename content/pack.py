@@ -25,7 +25,8 @@ INTENT_IDS = (
     "emergency human_counselor privacy delete_data quick_exit unknown"
 ).split()
 SAFETY_INTENTS = frozenset({"crisis", "emergency", "violence", "trafficking", "pep"})
-OBSOLETE_NUMBERS = ("1800 1567", "18001567", "1800.1567")
+# The old anti-trafficking line, however it is written ("1800 1567", "1800-1567", "18001567"…).
+OBSOLETE_NUMBER = re.compile(r"1800[\s.\-–]*1567")
 MAX_SUMMARY_WORDS = 120
 MAX_MORE_WORDS = 300
 
@@ -172,9 +173,8 @@ def load_pack(data_dir: Path = DATA_DIR) -> ContentPack:
     for path in [*sorted(topic_dir.glob("*.yaml")), hotline_path]:
         if path.exists():
             text = path.read_text(encoding="utf-8", errors="replace")
-            for number in OBSOLETE_NUMBERS:
-                if number in text:
-                    problems.append(f"{path.name}: contains the obsolete number {number} (replaced by 111)")
+            for found in OBSOLETE_NUMBER.finditer(text):
+                problems.append(f"{path.name}: contains the obsolete number {found.group(0)} (replaced by 111)")
     if problems:
         raise ContentError(problems)
     return ContentPack(topics=topics, hotlines=tuple(hotlines))
@@ -208,5 +208,3 @@ def _cross_check(topics: dict[str, Topic], hotlines: list[Hotline]) -> Iterable[
     if not any(line.verified for line in hotlines):
         yield "hotlines.yaml: no verified hotline to show in an emergency"
 
-
-_WORD = re.compile(r"\w+", re.UNICODE)

@@ -17,6 +17,8 @@ class Context:
 
     pack: ContentPack
     classifier: IntentClassifier
+    # Stated in the privacy notice, so the notice is true for this deployment.
+    retention_days: int = 180
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,8 @@ CONSENT_BUTTONS = (
 
 def welcome(turn: Turn) -> Outcome:
     """Greet a person who has not accepted the notice, and show the notice."""
-    return turn.answer(Reply((Msg("welcome.greeting"), Msg("consent.notice")), CONSENT_BUTTONS + (QUICK_EXIT,)))
+    notice = Msg("consent.notice", {"days": turn.ctx.retention_days})
+    return turn.answer(Reply((Msg("welcome.greeting"), notice), CONSENT_BUTTONS + (QUICK_EXIT,)))
 
 
 def greet(turn: Turn) -> Outcome:

@@ -1,0 +1,129 @@
+"""Configuration from the environment and a .env file (DESIGN §4): bot.config.load_settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_settings
+
+
+def test_defaults() -> None:
+    """With nothing set, it uses ./antam-data, 127.0.0.1:8080, 180 days and SQLite in the data dir."""
+    settings = load_settings(environ={}, env_file=None)
+    assert settings.data_dir == Path("antam-data")
+    assert settings.http_host == "127.0.0.1"
+    assert settings.http_port == 8080
+    assert settings.retention_days == 180
+    assert settings.database_url is None
+    assert settings.effective_database_url == "sqlite+aiosqlite:///antam-data/antam.db"
+    assert settings.key_file == Path("antam-data") / "master.key"
+    assert settings.public_url is None
+    assert settings.master_key is None
+
+
+def test_sqlite_url_follows_the_data_dir(tmp_path: Path) -> None:
+    """The default SQLite database lives inside ANTAM_DATA_DIR."""
+    settings = load_settings(environ={"ANTAM_DATA_DIR": str(tmp_path / "d")}, env_file=None)
+    assert settings.effective_database_url == f"sqlite+aiosqlite:///{(tmp_path / 'd' / 'antam.db').as_posix()}"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db:5432/antam", "postgresql+asyncpg://u:p@db:5432/antam"),
+        ("postgresql://u@db/antam", "postgresql+asyncpg://u@db/antam"),
+        ("postgresql+asyncpg://u@db/antam", "postgresql+asyncpg://u@db/antam"),
+        ("sqlite:////var/lib/antam.db", "sqlite+aiosqlite:////var/lib/antam.db"),
+    ],
+)
+def test_database_urls_get_the_async_driver(given: str, expected: str) -> None:
+    """postgres:// and postgresql:// (and sqlite://) URLs are turned into their async-driver form."""
+    settings = load_settings(environ={"ANTAM_DATABASE_URL": given}, env_file=None)
+    assert settings.database_url == expected
+    assert settings.effective_database_url == expected
+
+
+def test_empty_strings_count_as_unset() -> None:
+    """An empty variable is treated as not set, so the default applies."""
+    settings = load_settings(
+        environ={"ANTAM_HTTP_PORT": "", "ANTAM_DATABASE_URL": "", "ANTAM_PUBLIC_URL": "", "ANTAM_MASTER_KEY": ""},
+        env_file=None,
+    )
+    assert settings.http_port == 8080
+    assert settings.database_url is None
+    assert settings.public_url is None
+    assert settings.master_key is None
+
+
+def test_every_bad_variable_is_named() -> None:
+    """The ConfigError lists every invalid variable by name, not only the first."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"ANTAM_HTTP_PORT": "abc", "ANTAM_RETENTION_DAYS": "0"}, env_file=None)
+    message = str(caught.value)
+    assert "ANTAM_HTTP_PORT" in message
+    assert "ANTAM_RETENTION_DAYS" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ANTAM_HTTP_PORT", "70000"),
+        ("ANTAM_DATABASE_URL", "mysql://x"),
+        ("ANTAM_LOG_LEVEL", "LOUD"),
+        ("TELEGRAM_API_BASE_URL", "ftp://example.org"),
+    ],
+)
+def test_invalid_values_are_rejected_by_name(name: str, value: str) -> None:
+    """An out-of-range or malformed value raises ConfigError naming the variable."""
+    with pytest.raises(ConfigError, match=name):
+        load_settings(environ={name: value}, env_file=None)
+
+
+def test_public_url_must_be_https() -> None:
+    """ANTAM_PUBLIC_URL over plain http is refused (webhooks need TLS); https is accepted."""
+    with pytest.raises(ConfigError, match="ANTAM_PUBLIC_URL"):
+        load_settings(environ={"ANTAM_PUBLIC_URL": "http://example.org"}, env_file=None)
+    settings = load_settings(environ={"ANTAM_PUBLIC_URL": "https://example.org/"}, env_file=None)
+    assert settings.public_url == "https://example.org"
+
+
+def test_webhook_secret_with_a_space_is_rejected() -> None:
+    """TELEGRAM_WEBHOOK_SECRET must be Telegram's secret-token alphabet; a space is refused."""
+    with pytest.raises(ConfigError, match="TELEGRAM_WEBHOOK_SECRET"):
+        load_settings(environ={"TELEGRAM_WEBHOOK_SECRET": "two words"}, env_file=None)
+    ok = load_settings(environ={"TELEGRAM_WEBHOOK_SECRET": "Abc_123-xyz"}, env_file=None)
+    assert ok.telegram_webhook_secret is not None
+    assert ok.telegram_webhook_secret.get_secret_value() == "Abc_123-xyz"
+
+
+def test_env_file_is_read_and_the_environment_overrides_it(tmp_path: Path) -> None:
+    """Values come from the .env file unless the environment sets the same name."""
+    env_file = tmp_path / ".env"
+    env_file.write_text("ANTAM_HTTP_PORT=9000\nANTAM_RETENTION_DAYS=30\nANTAM_HTTP_HOST=0.0.0.0\n", encoding="utf-8")
+    settings = load_settings(environ={"ANTAM_HTTP_PORT": "9100"}, env_file=env_file)
+    assert settings.http_port == 9100
+    assert settings.retention_days == 30
+    assert settings.http_host == "0.0.0.0"
+
+
+def test_a_missing_env_file_is_fine(tmp_path: Path) -> None:
+    """A .env path that does not exist is simply skipped."""
+    settings = load_settings(environ={"ANTAM_RETENTION_DAYS": "7"}, env_file=tmp_path / "no-such.env")
+    assert settings.retention_days == 7
+
+
+def test_unknown_variables_are_ignored() -> None:
+    """Variables that are not An Tâm settings (PATH, HOME, …) do not disturb validation."""
+    settings = load_settings(environ={"PATH": "/bin", "ANTAM_SOMETHING_ELSE": "x"}, env_file=None)
+    assert settings.http_port == 8080
+
+
+def test_secrets_are_not_shown_in_repr() -> None:
+    """Secret values do not appear when the settings are printed."""
+    key = "Zm9vYmFyYmF6cXV4Zm9vYmFyYmF6cXV4Zm9vYmFyYmE"
+    settings = load_settings(environ={"ANTAM_MASTER_KEY": key, "TELEGRAM_BOT_TOKEN": "123:SECRETTOKEN"}, env_file=None)
+    shown = repr(settings) + str(settings)
+    assert key not in shown
+    assert "SECRETTOKEN" not in shown
