@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 DATA_DIR = Path(__file__).with_name("data")
 LOCALES = ("vi", "en")
-GROUPS = ("hiv_sti", "wellbeing", "safety", "livelihood", "privacy")
+GROUPS = ("hiv_sti", "reproductive", "drugs", "wellbeing", "safety", "livelihood", "privacy")
 INTENT_IDS = (
     "greeting menu hiv_testing prep pep condoms hiv_treatment sti mental_health crisis violence "
     "trafficking legal_aid drugs reproductive_health jobs vocational_training loans services_nearby "
@@ -59,7 +59,7 @@ class TopicTexts(_Strict):
 
 class Topic(_Strict):
     id: TopicId
-    group: Literal["hiv_sti", "wellbeing", "safety", "livelihood", "privacy"]
+    group: Literal["hiv_sti", "reproductive", "drugs", "wellbeing", "safety", "livelihood", "privacy"]
     intents: list[str] = Field(default_factory=list)
     sensitive: bool
     source: Annotated[str, StringConstraints(min_length=3)]
