@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from content.geo import commune_index
 from content.i18n import load_catalogs
 from content.intents import IntentClassifier, load_phrases
 from content.pack import load_pack
@@ -44,8 +45,13 @@ class StartupError(Exception):
 def load_content(*, retention_days: int = 180) -> tuple[Context, Renderer]:
     pack = load_pack()
     catalogs = load_catalogs()
-    context = Context(pack=pack, classifier=IntentClassifier(load_phrases()), retention_days=retention_days)
-    return context, Renderer(catalogs, pack)
+    context = Context(
+        pack=pack,
+        classifier=IntentClassifier(load_phrases()),
+        communes=commune_index(),
+        retention_days=retention_days,
+    )
+    return context, Renderer(catalogs, pack, context.communes)
 
 
 def _warn(message: str) -> None:

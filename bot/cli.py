@@ -138,7 +138,8 @@ def _content_check(out: TextIO) -> int:
     pack = load_pack()
     print(
         f"Content pack OK: {len(pack.topics)} topics, {len(pack.hotlines)} hotlines "
-        f"({len(pack.shown_hotlines())} verified), {len(load_phrases())} intents with phrases, "
+        f"({len(pack.shown_hotlines())} verified), {len(pack.services)} services "
+        f"({sum(s.verified for s in pack.services)} verified), {len(load_phrases())} intents with phrases, "
         f"{len(load_catalogs().keys())} interface messages in vi and en.",
         file=out,
     )

@@ -1,7 +1,8 @@
 """Interface strings: gettext catalogs (Babel .po files), Vietnamese first, English second.
 
-Message ids are stable keys ("menu.title"); each locale's catalog holds the text. The .po
-files are read with Babel at start; no compiled .mo files are needed.
+Message ids are stable keys ("menu.title"); each locale's catalog holds the text. Installing
+the package compiles each .po into a .mo (setup.py); a compiled catalog at least as new as
+its source is read, otherwise the .po itself (a working copy, or an edited catalog).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from content.pack import LOCALES, ContentError
@@ -46,6 +49,15 @@ class Catalogs:
         return set(self.messages["vi"])
 
 
+def _read_catalog(po_path: Path, locale: str) -> Catalog:
+    mo_path = po_path.with_suffix(".mo")
+    if mo_path.exists() and (not po_path.exists() or mo_path.stat().st_mtime >= po_path.stat().st_mtime):
+        with mo_path.open("rb") as handle:
+            return read_mo(handle)
+    with po_path.open("rb") as handle:
+        return read_po(handle, locale=locale)
+
+
 def load_catalogs(locale_dir: Path = LOCALE_DIR) -> Catalogs:
     """Read every locale's catalog; raise ContentError listing missing or broken messages."""
     problems: list[str] = []
@@ -53,8 +65,7 @@ def load_catalogs(locale_dir: Path = LOCALE_DIR) -> Catalogs:
     for locale in LOCALES:
         path = locale_dir / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
         try:
-            with path.open("rb") as handle:
-                catalog = read_po(handle, locale=locale)
+            catalog = _read_catalog(path, locale)
         except (OSError, ValueError) as exc:
             problems.append(f"locale/{locale}: cannot read {path.name}: {exc}")
             continue

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from rapidfuzz import process
+from rapidfuzz.distance import Levenshtein
 
 from content.pack import DATA_DIR, INTENT_IDS, ContentError
 
@@ -52,14 +54,64 @@ def strip_diacritics(text: str) -> str:
     return "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
 
 
-def tokens(text: str) -> list[str]:
-    """Normalise text into comparable tokens (see the module docstring)."""
-    plain = _NON_WORD.sub(" ", strip_diacritics(text[:MAX_CLASSIFIED_CHARS]))
-    out: list[str] = []
-    for word in plain.split():
-        expanded = TEENCODE.get(word, word)
-        out.extend(_squeeze(part) for part in expanded.split())
+@dataclass(frozen=True)
+class Token:
+    """A normalised word: ``plain`` without any marks, ``marked`` as typed (lower-case, NFC)."""
+
+    plain: str
+    marked: str
+
+    @property
+    def has_marks(self) -> bool:
+        return self.marked != self.plain
+
+    def marks_disagree(self, other: Token) -> bool:
+        """Both were written with tone marks, and different ones ("từ" and "tự")."""
+        return self.has_marks and other.has_marks and self.marked != other.marked
+
+
+_NON_WORD_MARKED = re.compile(r"[^\w]+|_")
+
+
+def analyse(text: str) -> list[Token]:
+    """Normalise text into tokens (see the module docstring), keeping the marks as typed."""
+    lowered = unicodedata.normalize("NFC", text[:MAX_CLASSIFIED_CHARS].lower())
+    out: list[Token] = []
+    for word in _NON_WORD_MARKED.split(lowered):
+        plain_word = _NON_WORD.sub(" ", strip_diacritics(word)).strip()
+        if not plain_word:
+            continue
+        if " " in plain_word:  # letters outside Vietnamese, e.g. "hiv2u": keep the pieces plain
+            out.extend(Token(_squeeze(piece), _squeeze(piece)) for piece in plain_word.split())
+            continue
+        expanded = TEENCODE.get(plain_word)
+        if expanded is not None and word == plain_word:
+            out.extend(Token(part, part) for part in expanded.split())
+        else:
+            out.append(Token(_squeeze(plain_word), _squeeze_marked(word)))
     return out
+
+
+def tokens(text: str) -> list[str]:
+    """The plain form of every token of ``text``."""
+    return [token.plain for token in analyse(text)]
+
+
+def _squeeze_marked(word: str) -> str:
+    """Cut back stretched letters like _squeeze, treating "ứ" and "u" as the same letter."""
+    out = list(word)
+    result: list[str] = []
+    index = 0
+    while index < len(out):
+        plain = strip_diacritics(out[index])
+        end = index
+        while end < len(out) and strip_diacritics(out[end]) == plain:
+            end += 1
+        length = end - index
+        keep = length if length < 3 else (2 if plain in "uo" else 1)
+        result.extend(out[index : index + keep])
+        index = end
+    return "".join(result)
 
 
 @dataclass(frozen=True)
@@ -70,37 +122,92 @@ class IntentMatch:
 
 
 class IntentClassifier:
-    """Phrase-table classifier over normalised tokens."""
+    """Phrase-table classifier over normalised tokens, tolerant of one-letter typos."""
 
     def __init__(self, phrases: dict[str, list[str]]) -> None:
-        self._index: dict[str, list[tuple[tuple[str, ...], str]]] = defaultdict(list)
+        self._index: dict[str, list[tuple[tuple[Token, ...], str]]] = defaultdict(list)
         for intent, items in phrases.items():
             for phrase in items:
-                words = tuple(tokens(phrase))
+                words = tuple(analyse(phrase))
                 if words:
-                    self._index[words[0]].append((words, intent))
+                    self._index[words[0].plain].append((words, intent))
         for candidates in self._index.values():
             candidates.sort(key=lambda item: -len(item[0]))
+        self._vocabulary = sorted({t.plain for cands in self._index.values() for ws, _ in cands for t in ws})
+        self._known = frozenset(self._vocabulary)
+        self._corrections: dict[str, str | None] = {}
+
+    def _correct(self, token: Token) -> Token:
+        """Replace an unknown word of five letters or more by the one known word one edit away."""
+        if token.plain in self._known or len(token.plain) < 5 or token.plain.isdigit():
+            return token
+        if token.plain not in self._corrections:
+            if len(self._corrections) > 50_000:
+                self._corrections.clear()
+            best = process.extractOne(
+                token.plain, self._vocabulary, scorer=Levenshtein.distance, score_cutoff=1
+            )
+            self._corrections[token.plain] = best[0] if best else None
+        corrected = self._corrections[token.plain]
+        return Token(corrected, corrected) if corrected else token
 
     def classify(self, text: str) -> IntentMatch:
-        words = tokens(text)
+        words = [self._correct(token) for token in analyse(text)]
         if not words:
             return IntentMatch("unknown", 0.0)
-        best: dict[str, tuple[int, tuple[str, ...]]] = {}
+        best: dict[str, tuple[float, tuple[Token, ...]]] = {}
         for start, word in enumerate(words):
-            for phrase, intent in self._index.get(word, ()):
-                if tuple(words[start : start + len(phrase)]) == phrase:
-                    length = len(phrase)
-                    if length > best.get(intent, (0, ()))[0]:
-                        best[intent] = (length, phrase)
+            for phrase, intent in self._index.get(word.plain, ()):
+                gaps = _match_at(words, start, phrase)
+                if gaps is None:
+                    continue
+                # A phrase met word for word outranks the same phrase with a word slipped in.
+                strength = len(phrase) - 0.5 * gaps
+                if strength > best.get(intent, (0.0, ()))[0]:
+                    best[intent] = (strength, phrase)
         if not best:
             return IntentMatch("unknown", 0.0)
         chosen = next((intent for intent in SAFETY_ORDER if intent in best), None)
         if chosen is None:
             strong = {k: v for k, v in best.items() if k not in WEAK_INTENTS} or best
-            chosen = max(strong, key=lambda k: (strong[k][0], sum(map(len, strong[k][1]))))
-        length, phrase = best[chosen]
-        return IntentMatch(chosen, round(min(1.0, length / len(words)), 3), " ".join(phrase))
+            chosen = max(strong, key=lambda k: (strong[k][0], sum(len(t.plain) for t in strong[k][1])))
+        strength, phrase = best[chosen]
+        return IntentMatch(chosen, round(min(1.0, strength / len(words)), 3), " ".join(t.marked for t in phrase))
+
+
+MAX_GAP = 1  # words that may stand between two words of a phrase: "không (còn) muốn sống"
+
+
+def _match_at(words: list[Token], start: int, phrase: tuple[Token, ...]) -> int | None:
+    """Match ``phrase`` from ``start``; return the number of words skipped, or None."""
+    matched = [words[start]]
+    position, gaps = start, 0
+    for wanted in phrase[1:]:
+        for step in range(1, MAX_GAP + 2):
+            candidate = position + step
+            if candidate < len(words) and words[candidate].plain == wanted.plain:
+                matched.append(words[candidate])
+                gaps += step - 1
+                position = candidate
+                break
+        else:
+            return None
+    return gaps if _same_words(matched, phrase) else None
+
+
+def _same_words(window: list[Token], phrase: tuple[Token, ...]) -> bool:
+    """The words are the same, and where both sides wrote tone marks, most of them agree.
+
+    "từ từ" is not "tự tử", but "xét nghiêm" (one mark wrong) still is "xét nghiệm".
+    """
+    compared = disagreeing = 0
+    for typed, wanted in zip(window, phrase, strict=True):
+        if typed.plain != wanted.plain:
+            return False
+        if typed.has_marks and wanted.has_marks:
+            compared += 1
+            disagreeing += typed.marks_disagree(wanted)
+    return disagreeing * 2 <= compared if compared > 1 else disagreeing == 0
 
 
 def load_phrases(path: Path = DATA_DIR / "intents.yaml") -> dict[str, list[str]]:
@@ -122,7 +229,7 @@ def load_phrases(path: Path = DATA_DIR / "intents.yaml") -> dict[str, list[str]]
             problems.append(f"intents.yaml: {intent}: must be a list of strings")
             continue
         for item in items:
-            key = tuple(tokens(item))
+            key = tuple(token.marked for token in analyse(item))
             if not key:
                 problems.append(f"intents.yaml: {intent}: phrase '{item}' is empty once normalised")
             elif owner.get(key, intent) != intent:

@@ -74,6 +74,7 @@ class Topic(_Strict):
 
 class HotlineTexts(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
+    hours: Annotated[str, StringConstraints(min_length=1, max_length=40)]  # when it answers, e.g. "24/7"
     description: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
@@ -91,6 +92,49 @@ class Hotline(_Strict):
         return self.en if locale == "en" else self.vi
 
 
+SERVICE_TYPES = (
+    "health_station", "hiv_testing", "prep", "pep", "arv", "sti", "methadone", "needles", "condoms",
+    "counselling", "reproductive", "employment", "vocational", "loans", "legal_aid", "womens_union",
+    "social_assistance",
+)
+ServiceType = Literal[
+    "health_station", "hiv_testing", "prep", "pep", "arv", "sti", "methadone", "needles", "condoms",
+    "counselling", "reproductive", "employment", "vocational", "loans", "legal_aid", "womens_union",
+    "social_assistance",
+]
+
+
+class ServiceTexts(_Strict):
+    name: Annotated[str, StringConstraints(min_length=3, max_length=120)]
+    address: str | None = None
+    hours: str | None = None
+
+
+class Service(_Strict):
+    """A place a person can go to. Unverified details are never shown to a person as confirmed."""
+
+    id: TopicId
+    types: Annotated[list[ServiceType], Field(min_length=1)]
+    province: int
+    commune: int | None = None  # 2025 commune code where it is; None for province-wide bodies
+    coverage: Literal["commune", "province"]
+    phone: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9 .]{2,15}$")] | None = None
+    latitude: Annotated[float, Field(ge=8, le=24)] | None = None
+    longitude: Annotated[float, Field(ge=102, le=110)] | None = None
+    verified: bool
+    verified_on: dt.date | None = None
+    source: Annotated[str, StringConstraints(min_length=3)]
+    staff_note: str | None = None  # shown to staff only
+    vi: ServiceTexts
+    en: ServiceTexts
+
+    def texts(self, locale: str) -> ServiceTexts:
+        return self.en if locale == "en" else self.vi
+
+    def serves(self, commune: int, province: int) -> bool:
+        return self.commune == commune if self.coverage == "commune" else self.province == province
+
+
 class ContentError(Exception):
     """The content pack has problems; ``problems`` lists every one."""
 
@@ -103,6 +147,20 @@ class ContentError(Exception):
 class ContentPack:
     topics: dict[str, Topic]
     hotlines: tuple[Hotline, ...]
+    services: tuple[Service, ...] = ()
+
+    def services_for(self, commune: int, province: int) -> list[Service]:
+        """Services a person in ``commune`` can use: those in the commune, then province-wide ones."""
+        found = [s for s in self.services if s.serves(commune, province)]
+        return sorted(found, key=lambda s: (s.coverage != "commune", s.id))
+
+    def communes_with_services(self) -> list[int]:
+        """Communes that have at least one service of their own, in file order."""
+        seen: list[int] = []
+        for service in self.services:
+            if service.commune is not None and service.coverage == "commune" and service.commune not in seen:
+                seen.append(service.commune)
+        return seen
 
     def topic_for_intent(self, intent: str) -> Topic | None:
         for topic in self.topics.values():
@@ -169,15 +227,58 @@ def load_pack(data_dir: Path = DATA_DIR) -> ContentPack:
             except ValidationError as exc:
                 problems.extend(_format_error(f"hotlines.yaml[{index}]", exc))
 
+    services: list[Service] = []
+    service_paths = sorted((data_dir / "services").glob("*.yaml"))
+    for path in service_paths:
+        raw_services = _read_yaml(path, problems)
+        if not isinstance(raw_services, list):
+            problems.append(f"services/{path.name}: must be a list of services")
+            continue
+        for index, raw in enumerate(raw_services):
+            try:
+                services.append(Service.model_validate(raw))
+            except ValidationError as exc:
+                problems.extend(_format_error(f"services/{path.name}[{index}]", exc))
+    problems.extend(_check_services(services))
+
     problems.extend(_cross_check(topics, hotlines))
-    for path in [*sorted(topic_dir.glob("*.yaml")), hotline_path]:
+    for path in [*sorted(topic_dir.glob("*.yaml")), hotline_path, *service_paths]:
         if path.exists():
             text = path.read_text(encoding="utf-8", errors="replace")
             for found in OBSOLETE_NUMBER.finditer(text):
                 problems.append(f"{path.name}: contains the obsolete number {found.group(0)} (replaced by 111)")
     if problems:
         raise ContentError(problems)
-    return ContentPack(topics=topics, hotlines=tuple(hotlines))
+    return ContentPack(topics=topics, hotlines=tuple(hotlines), services=tuple(services))
+
+
+def _check_services(services: list[Service]) -> Iterable[str]:
+    from vietnam_provinces import Province, ProvinceCode, Ward, WardCode
+
+    seen: set[str] = set()
+    for service in services:
+        where = f"services: '{service.id}'"
+        if service.id in seen:
+            yield f"{where}: duplicate id"
+        seen.add(service.id)
+        try:
+            Province.from_code(ProvinceCode(service.province))
+        except ValueError:
+            yield f"{where}: province code {service.province} is not a 2025 province"
+        if service.commune is not None:
+            try:
+                ward = Ward.from_code(WardCode(service.commune))
+            except ValueError:
+                yield f"{where}: commune code {service.commune} is not a 2025 commune"
+            else:
+                if int(ward.province_code) != service.province:
+                    yield f"{where}: commune {service.commune} is not in province {service.province}"
+        elif service.coverage == "commune":
+            yield f"{where}: coverage 'commune' needs a commune code"
+        if service.verified and service.verified_on is None:
+            yield f"{where}: verified but has no verified_on date"
+        if (service.latitude is None) != (service.longitude is None):
+            yield f"{where}: give both latitude and longitude, or neither"
 
 
 def _cross_check(topics: dict[str, Topic], hotlines: list[Hotline]) -> Iterable[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from content.geo import CommuneIndex
 from content.intents import IntentClassifier
 from content.pack import ContentPack
 from handlers.state import State
@@ -17,6 +18,7 @@ class Context:
 
     pack: ContentPack
     classifier: IntentClassifier
+    communes: CommuneIndex
     # Stated in the privacy notice, so the notice is true for this deployment.
     retention_days: int = 180
 

@@ -27,6 +27,8 @@ _MENU_COMMANDS = frozenset({"/menu"})
 _QUICK_EXIT_COMMANDS = frozenset({"/thoat", "/exit"})
 _ERASE_COMMANDS = frozenset({"/xoa", "/erase"})
 _HELP_COMMANDS = frozenset({"/trogiup", "/help"})
+# Typed on its own, a language name switches to it at any point of the conversation.
+_LANGUAGE_WORDS = {"english": "en", "tieng anh": "en", "tieng viet": "vi", "vietnamese": "vi"}
 
 Flow = Callable[[Turn], Outcome]
 
@@ -64,7 +66,7 @@ def respond(state: State | None, inbound: Inbound, ctx: Context) -> Outcome:
         return _route_payload(turn, payload)
     text = clean_text(inbound.text)
     if inbound.location is not None and not text:
-        return services.services_menu(Turn(state, locale, ctx, "location"))
+        return services.nearest(Turn(state, locale, ctx, "location"), inbound.location)
     if not text:
         return _with_intent(turn, "empty", lambda t: _not_understood(t, "input.empty"))
     command = text.split()[0].lower().split("@")[0]
@@ -79,7 +81,21 @@ def respond(state: State | None, inbound: Inbound, ctx: Context) -> Outcome:
         # Anything else: they moved on; the erasure is cancelled and the text answered.
         state = state.moved(Step.MENU)
         turn = Turn(state=state, locale=locale, ctx=ctx)
-    return _route_intent(turn, ctx.classifier.classify(text).intent)
+    language = _LANGUAGE_WORDS.get(" ".join(_WORDS.sub(" ", strip_diacritics(text)).split()))
+    if language is not None:
+        return menu.switch_language(Turn(state, locale, ctx, "language"), language)
+    intent = ctx.classifier.classify(text).intent
+    if intent not in SAFETY_INTENTS:
+        awaiting = state is not None and state.step is Step.AWAIT_COMMUNE
+        if awaiting or intent == "unknown":
+            place = services.commune_typed(Turn(state, locale, ctx, "commune"), text, fuzzy=awaiting)
+            if place is not None:
+                return place
+            if awaiting and intent == "unknown":
+                return services.commune_not_found(Turn(state, locale, ctx, "commune"))
+    if state is not None and state.step is Step.AWAIT_COMMUNE:
+        turn = Turn(state=state.moved(Step.MENU), locale=locale, ctx=ctx)
+    return _route_intent(turn, intent)
 
 
 def _with_intent(turn: Turn, intent: str, flow: Flow) -> Outcome:
@@ -107,6 +123,12 @@ def _route_payload(turn: Turn, payload: str) -> Outcome:
         return info.topic_more(t, arg)
     if route == "s" and not arg:
         return services.services_menu(t)
+    if route == "s" and arg == "change":
+        return services.ask_commune(t)
+    if route == "sk" and not arg:
+        return services.service_kinds(t)
+    if route == "w" and arg.isdigit() and len(arg) <= 6:
+        return services.commune_services(t, int(arg))
     if route == "e" and not arg:
         return safety.emergency_menu(t)
     if route == "p" and not arg:

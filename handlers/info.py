@@ -38,7 +38,7 @@ def topic_more(turn: Turn, topic_id: str) -> Outcome:
     found = turn.ctx.pack.topics.get(topic_id)
     if found is None or not found.vi.more:
         return show_menu(turn, Msg("input.stale_button"))
-    parts = (TopicText(found.id, TopicPart.TITLE), TopicText(found.id, TopicPart.MORE))
+    parts = (TopicText(found.id, TopicPart.TITLE), TopicText(found.id, TopicPart.MORE), TopicText(found.id, TopicPart.SOURCE))
     return _topic_reply(turn, found, parts, [])
 
 

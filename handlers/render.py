@@ -5,11 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from babel.dates import format_date
+from babel.numbers import format_decimal
+
+from content.geo import CommuneIndex
 from content.i18n import Catalogs
-from content.pack import ContentPack
+from content.pack import ContentPack, Service
 from handlers.common import Outcome
 from handlers.state import DEFAULT_LOCALE
-from handlers.types import GroupTitle, HotlineList, Msg, ReplyKind, Text, TopicPart, TopicText
+from handlers.types import (
+    CommuneName,
+    GroupTitle,
+    HotlineList,
+    Msg,
+    ReplyKind,
+    ServiceEntry,
+    Text,
+    TopicPart,
+    TopicText,
+)
+
+BABEL_LOCALES = {"vi": "vi_VN", "en": "en"}
 
 MAX_PAYLOAD_BYTES = 64
 
@@ -42,15 +58,21 @@ class RenderedReply:
 
 
 class Renderer:
-    def __init__(self, catalogs: Catalogs, pack: ContentPack) -> None:
+    def __init__(self, catalogs: Catalogs, pack: ContentPack, communes: CommuneIndex) -> None:
         self.catalogs = catalogs
         self.pack = pack
+        self.communes = communes
+        self._services = {service.id: service for service in pack.services}
 
     def text(self, part: Text, locale: str) -> str:
         if isinstance(part, Msg):
             return self.catalogs.text(locale, part.key, part.params)
         if isinstance(part, TopicText):
-            texts = self.pack.topics[part.topic].texts(locale)
+            topic = self.pack.topics[part.topic]
+            texts = topic.texts(locale)
+            if part.part is TopicPart.SOURCE:
+                reviewed = format_date(topic.reviewed, format="long", locale=BABEL_LOCALES[locale])
+                return self.catalogs.text(locale, "topic.source", {"source": topic.source, "reviewed": reviewed})
             if part.part is TopicPart.TITLE:
                 return texts.title
             if part.part is TopicPart.MORE:
@@ -58,16 +80,44 @@ class Renderer:
             return texts.summary
         if isinstance(part, GroupTitle):
             return self.catalogs.text(locale, f"group.{part.group}")
+        if isinstance(part, CommuneName):
+            commune = self.communes.get(part.code)
+            return commune.label if commune else str(part.code)
+        if isinstance(part, ServiceEntry):
+            return self._service(self._services[part.service], part.distance_km, locale)
         if isinstance(part, HotlineList):
             return "\n".join(
                 self.catalogs.text(
                     locale,
                     "hotline.line",
-                    {"number": line.number, "name": line.texts(locale).name, "description": line.texts(locale).description},
+                    {
+                        "number": line.number,
+                        "name": line.texts(locale).name,
+                        "hours": line.texts(locale).hours,
+                        "description": line.texts(locale).description,
+                    },
                 )
                 for line in self.pack.shown_hotlines()
             )
         raise TypeError(f"cannot render {part!r}")
+
+    def _service(self, service: Service, distance: float | None, locale: str) -> str:
+        texts = service.texts(locale)
+        kinds = ", ".join(self.catalogs.text(locale, f"service_type.{kind}") for kind in service.types)
+        lines = [self.catalogs.text(locale, "service.entry", {"name": texts.name, "kinds": kinds})]
+        if distance is not None:
+            km = format_decimal(distance, format="#,##0.0", locale=BABEL_LOCALES[locale])
+            lines.append(self.catalogs.text(locale, "service.distance", {"km": km}))
+        if texts.address:
+            lines.append(self.catalogs.text(locale, "service.address", {"address": texts.address}))
+        if texts.hours:
+            lines.append(self.catalogs.text(locale, "service.hours", {"hours": texts.hours}))
+        # A wrong number could put a person at risk: only verified numbers are shown.
+        if service.phone and service.verified:
+            lines.append(self.catalogs.text(locale, "service.phone", {"phone": service.phone}))
+        if not service.verified:
+            lines.append(self.catalogs.text(locale, "service.unverified"))
+        return "\n".join(lines)
 
     def render(self, outcome: Outcome) -> list[RenderedReply]:
         locale = outcome.locale

@@ -17,6 +17,7 @@ class Step(StrEnum):
 
     MENU = "menu"
     TOPIC = "topic"
+    AWAIT_COMMUNE = "await_commune"
     CONFIRM_ERASE = "confirm_erase"
 
 
@@ -30,12 +31,20 @@ class State:
     step: Step = Step.MENU
     locale: str = DEFAULT_LOCALE
     topic: str | None = None
+    # The commune the person chose for services (2025 code); kept only inside the sealed record.
+    commune: int | None = None
 
     def moved(self, step: Step, *, topic: str | None = None) -> State:
         return replace(self, step=step, topic=topic)
 
     def to_bytes(self) -> bytes:
-        data = {"v": _VERSION, "step": self.step.value, "locale": self.locale, "topic": self.topic}
+        data = {
+            "v": _VERSION,
+            "step": self.step.value,
+            "locale": self.locale,
+            "topic": self.topic,
+            "commune": self.commune,
+        }
         return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
     @classmethod
@@ -54,4 +63,6 @@ class State:
         raw_locale = data.get("locale")
         locale = raw_locale if isinstance(raw_locale, str) and raw_locale in LOCALES else DEFAULT_LOCALE
         topic = data.get("topic") if isinstance(data.get("topic"), str) else None
-        return cls(step=step, locale=locale, topic=topic)
+        raw_commune = data.get("commune")
+        commune = raw_commune if isinstance(raw_commune, int) and not isinstance(raw_commune, bool) else None
+        return cls(step=step, locale=locale, topic=topic, commune=commune)

@@ -41,6 +41,8 @@ class TopicPart(StrEnum):
     TITLE = "title"
     SUMMARY = "summary"
     MORE = "more"
+    # "Source: … · reviewed …", so a person can see where advice comes from and how fresh it is.
+    SOURCE = "source"
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,22 @@ class GroupTitle:
     group: str
 
 
-Text = Msg | TopicText | HotlineList | GroupTitle
+@dataclass(frozen=True)
+class CommuneName:
+    """A commune's name with its province, e.g. "Xã Bình Lư (Lai Châu)"."""
+
+    code: int
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    """One service from the directory, with its distance when the person shared a location."""
+
+    service: str
+    distance_km: float | None = None
+
+
+Text = Msg | TopicText | HotlineList | GroupTitle | CommuneName | ServiceEntry
 
 
 @dataclass(frozen=True)

@@ -46,8 +46,8 @@ def _all_texts(pack: ContentPack) -> list[tuple[str, str]]:
 
 
 def test_pack_has_complete_bilingual_topics(pack: ContentPack) -> None:
-    """The shipped pack has at least 14 topics, each in Vietnamese and English, with a source and a review date."""
-    assert len(pack.topics) >= 14
+    """The shipped pack has at least 30 topics, each in Vietnamese and English, with a source and a review date."""
+    assert len(pack.topics) >= 30
     for topic in pack.topics.values():
         assert topic.vi.title and topic.vi.summary, topic.id
         assert topic.en.title and topic.en.summary, topic.id
@@ -190,8 +190,8 @@ def test_validator_catches_an_undated_verified_hotline(data_copy: Path) -> None:
             "verified": True,
             "national": False,
             "source": "a leaflet",
-            "vi": {"name": "Nhà tạm lánh", "description": "Nơi ở tạm an toàn."},
-            "en": {"name": "Shelter", "description": "A safe place to stay."},
+            "vi": {"name": "Nhà tạm lánh", "hours": "24/7", "description": "Nơi ở tạm an toàn."},
+            "en": {"name": "Shelter", "hours": "24/7", "description": "A safe place to stay."},
         }
     )
     path.write_text(yaml.safe_dump(lines, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -209,8 +209,8 @@ def test_unverified_hotline_is_kept_but_not_shown(data_copy: Path) -> None:
             "number": "0900 111 222",
             "verified": False,
             "source": "heard from a peer",
-            "vi": {"name": "Đường dây chưa kiểm tra", "description": "Chưa xác minh."},
-            "en": {"name": "Unchecked line", "description": "Not verified."},
+            "vi": {"name": "Đường dây chưa kiểm tra", "hours": "8:00–17:00", "description": "Chưa xác minh."},
+            "en": {"name": "Unchecked line", "hours": "8:00–17:00", "description": "Not verified."},
         }
     )
     path.write_text(yaml.safe_dump(lines, allow_unicode=True, sort_keys=False), encoding="utf-8")
@@ -314,3 +314,39 @@ def test_classify_empty_input(classifier: IntentClassifier, text: str) -> None:
     match = classifier.classify(text)
     assert match.intent == "unknown"
     assert match.score == 0
+
+
+def test_hotlines_say_when_they_answer(pack: ContentPack) -> None:
+    """Every hotline states the hours it answers, in both languages."""
+    for line in pack.hotlines:
+        assert line.vi.hours and line.en.hours, line.id
+
+
+def test_required_subjects_are_covered(pack: ContentPack) -> None:
+    """The pack covers every subject the plans and the content issue name."""
+    required = {
+        "hiv_testing", "hiv_self_test", "prep", "pep", "condoms", "hiv_treatment", "hiv_adherence", "syphilis",
+        "gonorrhoea", "chlamydia", "hpv_warts", "herpes", "hepatitis_b", "hepatitis_c", "contraception",
+        "emergency_contraception", "pregnancy", "safe_abortion", "mental_health", "sleep_stress", "violence",
+        "sexual_violence", "trafficking", "detention_rights", "legal_aid", "drugs_harm_reduction", "methadone",
+        "jobs", "vocational_training", "loans", "social_assistance", "privacy",
+    }
+    assert required <= set(pack.topics)
+
+
+def test_service_codes_are_checked(data_copy: Path) -> None:
+    """A service naming a commune that does not exist, or one in another province, is reported."""
+    import yaml
+
+    path = data_copy / "services" / "lai_chau.yaml"
+    entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    entries[0]["commune"] = 99999
+    entries[1]["commune"] = 11284  # Nam Thanh Miện is in Hải Phòng, not Lai Châu
+    entries[2]["verified"] = True  # no verified_on date
+    path.write_text(yaml.safe_dump(entries, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ContentError) as caught:
+        load_pack(data_copy)
+    problems = "\n".join(caught.value.problems)
+    assert "99999 is not a 2025 commune" in problems
+    assert "11284 is not in province 12" in problems
+    assert "verified but has no verified_on" in problems
