@@ -1,4 +1,4 @@
-"""The one aiohttp server: health check now; channels and the staff app plug in here."""
+"""The one aiohttp server: health check, the Telegram webhook; more channels plug in here."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from bot.bootstrap import Services
+from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
 from bot.maintenance import purge
 from bot.runtime import Runtime
 
 SERVICES = web.AppKey("services", Services)
 RUNTIME = web.AppKey("runtime", Runtime)
-MAINTENANCE_EVERY = 24 * 3600.0
+TELEGRAM = web.AppKey("telegram", TelegramChannel)
+MAINTENANCE_EVERY = 3600.0
 log = logging.getLogger("antam.app")
 
 
@@ -51,11 +53,30 @@ async def _maintenance(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def make_app(services: Services, *, maintenance: bool = True) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024)
+def _channel_context(channel: TelegramChannel) -> object:
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        await channel.start()
+        yield
+        # Stop taking updates and finish those in flight before the database closes.
+        await channel.stop()
+
+    return run
+
+
+def make_app(services: Services, *, maintenance: bool = True, telegram: bool | None = None) -> web.Application:
+    """Build the server; Telegram runs when a bot token is configured (or ``telegram`` says so)."""
+    app = web.Application(client_max_size=256 * 1024)
     app[SERVICES] = services
-    app[RUNTIME] = Runtime(services)
+    runtime = Runtime(services)
+    app[RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
     if maintenance:
         app.cleanup_ctx.append(_maintenance)
+    use_telegram = services.settings.telegram_bot_token is not None if telegram is None else telegram
+    if use_telegram:
+        channel = TelegramChannel(runtime, services.settings)
+        app[TELEGRAM] = channel
+        if channel.webhook_mode:
+            app.router.add_post(WEBHOOK_PATH, channel.webhook)
+        app.cleanup_ctx.append(_channel_context(channel))  # type: ignore[arg-type]
     return app

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -13,6 +12,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from bot import logs
 from bot.app import make_app
 from bot.bootstrap import Services, StartupError, open_services
 from bot.channels import console
@@ -52,17 +52,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands.add_parser("purge", help="delete records inactive longer than the retention period")
     return parser
-
-
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Library loggers may print request details; keep them at warnings.
-    for name in ("aiohttp.access", "sqlalchemy", "asyncio", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 async def _with_services(settings: Settings, work: Callable[[Services], Awaitable[int]]) -> int:
@@ -192,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "content":
             return _content_check(out)
         settings = load_settings()
-        _configure_logging(settings)
+        logs.configure(settings.log_level)
         if args.command == "run":
             return asyncio.run(_with_services(settings, lambda s: _run_server(s, out)))
         if args.command == "chat":

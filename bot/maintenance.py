@@ -1,14 +1,27 @@
-"""Retention and key housekeeping, run by `antam purge` and daily by `antam run`."""
+"""Retention and housekeeping, run by `antam purge`, and by `antam run` every hour.
+
+- records of people inactive longer than the retention period are deleted;
+- message ids older than Telegram's 48-hour deletion window are dropped from records;
+- keys of handled updates are forgotten after a week (redeliveries stop long before);
+- retired data keys no record uses any more are deleted.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
+from sqlalchemy import select
+
 from bot.bootstrap import Services
 from bot.clock import today
+from bot.record import MESSAGE_LIFETIME, PersonRecord
 from storage.keys import prune_retired_keys
-from storage.persons import purge_inactive
+from storage.models import Person
+from storage.persons import purge_inactive, record_context
+from storage.updates import forget_processed
+
+UPDATE_MEMORY = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -17,13 +30,37 @@ class PurgeReport:
     cutoff: dt.date
     deleted_key_ids: list[int]
     kept_key_ids: list[int]
+    forgotten_updates: int = 0
+    pruned_message_lists: int = 0
+
+
+async def prune_message_ids(services: Services) -> int:
+    """Drop expired message ids from records active in the last few days; return how many changed."""
+    now = services.clock.now()
+    since = today(services.clock) - dt.timedelta(days=MESSAGE_LIFETIME.days + 1)
+    changed = 0
+    async with services.db.transaction() as session:
+        ring = await services.keys.get(session, refresh=True)
+        people = (
+            await session.scalars(select(Person).where(Person.last_active_on >= since).with_for_update())
+        ).all()
+        for person in people:
+            context = record_context(person.pseudonym)
+            record = PersonRecord.from_bytes(ring.open(person.record, context))
+            fresh = record.fresh(now)
+            if fresh.messages != record.messages:
+                person.record = ring.seal(fresh.to_bytes(), context)
+                changed += 1
+    return changed
 
 
 async def purge(services: Services) -> PurgeReport:
-    """Delete records inactive longer than the retention period and retired keys no longer used."""
+    """Run every housekeeping step once."""
     day = today(services.clock)
     days = services.settings.retention_days
     async with services.db.transaction() as session:
         removed = await purge_inactive(session, today=day, retention_days=days)
+        forgotten = await forget_processed(session, before=services.clock.now() - UPDATE_MEMORY)
+    pruned = await prune_message_ids(services)
     deleted, kept = await prune_retired_keys(services.db, services.secrets, now=services.clock.now())
-    return PurgeReport(removed, day - dt.timedelta(days=days), deleted, kept)
+    return PurgeReport(removed, day - dt.timedelta(days=days), deleted, kept, forgotten, pruned)

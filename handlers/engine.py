@@ -15,7 +15,7 @@ from content.intents import strip_diacritics
 from content.pack import SAFETY_INTENTS
 from handlers import info, menu, onboarding, privacy, safety, services
 from handlers.common import Context, Outcome, Turn, nav
-from handlers.state import DEFAULT_LOCALE, LOCALES, State, Step
+from handlers.state import DEFAULT_LOCALE, LOCALES, PEER_CODE, State, Step
 from handlers.types import Inbound, Msg, Reply
 
 MAX_TEXT_CHARS = 4096
@@ -62,14 +62,24 @@ def respond(state: State | None, inbound: Inbound, ctx: Context) -> Outcome:
     payload = clean_text(inbound.payload)[:MAX_PAYLOAD_CHARS] if inbound.payload else ""
     locale, payload = _locale_for(state, inbound, payload)
     turn = Turn(state=state, locale=locale, ctx=ctx)
+    if not inbound.private:
+        return turn.answer(Reply((Msg("input.private_only"),)), state=state)
     if payload:
         return _route_payload(turn, payload)
+    if inbound.start_param is not None:
+        peer = inbound.start_param if PEER_CODE.match(inbound.start_param) else None
+        return onboarding.greet(Turn(state, locale, ctx, "start"), peer=peer)
+    if inbound.media is not None:
+        key = "input.contact" if inbound.media == "contact" else "input.media"
+        return _with_intent(turn, f"media:{inbound.media}", lambda t: menu.show_menu(t, Msg(key)))
     text = clean_text(inbound.text)
     if inbound.location is not None and not text:
         return services.nearest(Turn(state, locale, ctx, "location"), inbound.location)
     if not text:
         return _with_intent(turn, "empty", lambda t: _not_understood(t, "input.empty"))
     command = text.split()[0].lower().split("@")[0]
+    if command in _START_COMMANDS and len(text.split()) == 2 and PEER_CODE.match(text.split()[1]):
+        return onboarding.greet(Turn(state, locale, ctx, "start"), peer=text.split()[1])
     if command.startswith("/") or command == "start":
         return _route_command(turn, command)
     if state is not None and state.step is Step.CONFIRM_ERASE:
@@ -107,6 +117,9 @@ def _route_payload(turn: Turn, payload: str) -> Outcome:
     t = Turn(turn.state, turn.locale, turn.ctx, f"button:{route}")
     if route == "c" and arg == "accept":
         return onboarding.accept(t)
+    if route == "c" and arg.startswith("accept:"):
+        peer = arg.removeprefix("accept:")
+        return onboarding.accept(t, peer=peer if PEER_CODE.match(peer) else None)
     if route == "c" and arg == "decline":
         return onboarding.decline(t)
     if route == "c" and arg == "more":

@@ -6,6 +6,8 @@ record; declining after having accepted is a withdrawal, which goes through eras
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from handlers.common import QUICK_EXIT, Outcome, Turn
 from handlers.menu import menu_reply, show_menu
 from handlers.privacy import ask_erase
@@ -19,22 +21,33 @@ CONSENT_BUTTONS = (
 )
 
 
-def welcome(turn: Turn) -> Outcome:
+def consent_buttons(peer: str | None) -> tuple[Button, ...]:
+    """Accept / decline / read more; a peer link's code travels in the accept button, since
+    nothing may be stored before the person accepts."""
+    if peer is None:
+        return CONSENT_BUTTONS
+    return (Button(Msg("consent.accept"), f"c:accept:{peer}"), *CONSENT_BUTTONS[1:])
+
+
+def welcome(turn: Turn, *, peer: str | None = None) -> Outcome:
     """Greet a person who has not accepted the notice, and show the notice."""
     notice = Msg("consent.notice", {"days": turn.ctx.retention_days})
-    return turn.answer(Reply((Msg("welcome.greeting"), notice), CONSENT_BUTTONS + (QUICK_EXIT,)))
+    return turn.answer(Reply((Msg("welcome.greeting"), notice), consent_buttons(peer) + (QUICK_EXIT,)))
 
 
-def greet(turn: Turn) -> Outcome:
+def greet(turn: Turn, *, peer: str | None = None) -> Outcome:
     if turn.state is None:
-        return welcome(turn)
+        return welcome(turn, peer=peer)
+    if peer is not None and turn.state.peer is None:
+        # Arrived through a peer link after having consented before: attribute it once.
+        return show_menu(replace(turn, state=replace(turn.state, peer=peer)), Msg("welcome.back"))
     return show_menu(turn, Msg("welcome.back"))
 
 
-def accept(turn: Turn) -> Outcome:
+def accept(turn: Turn, *, peer: str | None = None) -> Outcome:
     if turn.state is not None:
         return show_menu(turn, Msg("consent.already"))
-    state = State(step=Step.MENU, locale=turn.locale)
+    state = State(step=Step.MENU, locale=turn.locale, peer=peer)
     accepted = Turn(state=state, locale=turn.locale, ctx=turn.ctx, intent=turn.intent)
     return accepted.answer(menu_reply(accepted, Msg("consent.accepted")), state=state)
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
 LOCALES = ("vi", "en")
+# Deep-link payloads are A-Za-z0-9_- (Telegram); 32 leaves room for it inside a 64-byte button payload.
+PEER_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 DEFAULT_LOCALE = "vi"
 _VERSION = 1
 
@@ -33,6 +36,8 @@ class State:
     topic: str | None = None
     # The commune the person chose for services (2025 code); kept only inside the sealed record.
     commune: int | None = None
+    # The peer educator's link the person first arrived through (aggregate attribution only).
+    peer: str | None = None
 
     def moved(self, step: Step, *, topic: str | None = None) -> State:
         return replace(self, step=step, topic=topic)
@@ -44,6 +49,7 @@ class State:
             "locale": self.locale,
             "topic": self.topic,
             "commune": self.commune,
+            "peer": self.peer,
         }
         return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
@@ -65,4 +71,6 @@ class State:
         topic = data.get("topic") if isinstance(data.get("topic"), str) else None
         raw_commune = data.get("commune")
         commune = raw_commune if isinstance(raw_commune, int) and not isinstance(raw_commune, bool) else None
-        return cls(step=step, locale=locale, topic=topic, commune=commune)
+        raw_peer = data.get("peer")
+        peer = raw_peer if isinstance(raw_peer, str) and PEER_CODE.match(raw_peer) else None
+        return cls(step=step, locale=locale, topic=topic, commune=commune, peer=peer)

@@ -27,6 +27,12 @@ class Inbound:
     location: Location | None = None
     update_id: str | None = None
     locale_hint: str | None = None
+    # A peer educator's link code the person arrived with (Telegram /start payload, ?p= …).
+    start_param: str | None = None
+    # Something other than text was sent: "sticker", "photo", "voice", "document", "contact"…
+    media: str | None = None
+    # False in a group: the bot does not converse there and stores nothing.
+    private: bool = True
 
 
 @dataclass(frozen=True)

@@ -66,3 +66,15 @@ class Person(Base):
     pseudonym: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     last_active_on: Mapped[dt.date] = mapped_column(Date, nullable=False, index=True)
     record: Mapped[bytes] = mapped_column(SealedBytes, nullable=False)
+
+
+class ProcessedUpdate(Base):
+    """An inbound update already handled, so a redelivery is not answered twice.
+
+    The key is a keyed hash of channel and update id; rows expire after a few days.
+    """
+
+    __tablename__ = "processed_updates"
+
+    key: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)

@@ -70,7 +70,7 @@ def test_bad_script_lines(line: str, error: str) -> None:
 
 def test_script_lines_become_events() -> None:
     """Text, buttons and locations become the matching inbound events."""
-    assert parse_json_line("chào\n", "u", 3) == Inbound("console", "u", text="chào", update_id="3")
+    assert parse_json_line("chào\n", "u", 3) == Inbound("console", "u", text="chào")
     assert parse_json_line("#button t:pep", "u", 1).payload == "t:pep"  # type: ignore[union-attr]
     location = parse_json_line("#location 21.0 105.8", "u", 1).location  # type: ignore[union-attr]
     assert location is not None and (location.latitude, location.longitude) == (21.0, 105.8)

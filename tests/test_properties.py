@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.bootstrap import Services
+from bot.record import PersonRecord
 from bot.runtime import Runtime
 from handlers.common import Context
 from handlers.engine import respond
@@ -51,6 +52,6 @@ async def test_runtime_keeps_storage_valid(runtime: Runtime, services: Services,
             raw = await load_record(session, ring, pseudonym, lock=False)
             stored = await session.scalar(select(Person.last_active_on).where(Person.pseudonym == pseudonym))
         if raw is not None:
-            state = State.from_bytes(raw)
-            assert state.to_bytes() == raw, "the stored record is exactly a valid state"
+            record = PersonRecord.from_bytes(raw)
+            assert record.to_bytes() == raw, "the stored record is exactly a valid record"
             assert stored is not None

@@ -1,4 +1,7 @@
-"""The console channel: `antam chat` in a terminal, or scripted with --json."""
+"""The console channel: `antam chat` in a terminal, or scripted with --json.
+
+A terminal never redelivers a line, so console events carry no update id to deduplicate.
+"""
 
 from __future__ import annotations
 
@@ -15,14 +18,14 @@ Handler = Callable[[Inbound], Awaitable[list[RenderedReply]]]
 _CLEAR = "\033[2J\033[3J\033[H"
 
 
-def parse_json_line(line: str, user: str, update_id: int) -> Inbound | str:
+def parse_json_line(line: str, user: str, line_number: int) -> Inbound | str:
     """Turn one scripted line into an Inbound, or return an error message."""
     stripped = line.rstrip("\r\n")
     if stripped.startswith("#button"):
         payload = stripped[len("#button") :].strip()
         if not payload:
             return "#button needs a payload, e.g. '#button m'"
-        return Inbound(CHANNEL, user, payload=payload, update_id=str(update_id))
+        return Inbound(CHANNEL, user, payload=payload)
     if stripped.startswith("#location"):
         parts = stripped.split()
         try:
@@ -31,23 +34,23 @@ def parse_json_line(line: str, user: str, update_id: int) -> Inbound | str:
             return "#location needs two numbers, e.g. '#location 22.39 103.46'"
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
             return "#location: latitude must be within ±90 and longitude within ±180"
-        return Inbound(CHANNEL, user, location=Location(lat, lon), update_id=str(update_id))
-    return Inbound(CHANNEL, user, text=stripped, update_id=str(update_id))
+        return Inbound(CHANNEL, user, location=Location(lat, lon))
+    return Inbound(CHANNEL, user, text=stripped)
 
 
 async def run_json(handle: Handler, user: str, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """Each stdin line is one inbound event; each reply is printed as one JSON line."""
-    update_id = 0
+    line_number = 0
     errors = 0
     while True:
         line = await asyncio.to_thread(stdin.readline)
         if not line:
             return 1 if errors else 0
-        update_id += 1
-        inbound = parse_json_line(line, user, update_id)
+        line_number += 1
+        inbound = parse_json_line(line, user, line_number)
         if isinstance(inbound, str):
             errors += 1
-            print(f"antam chat: line {update_id}: {inbound}", file=stderr, flush=True)
+            print(f"antam chat: line {line_number}: {inbound}", file=stderr, flush=True)
             continue
         for reply in await handle(inbound):
             stdout.write(json.dumps(reply.to_json(), ensure_ascii=False) + "\n")
@@ -65,8 +68,8 @@ async def run_interactive(handle: Handler, user: str, stdin: TextIO, stdout: Tex
     """A terminal conversation; buttons are numbered, typing a number presses one."""
     stdout.write("An Tâm — gõ tin nhắn, hoặc số của một lựa chọn. Ctrl-D để thoát.\n\n")
     choices: list[str] = []
-    update_id = 0
-    inbound: Inbound | None = Inbound(CHANNEL, user, text="/start", update_id="0")
+    line_number = 0
+    inbound: Inbound | None = Inbound(CHANNEL, user, text="/start")
     while True:
         if inbound is not None:
             replies = await handle(inbound)
@@ -84,11 +87,11 @@ async def run_interactive(handle: Handler, user: str, stdin: TextIO, stdout: Tex
             stdout.write("\n")
             return 0
         text = line.strip()
-        update_id += 1
+        line_number += 1
         if text.isdigit() and 1 <= int(text) <= len(choices):
-            inbound = Inbound(CHANNEL, user, payload=choices[int(text) - 1], update_id=str(update_id))
+            inbound = Inbound(CHANNEL, user, payload=choices[int(text) - 1])
         elif text.isdigit() and choices:
             stdout.write(f"Hãy chọn một số từ 1 đến {len(choices)}.\n")
             inbound = None
         else:
-            inbound = Inbound(CHANNEL, user, text=text, update_id=str(update_id))
+            inbound = Inbound(CHANNEL, user, text=text)

@@ -1,0 +1,56 @@
+"""What is sealed in a consenting person's row: conversation state and recent message ids.
+
+Message ids (never text) are kept so that "Thoát nhanh" can delete the conversation from the
+device; Telegram only lets a bot delete messages younger than 48 hours, so older ids are
+dropped whenever the record is written, and by the hourly maintenance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, replace
+from typing import Any
+
+from handlers.state import State
+
+MESSAGE_LIFETIME = dt.timedelta(hours=48)
+MAX_MESSAGES = 400
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    state: State
+    # (message id, unix time it was seen) in the person's private chat.
+    messages: tuple[tuple[int, int], ...] = ()
+
+    def to_bytes(self) -> bytes:
+        data = {"s": json.loads(self.state.to_bytes()), "m": [list(pair) for pair in self.messages]}
+        return json.dumps(data, separators=(",", ":")).encode("ascii")
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> PersonRecord:
+        try:
+            data: Any = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return cls(State())
+        if not isinstance(data, dict) or "s" not in data:
+            # A record written before message tracking existed holds only the state.
+            return cls(State.from_bytes(raw))
+        messages = tuple(
+            (int(pair[0]), int(pair[1]))
+            for pair in data.get("m") or ()
+            if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair)
+        )
+        return cls(State.from_bytes(json.dumps(data["s"]).encode()), messages)
+
+    def fresh(self, now: dt.datetime) -> PersonRecord:
+        """Without ids older than Telegram's 48-hour deletion window."""
+        oldest = int((now - MESSAGE_LIFETIME).timestamp())
+        return replace(self, messages=tuple(pair for pair in self.messages if pair[1] >= oldest))
+
+    def with_messages(self, ids: list[int], now: dt.datetime) -> PersonRecord:
+        fresh = self.fresh(now)
+        known = {pair[0] for pair in fresh.messages}
+        added = tuple((i, int(now.timestamp())) for i in dict.fromkeys(ids) if i not in known)
+        return replace(fresh, messages=(fresh.messages + added)[-MAX_MESSAGES:])

@@ -1,0 +1,387 @@
+"""The Telegram channel end to end: the real python-telegram-bot client against a fake Bot API.
+
+Webhook tests post updates to An Tâm's own aiohttp server (on 127.0.0.1) and check what the
+bot then asked the fake Bot API to do; the polling test runs PTB's updater against the fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from bot.app import TELEGRAM, make_app
+from bot.logs import quiet_libraries
+from bot.bootstrap import Services, open_services
+from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel, split_text
+from bot.clock import FixedClock
+from bot.config import Settings
+from bot.record import PersonRecord
+from bot.runtime import Runtime
+from storage.models import Person
+from storage.persons import load_record
+from tests.fakes.telegram_api import FakeTelegramAPI
+
+TOKEN = "123456:TEST-token_abc"
+PUBLIC_URL = "https://antam.example.org"
+USER = 7_700_123_456
+OTHER = 7_700_654_321
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegramAPI]:
+    async with FakeTelegramAPI(token=TOKEN, seed=1) as api:
+        yield api
+
+
+def telegram_settings(settings: Settings, fake: FakeTelegramAPI, *, webhook: bool) -> Settings:
+    return settings.model_copy(
+        update={
+            "telegram_bot_token": SecretStr(TOKEN),
+            "telegram_api_base_url": fake.base_url,
+            "public_url": PUBLIC_URL if webhook else None,
+        }
+    )
+
+
+@pytest.fixture
+async def bot(
+    settings: Settings, fake: FakeTelegramAPI, clock: FixedClock
+) -> AsyncIterator[tuple[TestClient[Any, Any], Services]]:
+    """An Tâm in webhook mode on 127.0.0.1, wired to the fake Bot API."""
+    services = await open_services(telegram_settings(settings, fake, webhook=True), clock=clock, warn=lambda _m: None)
+    app = make_app(services, maintenance=False)
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield client, services
+    finally:
+        await client.close()
+        await services.close()
+
+
+async def post(client: TestClient[Any, Any], update: dict[str, Any], secret: str | None = None) -> int:
+    channel: TelegramChannel = client.app[TELEGRAM]
+    headers = {SECRET_HEADER: channel.secret if secret is None else secret}
+    response = await client.post(WEBHOOK_PATH, json=update, headers=headers)
+    return response.status
+
+
+def bot_messages(fake: FakeTelegramAPI, chat: int) -> list[dict[str, Any]]:
+    """The bot's messages still present in the chat, oldest first."""
+    found = [fake.message(chat, i) for i in range(1000, 1600)]
+    return [m for m in found if m is not None and m["from"]["is_bot"]]
+
+
+def all_messages(fake: FakeTelegramAPI, chat: int) -> list[dict[str, Any]]:
+    return [m for m in (fake.message(chat, i) for i in range(1000, 1600)) if m is not None]
+
+
+def buttons(message: dict[str, Any]) -> list[str]:
+    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
+    return [button["callback_data"] for row in rows for button in row]
+
+
+async def press(client: TestClient[Any, Any], fake: FakeTelegramAPI, user: int, data: str) -> None:
+    """Press the button with ``data`` on the newest bot message that has it."""
+    message = next(m for m in reversed(bot_messages(fake, user)) if data in buttons(m))
+    assert await post(client, fake.user_callback(user, data, message["message_id"], enqueue=False)) == 200
+
+
+async def say(client: TestClient[Any, Any], fake: FakeTelegramAPI, user: int, text: str) -> None:
+    assert await post(client, fake.user_text(user, text, enqueue=False)) == 200
+
+
+async def stored(services: Services, user: int) -> PersonRecord | None:
+    pseudonym = services.secrets.pseudonym("telegram", str(user))
+    async with services.db.transaction() as session:
+        ring = await services.keys.get(session)
+        raw = await load_record(session, ring, pseudonym, lock=False)
+    return PersonRecord.from_bytes(raw) if raw is not None else None
+
+
+async def test_webhook_is_registered_with_secret_and_commands(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """At start the bot registers its webhook with a secret token and its commands in Vietnamese."""
+    client, _ = bot
+    (call,) = fake.calls_to("setWebhook")
+    assert call["url"] == PUBLIC_URL + WEBHOOK_PATH
+    assert call["secret_token"] == client.app[TELEGRAM].secret
+    vietnamese = fake.my_commands("vi")
+    assert vietnamese is not None and [c["command"] for c in vietnamese] == ["start", "menu", "thoat", "xoa", "trogiup"]
+    assert vietnamese[2]["description"].startswith("Thoát nhanh")
+    assert fake.my_commands("") == vietnamese, "the default list is Vietnamese too"
+    english = fake.my_commands("en")
+    assert english is not None and english[3]["description"] == "Erase my data"
+
+
+async def test_wrong_secret_and_malformed_bodies(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """A wrong or missing secret gets 403 before parsing; a malformed body gets 400; nothing is sent."""
+    client, _ = bot
+    update = fake.user_command(USER, "/start", enqueue=False)
+    assert await post(client, update, secret="wrong") == 403
+    response = await client.post(WEBHOOK_PATH, json=update)
+    assert response.status == 403
+    headers = {SECRET_HEADER: client.app[TELEGRAM].secret}
+    for body in (b"{not json", b"[]", b'{"update_id": "x"}', b"\xff\xfe"):
+        response = await client.post(WEBHOOK_PATH, data=body, headers=headers)
+        assert response.status == 400
+    assert fake.sent_messages(USER) == []
+
+
+async def test_conversation_with_inline_keyboards(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """/start, consent and the menu work as in the console, rendered as inline keyboards."""
+    client, services = bot
+    assert await post(client, fake.user_command(USER, "/start", enqueue=False)) == 200
+    (welcome,) = bot_messages(fake, USER)
+    assert "quyền riêng tư" in welcome["text"]
+    assert buttons(welcome)[:3] == ["c:accept", "c:decline", "c:more"]
+    assert await stored(services, USER) is None, "nothing is stored before consent"
+    await press(client, fake, USER, "c:accept")
+    menu = bot_messages(fake, USER)[-1]
+    assert {"i", "s", "e", "p", "x"} <= set(buttons(menu))
+    assert await stored(services, USER) is not None
+    assert fake.answered_callbacks, "callback queries are answered so the spinner stops"
+    await press(client, fake, USER, "t:pep" if "t:pep" in buttons(menu) else "i")
+
+
+async def test_sensitive_replies_are_protected(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """Health and safety replies are sent with protect_content; the menu is not."""
+    client, _ = bot
+    await say(client, fake, USER, "bị thủng bao tối qua")
+    pep = fake.sent_messages(USER)[-1]
+    assert pep["protect_content"] is True and "72" in pep["text"]
+    await say(client, fake, USER, "menu")
+    assert not fake.sent_messages(USER)[-1].get("protect_content")
+
+
+async def test_commune_and_location(bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI) -> None:
+    """Typing a commune lists its services; a shared location is answered by the engine."""
+    client, _ = bot
+    await post(client, fake.user_command(USER, "/start", enqueue=False))
+    await press(client, fake, USER, "c:accept")
+    await press(client, fake, USER, "s")
+    await say(client, fake, USER, "binh lu")
+    listing = fake.sent_messages(USER)[-1]
+    assert "Trạm Y tế xã Bình Lư" in listing["text"] and listing["protect_content"] is True
+    assert await post(client, fake.user_location(USER, 22.39, 103.46, enqueue=False)) == 200
+    assert "tọa độ" in fake.sent_messages(USER)[-1]["text"]
+
+
+async def test_deep_link_attribution(bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI) -> None:
+    """A peer link's code is kept only once the person accepts, inside their sealed record."""
+    client, services = bot
+    await post(client, fake.user_command(USER, "/start", payload="peer_Lan01", enqueue=False))
+    assert buttons(bot_messages(fake, USER)[-1])[0] == "c:accept:peer_Lan01"
+    assert await stored(services, USER) is None
+    await press(client, fake, USER, "c:accept:peer_Lan01")
+    record = await stored(services, USER)
+    assert record is not None and record.state.peer == "peer_Lan01"
+    # A decliner arriving by the same link leaves nothing behind.
+    await post(client, fake.user_command(OTHER, "/start", payload="peer_Lan01", enqueue=False))
+    await press(client, fake, OTHER, "c:decline")
+    assert await stored(services, OTHER) is None
+
+
+async def test_quick_exit_removes_the_conversation(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """Quick exit deletes every message of the chat, the person's and the bot's, then leaves one neutral line."""
+    client, services = bot
+    await post(client, fake.user_command(USER, "/start", enqueue=False))
+    await press(client, fake, USER, "c:accept")
+    await say(client, fake, USER, "xét nghiệm hiv ở đâu")
+    await press(client, fake, USER, "e")
+    before = [m["message_id"] for m in all_messages(fake, USER)]
+    assert len(before) >= 5
+    record = await stored(services, USER)
+    assert record is not None and {m for m, _ in record.messages} >= set(before[2:]), "ids tracked after consent"
+    await press(client, fake, USER, "x")
+    left = all_messages(fake, USER)
+    assert len(left) == 1 and left[0]["text"] == "Đã xong." and not buttons(left[0])
+    assert set(before) <= set(fake.deleted_ids(USER))
+    for call in fake.calls_to("deleteMessages"):
+        assert 1 <= len(call["message_ids"]) <= 100
+    record = await stored(services, USER)
+    assert record is not None and record.messages == (), "the ids are forgotten once used"
+
+
+async def test_quick_exit_works_with_nothing_stored(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """Someone who never consented can still wipe the chat with /thoat."""
+    client, services = bot
+    await post(client, fake.user_command(USER, "/start", enqueue=False))
+    await press(client, fake, USER, "c:decline")
+    await say(client, fake, USER, "bị người yêu đánh")
+    await post(client, fake.user_command(USER, "/thoat", enqueue=False))
+    left = all_messages(fake, USER)
+    assert [m["text"] for m in left] == ["Đã xong."]
+    assert await stored(services, USER) is None
+
+
+async def test_erasure(bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI) -> None:
+    """/xoa then "có" erases the person's row."""
+    client, services = bot
+    await post(client, fake.user_command(USER, "/start", enqueue=False))
+    await press(client, fake, USER, "c:accept")
+    await post(client, fake.user_command(USER, "/xoa", enqueue=False))
+    assert "p:erase:yes" in buttons(bot_messages(fake, USER)[-1])
+    await say(client, fake, USER, "có")
+    assert fake.sent_messages(USER)[-1]["text"].startswith("Đã xóa toàn bộ dữ liệu")
+    assert await stored(services, USER) is None
+
+
+async def test_redelivered_update_is_answered_once(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """Telegram delivering the same update twice gets one answer."""
+    client, _ = bot
+    update = fake.user_text(USER, "menu", enqueue=False)
+    assert await post(client, update) == 200
+    assert await post(client, update) == 200
+    assert len(fake.sent_messages(USER)) == 1
+
+
+async def test_flood_control_and_blocked_user(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """A 429 is waited out and the reply still arrives; a user who blocked the bot breaks nothing."""
+    client, _ = bot
+    fake.fail_next("sendMessage", error_code=429, retry_after=1)
+    started = asyncio.get_running_loop().time()
+    await say(client, fake, USER, "menu")
+    assert asyncio.get_running_loop().time() - started >= 0.9
+    assert len(fake.sent_messages(USER)) == 1
+    fake.block(USER)
+    assert await post(client, fake.user_text(USER, "menu", enqueue=False)) == 200
+    fake.unblock(USER)
+    fake.fail_next("sendMessage", error_code=500)
+    await say(client, fake, USER, "menu")
+    assert len(fake.sent_messages(USER)) == 2, "a 500 is retried"
+
+
+async def test_media_edits_and_groups(bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI) -> None:
+    """Media gets a short text-only reply, a contact a privacy note, edits nothing; groups are declined."""
+    client, services = bot
+    for update in (fake.user_sticker(USER, enqueue=False), fake.user_photo(USER, enqueue=False), fake.user_voice(USER, enqueue=False)):
+        await post(client, update)
+        assert "chỉ đọc được tin nhắn chữ" in fake.sent_messages(USER)[-1]["text"]
+    await post(client, fake.user_contact(USER, "+84912345678", enqueue=False))
+    assert "không dùng và không lưu" in fake.sent_messages(USER)[-1]["text"]
+    count = len(fake.sent_messages(USER))
+    original = fake.user_text(USER, "chao", enqueue=False)
+    await post(client, original)
+    await post(client, fake.edited_text(USER, original["message"]["message_id"], "chào bạn", enqueue=False))
+    assert len(fake.sent_messages(USER)) == count + 1, "an edited message is ignored"
+    group = -100_555
+    await post(client, fake.group_text(group, OTHER, "ai biết xét nghiệm ở đâu", enqueue=False))
+    assert fake.sent_messages(group) == []
+    await post(client, fake.group_text(group, OTHER, "/start@antam_test_bot", enqueue=False))
+    assert "chỉ trò chuyện riêng" in fake.sent_messages(group)[-1]["text"]
+    async with services.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Person)) == 0
+
+
+async def test_polling_mode(settings: Settings, fake: FakeTelegramAPI, clock: FixedClock) -> None:
+    """Without a public URL the bot long-polls, answers, and stops cleanly."""
+    services = await open_services(telegram_settings(settings, fake, webhook=False), clock=clock, warn=lambda _m: None)
+    channel = TelegramChannel(Runtime(services), services.settings)
+    try:
+        await channel.start()
+        assert fake.calls_to("deleteWebhook"), "polling clears any webhook first"
+        fake.user_command(USER, "/start")
+        await fake.wait_for_calls("sendMessage", timeout=10)
+        assert "quyền riêng tư" in fake.sent_messages(USER)[0]["text"]
+    finally:
+        await channel.stop()
+        await services.close()
+    assert not channel.application.running
+
+
+def test_long_texts_are_split() -> None:
+    """Texts over Telegram's 4,096 characters are cut at paragraph boundaries, nothing lost."""
+    text = "\n\n".join(f"Đoạn {i}: " + "chữ " * 150 for i in range(12))
+    pieces = split_text(text)
+    assert len(pieces) > 1 and all(len(p) <= 4096 for p in pieces)
+    assert " ".join(" ".join(pieces).split()) == " ".join(text.split())
+
+
+async def test_no_trace_of_people_after_a_run(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a whole conversation no data file or log line holds a Telegram user id or typed text."""
+    caplog.set_level(logging.DEBUG)
+    quiet_libraries()  # as `antam run` configures logging
+    client, services = bot
+    typed = ["tôi tên Hoa Zyxw", "bị khách đánh ở nhà nghỉ Qwerty", "muốn xét nghiệm hiv Plokij"]
+    await post(client, fake.user_command(USER, "/start", payload="peer_Lan01", enqueue=False))
+    await press(client, fake, USER, "c:accept:peer_Lan01")
+    for text in typed:
+        await say(client, fake, USER, text)
+    await post(client, fake.user_location(USER, 22.39, 103.46, enqueue=False))
+    await client.close()
+    await services.close()
+    needles = [str(USER).encode(), *(t.encode() for t in typed), b"Zyxw", b"Qwerty", b"Plokij"]
+    data_dir = services.settings.data_dir
+    files = [p for p in data_dir.rglob("*") if p.is_file()] if data_dir.exists() else []
+    for path in files:
+        content = path.read_bytes()
+        assert not any(n in content for n in needles), path.name
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert caplog.records
+    assert str(USER) not in logged and not any(t in logged for t in ("Zyxw", "Qwerty", "Plokij", "Hoa"))
+
+
+async def test_antam_run_polls_and_stops_on_sigterm(
+    fake: FakeTelegramAPI, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`antam run` with a bot token long-polls, answers, and exits 0 on SIGTERM after stopping cleanly."""
+    import signal
+    import socket
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(
+        clean_env,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=fake.base_url,
+        ANTAM_HTTP_PORT=str(port),
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=tmp_path, env=env,
+        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await fake.wait_for_calls("getUpdates", timeout=60)
+        fake.user_command(USER, "/start")
+        await fake.wait_for_calls("sendMessage", timeout=20)
+        process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(process.wait(), timeout=30)
+        _, stderr = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert code == 0, stderr.decode()
+    assert "quyền riêng tư" in fake.sent_messages(USER)[0]["text"]
+    assert "Traceback" not in stderr.decode()
+    polls = len(fake.calls_to("getUpdates"))
+    await asyncio.sleep(1.5)
+    assert len(fake.calls_to("getUpdates")) == polls, "no polling after the process stopped"
