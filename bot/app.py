@@ -1,4 +1,4 @@
-"""The one aiohttp server: health check, the Telegram webhook; more channels plug in here."""
+"""The one aiohttp server: web chat at /, the Telegram webhook, /healthz."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ from aiohttp import web
 
 from bot.bootstrap import Services
 from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
+from bot.channels.webchat import NEUTRAL_EXIT_URL, WebChat
 from bot.maintenance import purge
 from bot.runtime import Runtime
 
 SERVICES = web.AppKey("services", Services)
 RUNTIME = web.AppKey("runtime", Runtime)
 TELEGRAM = web.AppKey("telegram", TelegramChannel)
+WEBCHAT = web.AppKey("webchat", WebChat)
 MAINTENANCE_EVERY = 3600.0
 log = logging.getLogger("antam.app")
 
@@ -63,13 +65,22 @@ def _channel_context(channel: TelegramChannel) -> object:
     return run
 
 
-def make_app(services: Services, *, maintenance: bool = True, telegram: bool | None = None) -> web.Application:
+def make_app(
+    services: Services,
+    *,
+    maintenance: bool = True,
+    telegram: bool | None = None,
+    exit_url: str = NEUTRAL_EXIT_URL,
+) -> web.Application:
     """Build the server; Telegram runs when a bot token is configured (or ``telegram`` says so)."""
     app = web.Application(client_max_size=256 * 1024)
     app[SERVICES] = services
     runtime = Runtime(services)
     app[RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
+    webchat = WebChat(runtime, exit_url=exit_url)
+    app[WEBCHAT] = webchat
+    webchat.add_routes(app)
     if maintenance:
         app.cleanup_ctx.append(_maintenance)
     use_telegram = services.settings.telegram_bot_token is not None if telegram is None else telegram

@@ -73,7 +73,7 @@ async def _run_server(services: Services, out: TextIO) -> int:
         await runner.cleanup()
         raise StartupError(f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}") from exc
     url = f"http://{settings.http_host}:{settings.http_port}"
-    print(f"An Tâm đang chạy / is running: {url}/healthz  (Ctrl-C để dừng / to stop)", file=out, flush=True)
+    print(f"An Tâm đang chạy / is running: {url}/  (Ctrl-C để dừng / to stop)", file=out, flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -149,3 +149,28 @@ def clean_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     }
     env["ANTAM_DATA_DIR"] = str(tmp_path / "antam-data")
     yield env
+
+
+REQUIRE_BROWSER = os.environ.get("ANTAM_TEST_REQUIRE_BROWSER") == "1"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium (installed by .ci/run); CI fails without it, elsewhere the test is skipped."""
+    import shutil
+
+    found = os.environ.get("ANTAM_TEST_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if REQUIRE_BROWSER:
+            pytest.fail("ANTAM_TEST_REQUIRE_BROWSER=1 but no chromium was found", pytrace=False)
+        pytest.skip("no chromium on this machine (apt-get install chromium); CI installs and requires it")
+    return found

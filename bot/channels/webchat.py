@@ -1,0 +1,230 @@
+"""The anonymous web chat: one page, a WebSocket with a plain HTTP fallback, no account.
+
+The browser makes a random session id (sessionStorage by default; localStorage only when the
+person ticks "remember me") and sends it with every message; it is pseudonymised like any
+platform id. The page loads nothing from elsewhere, runs no inline script and keeps no
+analytics. Abuse limits count per connection and per address; the address itself is only
+ever held in memory as a keyed hash whose key is random per process, and never stored or
+logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import json
+import logging
+import math
+import os
+import re
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from bot.runtime import Runtime
+from handlers.state import DEFAULT_LOCALE, LOCALES
+from handlers.types import Inbound, Location
+
+CHANNEL = "web"
+STATIC = Path(__file__).with_name("webchat_static")
+SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_TEXT = 2000
+MAX_BODY = 8 * 1024
+NEUTRAL_EXIT_URL = "https://www.google.com/"
+PAGE_TEXTS = ("title", "exit", "send", "placeholder", "remember", "label", "offline")
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+    "Permissions-Policy": "geolocation=(self), camera=(), microphone=()",
+}
+
+log = logging.getLogger("antam.webchat")
+
+
+class Buckets:
+    """Token buckets by key, bounded in number: ``capacity`` at once, ``per_second`` refill."""
+
+    def __init__(self, capacity: float, per_second: float, *, keys: int = 50_000) -> None:
+        self.capacity, self.per_second, self.keys = capacity, per_second, keys
+        self._state: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+
+    def allow(self, key: bytes) -> bool:
+        now = time.monotonic()
+        tokens, since = self._state.pop(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - since) * self.per_second)
+        allowed = tokens >= 1
+        self._state[key] = (tokens - 1 if allowed else tokens, now)
+        while len(self._state) > self.keys:
+            self._state.popitem(last=False)
+        return allowed
+
+
+class BadMessage(ValueError):
+    """What the page sent is not a valid chat message."""
+
+
+class WebChat:
+    def __init__(self, runtime: Runtime, *, exit_url: str = NEUTRAL_EXIT_URL) -> None:
+        self.runtime = runtime
+        self.exit_url = exit_url
+        self._salt = os.urandom(32)  # never stored: addresses cannot be linked across restarts
+        self.per_address = Buckets(capacity=40, per_second=0.5)
+        self.per_connection = Buckets(capacity=15, per_second=0.34)
+        self.connections: dict[bytes, int] = {}
+        self.max_connections_per_address = 8
+        self._pages: dict[str, str] = {}
+        self._sockets: set[web.WebSocketResponse] = set()
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/", self.page)
+        app.router.add_get("/static/chat.js", self.asset)
+        app.router.add_get("/static/chat.css", self.asset)
+        app.router.add_get("/chat/ws", self.websocket)
+        app.router.add_post("/chat/send", self.send)
+        app.on_shutdown.append(self.close_sockets)
+
+    async def close_sockets(self, app: web.Application) -> None:
+        """On shutdown, end open conversations so the server does not wait on them."""
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
+
+    def _address(self, request: web.Request) -> bytes:
+        return hmac.new(self._salt, (request.remote or "").encode(), hashlib.sha256).digest()[:16]
+
+    def _locale(self, request: web.Request) -> str:
+        first = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip().lower()
+        language = first.split("-")[0]
+        return language if language in LOCALES else DEFAULT_LOCALE
+
+    async def page(self, request: web.Request) -> web.Response:
+        """The chat page, with its interface texts in the browser's language."""
+        locale = self._locale(request)
+        if locale not in self._pages:
+            catalogs = self.runtime.services.renderer.catalogs
+            template = (STATIC / "index.html").read_text(encoding="utf-8")
+            values = {name: html.escape(catalogs.text(locale, f"webchat.{name}")) for name in PAGE_TEXTS}
+            values.update(lang=locale, exit_url=html.escape(self.exit_url, quote=True))
+            self._pages[locale] = template.format_map(values)
+        return web.Response(text=self._pages[locale], content_type="text/html", headers=SECURITY_HEADERS)
+
+    async def asset(self, request: web.Request) -> web.Response:
+        name = request.path.rsplit("/", 1)[-1]
+        kind = "application/javascript" if name.endswith(".js") else "text/css"
+        body = (STATIC / name).read_text(encoding="utf-8")
+        headers = {**SECURITY_HEADERS, "Cache-Control": "no-cache"}
+        return web.Response(text=body, content_type=kind, charset="utf-8", headers=headers)
+
+    def parse(self, data: Any, locale_hint: str) -> Inbound:
+        """Validate one message from the page and turn it into an Inbound."""
+        if not isinstance(data, dict):
+            raise BadMessage("a message is a JSON object")
+        session = data.get("session")
+        if not isinstance(session, str) or not SESSION_ID.match(session):
+            raise BadMessage("session must be 22-64 characters of A-Z a-z 0-9 _ -")
+        message_id = data.get("id")
+        if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID.match(message_id)):
+            raise BadMessage("id must be 8-64 characters of A-Z a-z 0-9 _ -")
+        common: dict[str, Any] = {
+            "channel": CHANNEL,
+            "user_id": session,
+            "update_id": f"{session}:{message_id}" if message_id else None,
+            "locale_hint": locale_hint,
+        }
+        kinds = [key for key in ("text", "payload", "start", "location") if key in data]
+        if len(kinds) != 1:
+            raise BadMessage("send exactly one of text, payload, start, location")
+        value = data[kinds[0]]
+        if kinds[0] == "text":
+            if not isinstance(value, str) or len(value) > MAX_TEXT:
+                raise BadMessage(f"text must be a string of at most {MAX_TEXT} characters")
+            return Inbound(text=value, **common)
+        if kinds[0] == "payload":
+            if not isinstance(value, str) or not 0 < len(value.encode()) <= 64:
+                raise BadMessage("payload must be 1-64 bytes")
+            return Inbound(payload=value, **common)
+        if kinds[0] == "start":
+            if not isinstance(value, str) or len(value) > 64:
+                raise BadMessage("start must be a link code of at most 64 characters")
+            return Inbound(start_param=value, **common)
+        if not isinstance(value, dict):
+            raise BadMessage("location must be {latitude, longitude}")
+        try:
+            latitude, longitude = float(value["latitude"]), float(value["longitude"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadMessage("location must be {latitude, longitude}") from exc
+        if not (math.isfinite(latitude) and math.isfinite(longitude) and -90 <= latitude <= 90 and -180 <= longitude <= 180):
+            raise BadMessage("location is out of range")
+        return Inbound(location=Location(latitude, longitude), **common)
+
+    def _slow_down(self, locale: str) -> dict[str, Any]:
+        text = self.runtime.services.renderer.catalogs.text(locale, "input.slow_down")
+        return {"replies": [{"text": text, "buttons": []}], "error": "rate_limited"}
+
+    async def _answer(self, inbound: Inbound) -> dict[str, Any]:
+        replies = await self.runtime.answer(inbound)
+        return {"replies": [reply.to_json() for reply in replies]}
+
+    async def send(self, request: web.Request) -> web.Response:
+        """POST /chat/send: the fallback when WebSockets are blocked."""
+        locale = self._locale(request)
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            return web.json_response({"error": "too_large"}, status=413)
+        if not self.per_address.allow(self._address(request)):
+            return web.json_response(self._slow_down(locale), status=429)
+        try:
+            body = await request.content.read(MAX_BODY + 1)
+            if len(body) > MAX_BODY:
+                return web.json_response({"error": "too_large"}, status=413)
+            inbound = self.parse(json.loads(body), locale)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return web.json_response({"error": "bad_request", "detail": str(exc) if isinstance(exc, BadMessage) else "invalid JSON"}, status=400)
+        return web.json_response(await self._answer(inbound), headers={"Cache-Control": "no-store"})
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        """GET /chat/ws: one JSON message in, one JSON answer out."""
+        address = self._address(request)
+        locale = self._locale(request)
+        if self.connections.get(address, 0) >= self.max_connections_per_address:
+            return web.json_response({"error": "too_many_connections"}, status=429)
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_BODY)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        self.connections[address] = self.connections.get(address, 0) + 1
+        connection = os.urandom(16)
+        try:
+            async for message in ws:
+                if message.type is not WSMsgType.TEXT:
+                    if message.type is WSMsgType.ERROR:
+                        break
+                    await ws.send_json({"error": "bad_request", "detail": "send JSON text"})
+                    continue
+                if not (self.per_connection.allow(connection) and self.per_address.allow(address)):
+                    await ws.send_json(self._slow_down(locale))
+                    continue
+                try:
+                    inbound = self.parse(json.loads(message.data), locale)
+                except ValueError as exc:
+                    detail = str(exc) if isinstance(exc, BadMessage) else "invalid JSON"
+                    await ws.send_json({"error": "bad_request", "detail": detail})
+                    continue
+                await ws.send_json(await self._answer(inbound))
+        finally:
+            self._sockets.discard(ws)
+            remaining = self.connections.get(address, 1) - 1
+            if remaining > 0:
+                self.connections[address] = remaining
+            else:
+                self.connections.pop(address, None)
+        return ws

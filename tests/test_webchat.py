@@ -1,0 +1,175 @@
+"""The web chat over WebSocket and plain HTTP, through aiohttp's test client on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+
+from bot.app import WEBCHAT, make_app
+from bot.bootstrap import Services
+from storage.models import Person
+
+SESSION = "AbCdEfGhIjKlMnOpQrStUvWx01"
+OTHER = "ZyXwVuTsRqPoNmLkJiHgFeDc98"
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
+    app = make_app(services, maintenance=False, telegram=False, exit_url="/healthz")
+    test_client = TestClient(TestServer(app, host="127.0.0.1"))
+    await test_client.start_server()
+    try:
+        yield test_client
+    finally:
+        await test_client.close()
+
+
+def payloads(answer: dict[str, Any]) -> list[str]:
+    return [b["payload"] for reply in answer["replies"] for b in reply["buttons"]]
+
+
+async def test_page_is_self_contained_and_locked_down(client: TestClient[Any, Any]) -> None:
+    """The page loads nothing from elsewhere, runs no inline script, and sends strict headers."""
+    response = await client.get("/")
+    assert response.status == 200
+    page = await response.text()
+    assert '<html lang="vi"' in page and "Thoát nhanh" in page
+    assert not re.search(r"""(src|href)=["']https?://""", page), "no external assets"
+    assert "<script>" not in page and "onclick" not in page
+    policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+    for asset in ("/static/chat.js", "/static/chat.css"):
+        assert (await client.get(asset)).status == 200
+    english = await (await client.get("/", headers={"Accept-Language": "en-US,en;q=0.8"})).text()
+    assert '<html lang="en"' in english and "Quick exit" in english
+
+
+async def test_conversation_over_websocket(client: TestClient[Any, Any], services: Services) -> None:
+    """The same conversation as elsewhere: notice, consent, menu, a question, quick exit."""
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_json({"session": SESSION, "id": "m0000001", "text": "/start"})
+        welcome = await ws.receive_json()
+        assert payloads(welcome)[:3] == ["c:accept", "c:decline", "c:more"]
+        await ws.send_json({"session": SESSION, "id": "m0000002", "payload": "c:accept"})
+        assert "i" in payloads(await ws.receive_json())
+        await ws.send_json({"session": SESSION, "id": "m0000003", "text": "xn hiv o dau"})
+        answer = await ws.receive_json()
+        assert "Xét nghiệm HIV" in answer["replies"][0]["text"] and answer["replies"][0]["protect"] is True
+        await ws.send_json({"session": SESSION, "id": "m0000004", "payload": "x"})
+        assert (await ws.receive_json())["replies"][0]["quick_exit"] is True
+    async with services.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(Person)) == 1
+
+
+async def test_http_fallback(client: TestClient[Any, Any]) -> None:
+    """Without WebSockets the page talks over POST /chat/send with the same messages."""
+    response = await client.post("/chat/send", json={"session": SESSION, "text": "/start"})
+    assert response.status == 200
+    assert "c:accept" in payloads(await response.json())
+    response = await client.post("/chat/send", json={"session": SESSION, "location": {"latitude": 22.39, "longitude": 103.46}})
+    assert "tọa độ" in (await response.json())["replies"][0]["text"]
+
+
+async def test_peer_link_and_redelivery(client: TestClient[Any, Any], services: Services) -> None:
+    """/?p=CODE reaches the engine as a start code; a message sent twice is answered once."""
+    first = await client.post("/chat/send", json={"session": SESSION, "start": "peer_Lan01"})
+    assert "c:accept:peer_Lan01" in payloads(await first.json())
+    message = {"session": SESSION, "id": "dup00001", "payload": "c:accept:peer_Lan01"}
+    assert (await (await client.post("/chat/send", json=message)).json())["replies"]
+    assert (await (await client.post("/chat/send", json=message)).json())["replies"] == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[]",
+        b'{"text": "hi"}',
+        b'{"session": "short", "text": "hi"}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01"}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "text": "a", "payload": "m"}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "text": 5}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "payload": ""}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": 200, "longitude": 1}}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": "NaN", "longitude": 1}}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "id": "bad id!", "text": "a"}',
+    ],
+)
+async def test_bad_requests_get_400(client: TestClient[Any, Any], body: bytes) -> None:
+    """Malformed messages get a 400 with a readable reason, never a stack trace."""
+    response = await client.post("/chat/send", data=body, headers={"Content-Type": "application/json"})
+    assert response.status == 400
+    answer = await response.json()
+    assert answer["error"] == "bad_request" and "Traceback" not in answer["detail"]
+
+
+async def test_oversized_and_overlong(client: TestClient[Any, Any]) -> None:
+    """A body over 8 KB gets 413; text over 2,000 characters gets 400."""
+    big = {"session": SESSION, "text": "a" * 9000}
+    assert (await client.post("/chat/send", json=big)).status == 413
+    long = {"session": SESSION, "text": "a" * 2001}
+    assert (await client.post("/chat/send", json=long)).status == 400
+
+
+async def test_bad_websocket_messages_keep_the_connection(client: TestClient[Any, Any]) -> None:
+    """A malformed WebSocket message gets an error answer and the conversation goes on."""
+    async with client.ws_connect("/chat/ws") as ws:
+        await ws.send_str("{nope")
+        assert (await ws.receive_json())["error"] == "bad_request"
+        await ws.send_bytes(b"\x00\x01")
+        assert (await ws.receive_json())["error"] == "bad_request"
+        await ws.send_json({"session": SESSION, "text": "menu"})
+        assert "i" in payloads(await ws.receive_json())
+
+
+async def test_rate_limits(client: TestClient[Any, Any]) -> None:
+    """Sending too fast gets a polite Vietnamese reply (WebSocket) or a 429 (HTTP), bounded in count."""
+    async with client.ws_connect("/chat/ws") as ws:
+        slowed = False
+        for n in range(40):
+            await ws.send_json({"session": SESSION, "text": f"menu {n}"})
+            answer = await ws.receive_json()
+            if answer.get("error") == "rate_limited":
+                assert "đợi một chút" in answer["replies"][0]["text"]
+                slowed = True
+                break
+        assert slowed
+    statuses = [(await client.post("/chat/send", json={"session": OTHER, "text": "menu"})).status for _ in range(60)]
+    assert 429 in statuses and statuses[0] == 200
+
+
+async def test_connections_per_address_are_limited(client: TestClient[Any, Any]) -> None:
+    """One address cannot hold more than a few WebSockets open at once."""
+    webchat = client.app[WEBCHAT]
+    sockets = [await client.ws_connect("/chat/ws") for _ in range(webchat.max_connections_per_address)]
+    try:
+        response = await client.get("/chat/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert response.status == 429
+    finally:
+        for ws in sockets:
+            await ws.close()
+
+
+async def test_no_address_or_session_in_logs_or_database(
+    client: TestClient[Any, Any], services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither the address nor the browser's session id is logged or stored."""
+    from bot.logs import quiet_libraries
+
+    caplog.set_level(logging.DEBUG)
+    quiet_libraries()
+    await client.post("/chat/send", json={"session": SESSION, "payload": "c:accept"})
+    await client.post("/chat/send", json={"session": SESSION, "text": "bị khách đánh"})
+    assert "127.0.0.1" not in caplog.text and SESSION not in caplog.text
+    async with services.db.transaction() as session:
+        for row in (await session.execute(select(Person))).scalars():
+            assert SESSION.encode() not in row.pseudonym + row.record
