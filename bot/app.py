@@ -1,4 +1,4 @@
-"""The one aiohttp server: web chat at /, the Telegram webhook, /healthz."""
+"""The one aiohttp server: web chat at /, the Telegram and Zalo webhooks, /healthz."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from aiohttp import web
 from bot.bootstrap import Services
 from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
 from bot.channels.webchat import NEUTRAL_EXIT_URL, WebChat
+from bot.channels.zalo import WEBHOOK_PATH as ZALO_WEBHOOK_PATH
+from bot.channels.zalo import ZaloChannel
 from bot.maintenance import purge
 from bot.runtime import Runtime
 
@@ -19,6 +21,7 @@ SERVICES = web.AppKey("services", Services)
 RUNTIME = web.AppKey("runtime", Runtime)
 TELEGRAM = web.AppKey("telegram", TelegramChannel)
 WEBCHAT = web.AppKey("webchat", WebChat)
+ZALO = web.AppKey("zalo", ZaloChannel)
 MAINTENANCE_EVERY = 3600.0
 log = logging.getLogger("antam.app")
 
@@ -55,7 +58,7 @@ async def _maintenance(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def _channel_context(channel: TelegramChannel) -> object:
+def _channel_context(channel: TelegramChannel | ZaloChannel) -> object:
     async def run(app: web.Application) -> AsyncIterator[None]:
         await channel.start()
         yield
@@ -90,4 +93,10 @@ def make_app(
         if channel.webhook_mode:
             app.router.add_post(WEBHOOK_PATH, channel.webhook)
         app.cleanup_ctx.append(_channel_context(channel))  # type: ignore[arg-type]
+    settings = services.settings
+    if settings.zalo_app_id and settings.zalo_oa_secret_key is not None:
+        zalo = ZaloChannel(runtime, settings)
+        app[ZALO] = zalo
+        app.router.add_post(ZALO_WEBHOOK_PATH, zalo.webhook)
+        app.cleanup_ctx.append(_channel_context(zalo))  # type: ignore[arg-type]
     return app

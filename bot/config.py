@@ -37,6 +37,9 @@ class Settings(BaseModel):
     zalo_access_token: SecretStr | None = Field(None, alias="ZALO_ACCESS_TOKEN")
     zalo_refresh_token: SecretStr | None = Field(None, alias="ZALO_REFRESH_TOKEN")
     zalo_api_base_url: str = Field("https://openapi.zalo.me", alias="ZALO_API_BASE_URL")
+    zalo_oauth_base_url: str = Field("https://oauth.zaloapp.com", alias="ZALO_OAUTH_BASE_URL")
+    # The app's secret key for OAuth; most set-ups use the OA secret key, which is the default.
+    zalo_app_secret_key: SecretStr | None = Field(None, alias="ZALO_APP_SECRET_KEY")
 
     @field_validator("database_url")
     @classmethod
@@ -54,7 +57,7 @@ class Settings(BaseModel):
             raise ValueError("use postgresql+asyncpg://USER@HOST/DB or sqlite+aiosqlite:///PATH")
         return value
 
-    @field_validator("public_url", "telegram_api_base_url", "zalo_api_base_url")
+    @field_validator("public_url", "telegram_api_base_url", "zalo_api_base_url", "zalo_oauth_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None or value == "":

@@ -12,6 +12,7 @@ from pathlib import Path
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.channel_secrets import channel_tokens_using_key, reencrypt_channel_tokens
 from storage.crypto import (
     CryptoError,
     KeyRing,
@@ -159,8 +160,10 @@ async def rotate_keys(db: Database, secrets: MasterSecrets, *, now: dt.datetime)
 async def reencrypt_records(
     db: Database, secrets: MasterSecrets, *, now: dt.datetime, only_key_ids: set[int] | None = None
 ) -> int:
-    """Seal every record that is not under the active key again under it, in batches."""
-    count = 0
+    """Seal every record (and the channels' sealed tokens) not under the active key again under it."""
+    async with db.transaction() as session:
+        ring = await load_keyring(session, secrets, now=now, create=False)
+        count = await reencrypt_channel_tokens(session, ring)
     after = b""
     while True:
         async with db.transaction() as session:
@@ -202,6 +205,7 @@ async def prune_retired_keys(
                 .select_from(Person)
                 .where(func.substr(Person.record, 2, 4) == _key_id_prefix(key_id))
             )
+            in_use = int(in_use or 0) + await channel_tokens_using_key(session, key_id)
             if in_use:
                 kept.append(key_id)
                 continue

@@ -31,6 +31,7 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Upd
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.common import KeyedLocks
 from bot.config import Settings
 from bot.runtime import Runtime
 from handlers.render import RenderedReply
@@ -70,27 +71,6 @@ class ChatPacer:
         self._buckets[chat_id] = (tokens - 1, now)
         while len(self._buckets) > self.chats:
             self._buckets.popitem(last=False)
-
-
-class ChatLocks:
-    """One lock per chat, so one person's updates are answered in order."""
-
-    def __init__(self) -> None:
-        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, chat_id: int) -> AsyncIterator[None]:
-        lock, users = self._locks.get(chat_id, (asyncio.Lock(), 0))
-        self._locks[chat_id] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[chat_id]
-            if users <= 1:
-                del self._locks[chat_id]
-            else:
-                self._locks[chat_id] = (lock, users - 1)
 
 
 def to_inbound(update: Update, bot_username: str | None) -> Inbound | None:
@@ -165,7 +145,7 @@ class TelegramChannel:
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
         self.pacer = ChatPacer()
-        self.locks = ChatLocks()
+        self.locks: KeyedLocks[int] = KeyedLocks()
         self.secret = self._webhook_secret()
 
     def _webhook_secret(self) -> str:

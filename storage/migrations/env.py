@@ -5,6 +5,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import storage.channel_secrets  # noqa: F401  (its table joins the metadata)
 from storage.models import Base
 
 target_metadata = Base.metadata
