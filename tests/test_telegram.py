@@ -385,3 +385,26 @@ async def test_antam_run_polls_and_stops_on_sigterm(
     polls = len(fake.calls_to("getUpdates"))
     await asyncio.sleep(1.5)
     assert len(fake.calls_to("getUpdates")) == polls, "no polling after the process stopped"
+
+
+async def test_per_chat_pacing() -> None:
+    """Each chat gets a burst of three, then about one message a second; chats do not wait on each other."""
+    from bot.channels.telegram import ChatPacer
+
+    now = [0.0]
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    pacer = ChatPacer(clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        await pacer.wait(1)
+    assert waits == []
+    for _ in range(5):
+        await pacer.wait(1)
+    assert len(waits) == 5 and all(abs(w - 1.0) < 1e-9 for w in waits)
+    assert now[0] == pytest.approx(5.0)
+    await pacer.wait(2)
+    assert len(waits) == 5, "another chat has its own allowance"

@@ -57,17 +57,26 @@ T = TypeVar("T")
 class ChatPacer:
     """About one message a second per chat, after a short burst (Telegram's private-chat limit)."""
 
-    def __init__(self, *, burst: float = 3.0, per_second: float = 1.0, chats: int = 10_000) -> None:
+    def __init__(
+        self,
+        *,
+        burst: float = 3.0,
+        per_second: float = 1.0,
+        chats: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.burst, self.per_second, self.chats = burst, per_second, chats
+        self.clock, self.sleep = clock, sleep
         self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
 
     async def wait(self, chat_id: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         tokens, since = self._buckets.pop(chat_id, (self.burst, now))
         tokens = min(self.burst, tokens + (now - since) * self.per_second)
         if tokens < 1:
-            await asyncio.sleep((1 - tokens) / self.per_second)
-            now, tokens = time.monotonic(), 1.0
+            await self.sleep((1 - tokens) / self.per_second)
+            now, tokens = self.clock(), 1.0
         self._buckets[chat_id] = (tokens - 1, now)
         while len(self._buckets) > self.chats:
             self._buckets.popitem(last=False)
