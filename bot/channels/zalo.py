@@ -39,6 +39,7 @@ from aiohttp import web
 
 from bot.bootstrap import Services
 from bot.channels.common import KeyedLocks
+from bot.channels.common import split_text as split_paragraphs
 from bot.config import Settings
 from bot.runtime import Runtime
 from handlers.render import RenderedButton, RenderedReply
@@ -163,16 +164,8 @@ def to_inbound(event: Mapping[str, Any]) -> Inbound | None:
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Cut a long text at paragraph, line or word boundaries into pieces Zalo accepts."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        cut = max(rest.rfind("\n\n", 0, limit), rest.rfind("\n", 0, limit), rest.rfind(" ", 0, limit))
-        cut = cut if cut > 0 else limit
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    pieces.append(rest)
-    return [piece for piece in pieces if piece] or [" "]
+    """Cut a long text into pieces Zalo accepts."""
+    return split_paragraphs(text, limit)
 
 
 def _button(button: RenderedButton) -> dict[str, str]:
