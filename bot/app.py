@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -58,7 +58,9 @@ async def _maintenance(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
-def _channel_context(channel: TelegramChannel | ZaloChannel) -> object:
+def _channel_context(
+    channel: TelegramChannel | ZaloChannel,
+) -> Callable[[web.Application], AsyncIterator[None]]:
     async def run(app: web.Application) -> AsyncIterator[None]:
         await channel.start()
         yield
@@ -92,11 +94,11 @@ def make_app(
         app[TELEGRAM] = channel
         if channel.webhook_mode:
             app.router.add_post(WEBHOOK_PATH, channel.webhook)
-        app.cleanup_ctx.append(_channel_context(channel))  # type: ignore[arg-type]
+        app.cleanup_ctx.append(_channel_context(channel))
     settings = services.settings
     if settings.zalo_app_id and settings.zalo_oa_secret_key is not None:
         zalo = ZaloChannel(runtime, settings)
         app[ZALO] = zalo
         app.router.add_post(ZALO_WEBHOOK_PATH, zalo.webhook)
-        app.cleanup_ctx.append(_channel_context(zalo))  # type: ignore[arg-type]
+        app.cleanup_ctx.append(_channel_context(zalo))
     return app
