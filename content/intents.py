@@ -15,6 +15,8 @@ cut back; a one-letter typo in a longer word is corrected against the phrases' v
 3. Otherwise word evidence decides: every word and adjacent word pair of the phrase table
    weighs for the intents whose phrases hold it, by how concentrated it is among intents
    (see _WordScorer). Its weights come from the phrase table alone, never from test data.
+   The best intent is named only when its evidence passes a threshold and, unless it is a
+   safety intent, clearly beats the runner-up; otherwise the message stays "unknown".
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ TEENCODE: dict[str, str] = {
     "z": "vay", "v": "vay", "r": "roi", "ck": "chong", "vk": "vo", "cj": "chi", "chj": "chi",
     "sdt": "so dien thoai", "dt": "dien thoai", "bv": "benh vien", "bs": "bac si", "ns": "noi",
     "ms": "moi", "lm": "lam", "trc": "truoc", "tks": "thanks", "thank": "thanks", "ok": "ok",
-    "qh": "quan he", "kcj": "khong co gi", "cty": "cong ty", "dth": "dien thoai",
+    "qh": "quan he", "kcj": "khong co gi", "cty": "cong ty", "dth": "dien thoai", "bt": "binh thuong",
+    "bth": "binh thuong", "nc": "noi chuyen", "ny": "nguoi yeu", "hqua": "hom qua", "kq": "ket qua",
+    "cx": "cung", "nx": "nua", "mn": "moi nguoi", "mng": "moi nguoi", "dag": "dang", "tnao": "the nao",
 }
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -214,13 +218,15 @@ class IntentClassifier:
 
 
 # Second stage: word evidence, used only when no phrase (or only a greeting/menu phrase) matched.
-WORD_SMOOTHING = 2.0  # P(intent | word) = n / (N + this): a word seen in few phrases counts less
-SPREAD_LIMIT = 14.0  # a word spread as evenly as over this many intents says nothing ("không", "bị")
+WORD_SMOOTHING = 1.5  # P(intent | word) = n / (N + this): a word seen in few phrases counts less
+SPREAD_LIMIT = 24.0  # a word spread as evenly as over this many intents says nothing ("không", "bị")
 PAIR_WEIGHT = 1.5  # two adjacent words of a phrase are stronger evidence than either alone
 ACCEPT = 0.8  # least evidence to name an intent
-SAFETY_ACCEPT = 1.0  # least evidence to name a safety intent, which then wins as in the first stage
-MARGIN = 1.5  # the best intent must have this many times the evidence of the runner-up
-SAFETY_MARGIN = 2.0  # a safety intent may have this many times less evidence than the best
+# A single word never reaches SAFETY_ACCEPT (its weight is below 1): "chết", "cứu" or "giữ"
+# alone do not name a safety intent; a word pair of a phrase or two telling words do.
+SAFETY_ACCEPT = 1.0  # least evidence to name a safety intent, which needs no margin over the runner-up
+MARGIN = 1.2  # any other intent must have this many times the evidence of the runner-up
+SAFETY_MARGIN = 1.0  # a safety intent may have this many times less evidence than the best (1: none)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -29,8 +29,8 @@ def test_development_set_meets_the_bar(capsys: pytest.CaptureFixture[str]) -> No
 def test_held_out_set_generalises(capsys: pytest.CaptureFixture[str]) -> None:
     """On messages never used for tuning, recognition does not fall below its measured level.
 
-    Measured when this test was written (2026-11-22): accuracy 91.9 %, recall crisis 100 %,
-    violence 100 %, trafficking 93.8 %, pep 93.3 %, emergency 86.7 %, unknown precision 76 %.
+    Measured on 2026-11-22: accuracy 93.3 %, recall crisis 100 %, violence 100 %,
+    trafficking 100 %, pep 93.3 %, emergency 86.7 %, unknown precision 80.6 %.
     That is below the development bar (95 % / 98 % / 90 %): unseen phrasings still slip
     through. These floors catch a regression; raising them means better generalisation, not
     tuning on this file.
@@ -43,8 +43,8 @@ def test_held_out_set_generalises(capsys: pytest.CaptureFixture[str]) -> None:
         for intent in sorted(SAFETY_INTENTS):
             print(f"  {intent:12} recall {score.recall(intent):.1%}")
     # Numbers only in failure messages: the held-out messages must not be seen while tuning.
-    assert score.accuracy >= 0.90, f"accuracy {score.accuracy:.1%}"
+    assert score.accuracy >= 0.92, f"accuracy {score.accuracy:.1%}"
     for intent in SAFETY_INTENTS:
         recall = score.recall(intent)
         assert recall >= 0.85, f"{intent} recall {recall:.1%}"
-    assert score.unknown_precision >= 0.70, f"unknown precision {score.unknown_precision:.1%}"
+    assert score.unknown_precision >= 0.78, f"unknown precision {score.unknown_precision:.1%}"
