@@ -33,6 +33,11 @@ _LANGUAGE_WORDS = {"english": "en", "tieng anh": "en", "tieng viet": "vi", "viet
 Flow = Callable[[Turn], Outcome]
 
 
+def _plain(text: str) -> str:
+    """Lower case, no marks, words separated by single spaces: for comparing short answers."""
+    return " ".join(_WORDS.sub(" ", strip_diacritics(text)).split())
+
+
 def clean_text(raw: str | None) -> str:
     """Make typed text safe to handle: valid Unicode, NFC, no control characters, bounded."""
     if not raw:
@@ -83,7 +88,7 @@ def respond(state: State | None, inbound: Inbound, ctx: Context) -> Outcome:
     if command.startswith("/") or command == "start":
         return _route_command(turn, command)
     if state is not None and state.step is Step.CONFIRM_ERASE:
-        answer = " ".join(_WORDS.sub(" ", strip_diacritics(text)).split())
+        answer = _plain(text)
         if answer in privacy.YES_WORDS:
             return privacy.confirm_erase(turn)
         if answer in privacy.NO_WORDS:
@@ -91,7 +96,7 @@ def respond(state: State | None, inbound: Inbound, ctx: Context) -> Outcome:
         # Anything else: they moved on; the erasure is cancelled and the text answered.
         state = state.moved(Step.MENU)
         turn = Turn(state=state, locale=locale, ctx=ctx)
-    language = _LANGUAGE_WORDS.get(" ".join(_WORDS.sub(" ", strip_diacritics(text)).split()))
+    language = _LANGUAGE_WORDS.get(_plain(text))
     if language is not None:
         return menu.switch_language(Turn(state, locale, ctx, "language"), language)
     intent = ctx.classifier.classify(text).intent

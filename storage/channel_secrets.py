@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.crypto import KeyRing, sealed_key_id
-from storage.models import Base, SealedBytes
+from storage.models import Base, SealedBytes, sealed_with_key
 
 MAX_SEEDS = 16  # how many past operator-given tokens are remembered (as keyed hashes)
 
@@ -146,10 +146,7 @@ async def reencrypt_channel_tokens(session: AsyncSession, ring: KeyRing) -> int:
 
 async def channel_tokens_using_key(session: AsyncSession, key_id: int) -> int:
     """How many channels' tokens are still sealed with data key ``key_id``."""
-    # The key id sits in bytes 2-5 of a sealed value (see storage.crypto).
-    query = select(func.count()).select_from(ChannelToken).where(
-        func.substr(ChannelToken.sealed, 2, 4) == key_id.to_bytes(4, "big")
-    )
+    query = select(func.count()).select_from(ChannelToken).where(sealed_with_key(ChannelToken.sealed, key_id))
     return int(await session.scalar(query) or 0)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import stat
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from storage.crypto import (
     sealed_key_id,
 )
 from storage.db import Database
-from storage.models import DataKey, Person
+from storage.models import DataKey, Person, sealed_with_key
 from storage.persons import record_context
 
 KEY_FILE_NAME = "master.key"
@@ -132,10 +131,6 @@ class RotationReport:
     kept_key_ids: list[int] = field(default_factory=list)
 
 
-def _key_id_prefix(key_id: int) -> bytes:
-    return struct.pack(">I", key_id)
-
-
 async def rotate_keys(db: Database, secrets: MasterSecrets, *, now: dt.datetime) -> RotationReport:
     """Add a new data key, re-encrypt every record under it, retire the old keys.
 
@@ -203,7 +198,7 @@ async def prune_retired_keys(
             in_use = await session.scalar(
                 select(func.count())
                 .select_from(Person)
-                .where(func.substr(Person.record, 2, 4) == _key_id_prefix(key_id))
+                .where(sealed_with_key(Person.record, key_id))
             )
             in_use = int(in_use or 0) + await channel_tokens_using_key(session, key_id)
             if in_use:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Date, DateTime, Integer, LargeBinary, MetaData
+from sqlalchemy import ColumnElement, Date, DateTime, Integer, LargeBinary, MetaData, SQLColumnExpression, func
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -44,6 +44,14 @@ class SealedBytes(TypeDecorator[bytes]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
         return None if value is None else bytes(value)
+
+
+def sealed_with_key(column: SQLColumnExpression[bytes], key_id: int) -> ColumnElement[bool]:
+    """SQL: the sealed value in ``column`` was made with data key ``key_id``.
+
+    The key id is bytes 2-5 of a sealed value (storage.crypto's format).
+    """
+    return func.substr(column, 2, 4) == key_id.to_bytes(4, "big")
 
 
 class DataKey(Base):
