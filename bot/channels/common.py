@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Hashable
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Hashable
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -46,3 +48,26 @@ def split_text(text: str, limit: int) -> list[str]:
         rest = rest[cut:].lstrip()
     pieces.append(rest)
     return [piece for piece in pieces if piece] or [" "]
+
+
+class TokenBuckets(Generic[K]):
+    """Token buckets by key: ``capacity`` at once, refilled at ``per_second``; bounded in keys."""
+
+    def __init__(
+        self, capacity: float, per_second: float, *, keys: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.capacity, self.per_second, self.keys, self.clock = capacity, per_second, keys, clock
+        self._state: OrderedDict[K, tuple[float, float]] = OrderedDict()
+
+    def take(self, key: K) -> float:
+        """Take a token: 0 when there was one, else the seconds until there will be (nothing taken)."""
+        now = self.clock()
+        tokens, since = self._state.pop(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - since) * self.per_second)
+        # Within rounding of a whole token counts as one, so a caller that slept exactly
+        # the time it was told gets its token.
+        wait = 0.0 if tokens >= 1 - 1e-9 else (1 - tokens) / self.per_second
+        self._state[key] = (tokens - 1 if wait == 0.0 else tokens, now)
+        while len(self._state) > self.keys:
+            self._state.popitem(last=False)
+        return wait

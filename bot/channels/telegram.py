@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import TypeVar
@@ -31,7 +30,7 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Upd
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 
-from bot.channels.common import KeyedLocks
+from bot.channels.common import KeyedLocks, TokenBuckets
 from bot.channels.common import split_text as split_paragraphs
 from bot.config import Settings
 from bot.runtime import Runtime
@@ -67,20 +66,12 @@ class ChatPacer:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self.burst, self.per_second, self.chats = burst, per_second, chats
-        self.clock, self.sleep = clock, sleep
-        self._buckets: OrderedDict[int, tuple[float, float]] = OrderedDict()
+        self.buckets: TokenBuckets[int] = TokenBuckets(burst, per_second, keys=chats, clock=clock)
+        self.sleep = sleep
 
     async def wait(self, chat_id: int) -> None:
-        now = self.clock()
-        tokens, since = self._buckets.pop(chat_id, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - since) * self.per_second)
-        if tokens < 1:
-            await self.sleep((1 - tokens) / self.per_second)
-            now, tokens = self.clock(), 1.0
-        self._buckets[chat_id] = (tokens - 1, now)
-        while len(self._buckets) > self.chats:
-            self._buckets.popitem(last=False)
+        while (delay := self.buckets.take(chat_id)) > 0:
+            await self.sleep(delay)
 
 
 def to_inbound(update: Update, bot_username: str | None) -> Inbound | None:

@@ -18,13 +18,12 @@ import logging
 import math
 import os
 import re
-import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.channels.common import TokenBuckets
 from bot.runtime import Runtime
 from handlers.state import DEFAULT_LOCALE, LOCALES
 from handlers.types import Inbound, Location
@@ -53,22 +52,14 @@ SECURITY_HEADERS = {
 log = logging.getLogger("antam.webchat")
 
 
-class Buckets:
-    """Token buckets by key, bounded in number: ``capacity`` at once, ``per_second`` refill."""
+class Buckets(TokenBuckets[bytes]):
+    """Rate limits by key: a message is allowed when a token is there, refused otherwise."""
 
     def __init__(self, capacity: float, per_second: float, *, keys: int = 50_000) -> None:
-        self.capacity, self.per_second, self.keys = capacity, per_second, keys
-        self._state: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        super().__init__(capacity, per_second, keys=keys)
 
     def allow(self, key: bytes) -> bool:
-        now = time.monotonic()
-        tokens, since = self._state.pop(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - since) * self.per_second)
-        allowed = tokens >= 1
-        self._state[key] = (tokens - 1 if allowed else tokens, now)
-        while len(self._state) > self.keys:
-            self._state.popitem(last=False)
-        return allowed
+        return self.take(key) == 0.0
 
 
 class BadMessage(ValueError):
