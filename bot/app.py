@@ -1,4 +1,4 @@
-"""The one aiohttp server: web chat at /, the Telegram and Zalo webhooks, /healthz."""
+"""The one aiohttp server: web chat at /, the staff app, the Telegram and Zalo webhooks, /healthz, /metrics."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from bot.bootstrap import Services
+from bot.metrics import metrics_view
 from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
 from bot.channels.webchat import NEUTRAL_EXIT_URL, WebChat
 from bot.channels.zalo import WEBHOOK_PATH as ZALO_WEBHOOK_PATH
 from bot.channels.zalo import ZaloChannel
 from bot.maintenance import purge
 from bot.runtime import Runtime
+from bot.staff import add_staff_routes
 
 SERVICES = web.AppKey("services", Services)
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -83,9 +85,11 @@ def make_app(
     runtime = Runtime(services)
     app[RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_view)
     webchat = WebChat(runtime, exit_url=exit_url)
     app[WEBCHAT] = webchat
     webchat.add_routes(app)
+    add_staff_routes(app, services)
     if maintenance:
         app.cleanup_ctx.append(_maintenance)
     use_telegram = services.settings.telegram_bot_token is not None if telegram is None else telegram

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, SystemClock
@@ -138,8 +139,16 @@ async def open_services(
         if migrate:
             await db.upgrade()
         keys = KeyRingCache(secrets, clock)
-        async with db.transaction() as session:
-            await keys.get(session)
+        for attempt in range(2):
+            try:
+                async with db.transaction() as session:
+                    await keys.get(session)
+                break
+            except IntegrityError:
+                # Two workers starting on an empty database both created data key #1: the
+                # other one's key is stored now; read it.
+                if attempt:
+                    raise
     except BaseException:
         await db.dispose()
         raise

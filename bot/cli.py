@@ -12,13 +12,14 @@ from typing import TextIO
 
 from aiohttp import web
 
-from bot import logs
+from bot import logs, referral_commands
 from bot.app import make_app
 from bot.bootstrap import Services, StartupError, open_services
 from bot.channels import console
 from bot.config import ConfigError, Settings, load_settings
 from bot.maintenance import purge
 from bot.runtime import Runtime
+from bot.staff import commands as staff_commands
 from content.i18n import load_catalogs
 from content.intents import IntentClassifier, load_phrases
 from content.pack import ContentError, load_pack
@@ -51,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
         "rotate", help="re-encrypt every record under a new data key"
     )
     commands.add_parser("purge", help="delete records inactive longer than the retention period")
+    referral_commands.add_parsers(commands)
+    staff_commands.add_parsers(commands)
     return parser
 
 
@@ -64,6 +67,11 @@ async def _with_services(settings: Settings, work: Callable[[Services], Awaitabl
 
 async def _run_server(services: Services, out: TextIO) -> int:
     settings = services.settings
+    # Handlers first: a SIGTERM that arrives while the server is still starting stops it cleanly.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(make_app(services), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.http_host, settings.http_port)
@@ -72,12 +80,10 @@ async def _run_server(services: Services, out: TextIO) -> int:
     except OSError as exc:
         await runner.cleanup()
         raise StartupError(f"cannot listen on {settings.http_host}:{settings.http_port}: {exc.strerror}") from exc
+    # Only once the server listens: a password printed by a start that then fails would be lost.
+    await staff_commands.ensure_first_admin(services, out)
     url = f"http://{settings.http_host}:{settings.http_port}"
     print(f"An Tâm đang chạy / is running: {url}/  (Ctrl-C để dừng / to stop)", file=out, flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
@@ -154,7 +160,7 @@ async def _keys_rotate(services: Services, out: TextIO) -> int:
         kept = ", ".join(f"#{k}" for k in report.kept_key_ids)
         print(
             f"Retired key(s) {kept} stay readable for {minutes} minutes, in case a running worker still "
-            "uses them; `antam purge` (run daily by `antam run`) deletes them after that.",
+            "uses them; `antam purge` (run hourly by `antam run`) deletes them after that.",
             file=out,
         )
     return EXIT_OK
@@ -167,6 +173,12 @@ async def _purge(services: Services, out: TextIO) -> int:
         f"(retention {services.settings.retention_days} days).",
         file=out,
     )
+    if report.unlinked_referrals or report.deleted_referrals:
+        print(
+            f"Referral codes: {report.unlinked_referrals} expired code(s) unlinked from their holder, "
+            f"{report.deleted_referrals} long-expired code(s) deleted.",
+            file=out,
+        )
     if report.deleted_key_ids:
         print(f"Deleted retired key(s): {', '.join(f'#{k}' for k in report.deleted_key_ids)}.", file=out)
     return EXIT_OK
@@ -181,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "content":
             return _content_check(out)
         settings = load_settings()
-        logs.configure(settings.log_level)
+        logs.configure(settings.log_level, settings.log_format)
         if args.command == "run":
             return asyncio.run(_with_services(settings, lambda s: _run_server(s, out)))
         if args.command == "chat":
@@ -192,6 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_with_services(settings, lambda s: _keys_rotate(s, out)))
         if args.command == "purge":
             return asyncio.run(_with_services(settings, lambda s: _purge(s, out)))
+        if args.command == "staff":
+            return staff_commands.main(settings, args, out)
+        if args.command in ("referral", "peer", "indicator", "report"):
+            return asyncio.run(_with_services(settings, lambda s: referral_commands.run(s, args, out)))
     except ConfigError as exc:
         print(f"antam: {exc}", file=sys.stderr)
         return EXIT_USAGE

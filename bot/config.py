@@ -29,6 +29,9 @@ class Settings(BaseModel):
     public_url: str | None = Field(None, alias="ANTAM_PUBLIC_URL")
     retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(180, alias="ANTAM_RETENTION_DAYS")
     log_level: str = Field("INFO", alias="ANTAM_LOG_LEVEL")
+    log_format: str = Field("text", alias="ANTAM_LOG_FORMAT")
+    # Reverse proxies whose X-Forwarded-For is believed, for per-address rate limits only.
+    trusted_proxies: str | None = Field(None, alias="ANTAM_TRUSTED_PROXIES")
     telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_base_url: str = Field("https://api.telegram.org/bot", alias="TELEGRAM_API_BASE_URL")
     telegram_webhook_secret: SecretStr | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
@@ -73,6 +76,27 @@ class Settings(BaseModel):
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return level
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        from bot.client_address import parse_networks
+
+        parse_networks(value)
+        return value or None
+
+    @property
+    def proxy_networks(self) -> tuple[Any, ...]:
+        from bot.client_address import parse_networks
+
+        return parse_networks(self.trusted_proxies)
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value.lower() not in {"text", "json"}:
+            raise ValueError("must be text or json")
+        return value.lower()
 
     @field_validator("telegram_webhook_secret")
     @classmethod

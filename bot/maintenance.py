@@ -3,6 +3,9 @@
 - records of people inactive longer than the retention period are deleted;
 - message ids older than Telegram's 48-hour deletion window are dropped from records;
 - keys of handled updates are forgotten after a week (redeliveries stop long before);
+- expired referral codes lose their holder link, and rows long expired are deleted (reports
+  read the counters, not these rows);
+- failed-redemption counts of past windows are forgotten;
 - retired data keys no record uses any more are deleted.
 """
 
@@ -11,14 +14,16 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bot.bootstrap import Services
 from bot.clock import today
 from bot.record import MESSAGE_LIFETIME, PersonRecord
+from referrals.store import forget_referrals
 from storage.keys import prune_retired_keys
 from storage.models import Person
 from storage.persons import purge_inactive, record_context
+from storage.referral_models import RedeemFailure
 from storage.updates import forget_processed
 
 UPDATE_MEMORY = dt.timedelta(days=7)
@@ -32,6 +37,8 @@ class PurgeReport:
     kept_key_ids: list[int]
     forgotten_updates: int = 0
     pruned_message_lists: int = 0
+    unlinked_referrals: int = 0
+    deleted_referrals: int = 0
 
 
 async def prune_message_ids(services: Services) -> int:
@@ -61,6 +68,8 @@ async def purge(services: Services) -> PurgeReport:
     async with services.db.transaction() as session:
         removed = await purge_inactive(session, today=day, retention_days=days)
         forgotten = await forget_processed(session, before=services.clock.now() - UPDATE_MEMORY)
+        unlinked, gone = await forget_referrals(session, today=day)
+        await session.execute(delete(RedeemFailure).where(RedeemFailure.window_start < services.clock.now() - dt.timedelta(days=1)))
     pruned = await prune_message_ids(services)
     deleted, kept = await prune_retired_keys(services.db, services.secrets, now=services.clock.now())
-    return PurgeReport(removed, day - dt.timedelta(days=days), deleted, kept, forgotten, pruned)
+    return PurgeReport(removed, day - dt.timedelta(days=days), deleted, kept, forgotten, pruned, unlinked, gone)

@@ -1,4 +1,5 @@
-"""What is sealed in a consenting person's row: conversation state and recent message ids.
+"""What is sealed in a consenting person's row: conversation state, recent message ids, and
+the periods in which the person was already counted (so each person counts once per period).
 
 Message ids (never text) are kept so that "Thoát nhanh" can delete the conversation from the
 device; Telegram only lets a bot delete messages younger than 48 hours, so older ids are
@@ -13,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from handlers.state import State
+from referrals.counting import Marks
 
 MESSAGE_LIFETIME = dt.timedelta(hours=48)
 MAX_MESSAGES = 400
@@ -23,9 +25,12 @@ class PersonRecord:
     state: State
     # (message id, unix time it was seen) in the person's private chat.
     messages: tuple[tuple[int, int], ...] = ()
+    marks: Marks = Marks()
 
     def to_bytes(self) -> bytes:
-        data = {"s": json.loads(self.state.to_bytes()), "m": [list(pair) for pair in self.messages]}
+        data: dict[str, Any] = {"s": json.loads(self.state.to_bytes()), "m": [list(pair) for pair in self.messages]}
+        if self.marks.counted:
+            data["k"] = self.marks.to_json()
         return json.dumps(data, separators=(",", ":")).encode("ascii")
 
     @classmethod
@@ -42,7 +47,7 @@ class PersonRecord:
             for pair in data.get("m") or ()
             if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair)
         )
-        return cls(State.from_bytes(json.dumps(data["s"]).encode()), messages)
+        return cls(State.from_bytes(json.dumps(data["s"]).encode()), messages, Marks.from_json(data.get("k")))
 
     def fresh(self, now: dt.datetime) -> PersonRecord:
         """Without ids older than Telegram's 48-hour deletion window."""

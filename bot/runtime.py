@@ -1,33 +1,65 @@
 """Runs the engine for one inbound event inside one database transaction.
 
 Per event: compute the pseudonym, skip an update already handled, load and open the
-person's record (if any), let the pure engine decide, then store the new state or carry out
-the erasure, all in one transaction, and render the replies. The person's text is never
-stored or logged.
+person's record (if any), let the pure engine decide, then carry out its effects — store the
+new state, issue or cancel a referral, add to the aggregate counters, or erase — all in one
+transaction, and render the replies. The person's text is never stored or logged.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot import metrics
 from bot.bootstrap import Services
 from bot.clock import today
 from bot.record import PersonRecord
 from handlers.common import Outcome
 from handlers.engine import respond
+from handlers.referral import still_held
 from handlers.render import RenderedReply
-from handlers.state import DEFAULT_LOCALE, LOCALES
-from handlers.types import EraseRecord, Inbound, Msg, Reply
+from handlers.state import DEFAULT_LOCALE, LOCALES, State
+from handlers.types import (
+    CancelReferral,
+    Engaged,
+    EraseRecord,
+    HotlineList,
+    Inbound,
+    IssueReferral,
+    Msg,
+    Reply,
+    TurnFacts,
+)
+from referrals import codes, counting
+from referrals.counters import apply_increments
+from referrals.counting import Increment, Marks, Where
+from referrals.indicators import Policy, load_policy
+from referrals.peers import active_peer
+from referrals.store import cancel_referral, insert_referral, orphan_referrals, usable
 from storage.crypto import KeyRing, UnknownKeyError
 from storage.persons import erase_person, load_record, save_record
 from storage.updates import mark_processed
+
+POLICY_REFRESH = dt.timedelta(seconds=60)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """The database could not be reached (as opposed to a bug or bad data)."""
+    if isinstance(exc, (OSError, TimeoutError, ConnectionError)):
+        return True
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 log = logging.getLogger("antam.runtime")
 T = TypeVar("T")
@@ -36,21 +68,36 @@ T = TypeVar("T")
 class Runtime:
     def __init__(self, services: Services) -> None:
         self.services = services
+        self._policy: Policy | None = None
+        self._policy_at = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     async def answer(self, inbound: Inbound) -> list[RenderedReply]:
         """Answer one event; on any failure, log it without personal data and apologise."""
         try:
             return await self.handle(inbound)
         except Exception as exc:
+            unavailable = database_unavailable(exc)
             # Only the exception's type: its message or traceback could name a value.
-            log.error("could not answer an update from %s: %s", inbound.channel, type(exc).__name__)
-            return self.apology(inbound.locale_hint)
+            log.error(
+                "could not answer an update from %s: %s%s",
+                inbound.channel,
+                type(exc).__name__,
+                " (database unavailable)" if unavailable else "",
+            )
+            metrics.UPDATES.labels(metrics.channel_label(inbound.channel), "error").inc()
+            metrics.ERRORS.labels("database" if unavailable else "runtime").inc()
+            return self.apology(inbound.locale_hint, unavailable=unavailable)
 
-    def apology(self, locale_hint: str | None = None) -> list[RenderedReply]:
-        """The reply sent when something failed: an apology with the emergency numbers."""
+    def apology(self, locale_hint: str | None = None, *, unavailable: bool = False) -> list[RenderedReply]:
+        """The reply sent when something failed: a short apology, then the hotlines.
+
+        The hotlines come from the content pack in memory, so they reach the person even when
+        the database is down.
+        """
         hint = (locale_hint or "").split("-")[0].lower()
         locale = hint if hint in LOCALES else DEFAULT_LOCALE
-        outcome = Outcome(None, (Reply((Msg("error.internal"),)),), locale=locale)
+        key = "error.unavailable" if unavailable else "error.internal"
+        outcome = Outcome(None, (Reply((Msg(key), HotlineList())),), locale=locale)
         return self.services.renderer.render(outcome)
 
     def update_key(self, inbound: Inbound) -> bytes | None:
@@ -63,33 +110,145 @@ class Runtime:
     async def handle(self, inbound: Inbound) -> list[RenderedReply]:
         """Answer one inbound event; return the rendered replies (none for a redelivery)."""
         services = self.services
+        started = time.perf_counter()
+        channel = metrics.channel_label(inbound.channel)
         if not inbound.private:
             # Groups: one fixed answer, and nothing about anyone is read or written.
+            metrics.UPDATES.labels(channel, "group").inc()
             return services.renderer.render(respond(None, inbound, services.context))
         pseudonym = services.secrets.pseudonym(inbound.channel, inbound.user_id)
         key = self.update_key(inbound)
 
         async def work(session: AsyncSession, ring: KeyRing) -> Outcome | None:
             now = services.clock.now()
+            day = today(services.clock)
             if key is not None and not await mark_processed(session, key, now=now):
                 return None
             raw = await load_record(session, ring, pseudonym)
             record = PersonRecord.from_bytes(raw) if raw is not None else None
-            outcome = respond(record.state if record else None, inbound, services.context)
+            state = await self._current_codes(session, record.state, day) if record else None
+            # Drawn afresh on every attempt: a collision with a stored code retries the transaction.
+            facts = TurnFacts(today=day, new_code=codes.new_code())
+            outcome = respond(state, inbound, services.context, facts)
             if any(isinstance(effect, EraseRecord) for effect in outcome.effects):
+                if record is not None and state is not None:
+                    await self._orphan(session, ring, state, record.marks.current(day))
                 await erase_person(session, pseudonym)
             elif outcome.state is not None:
+                marks = record.marks.current(day) if record else Marks()
+                marks = await self._carry_out(session, ring, pseudonym, inbound, outcome, marks, new=record is None)
                 kept = record.fresh(now).messages if record else ()
-                updated = PersonRecord(outcome.state, kept)
-                await save_record(session, ring, pseudonym, updated.to_bytes(), today=today(services.clock))
+                updated = PersonRecord(outcome.state, kept, marks)
+                await save_record(session, ring, pseudonym, updated.to_bytes(), today=day)
             return outcome
 
         outcome = await self._transaction(work)
         if outcome is None:
             log.info("ignored a redelivered update from %s", inbound.channel)
+            metrics.UPDATES.labels(channel, "duplicate").inc()
             return []
         log.debug("answered", extra={"channel": inbound.channel, "intent": outcome.intent})
-        return services.renderer.render(outcome)
+        rendered = services.renderer.render(outcome)
+        metrics.UPDATES.labels(channel, "answered").inc()
+        metrics.REPLY_SECONDS.labels(channel).observe(time.perf_counter() - started)
+        if outcome.state is not None:
+            for effect in outcome.effects:
+                if isinstance(effect, IssueReferral):
+                    metrics.REFERRALS_ISSUED.labels(effect.service_type).inc()
+        return rendered
+
+    async def policy(self, session: AsyncSession) -> Policy:
+        """The minimum package and threshold, re-read now and then so every worker sees a change."""
+        now = self.services.clock.now()
+        if self._policy is None or now - self._policy_at > POLICY_REFRESH:
+            self._policy = await load_policy(session)
+            self._policy_at = now
+        return self._policy
+
+    async def _current_codes(self, session: AsyncSession, state: State, day: dt.date) -> State:
+        """Drop the codes that were used, cancelled or expired since the person last wrote."""
+        if not state.codes:
+            return state
+        pepper = self.services.secrets.pepper
+        held = still_held(state.codes, day)
+        open_hashes = await usable(session, [codes.code_hash(pepper, h.code) for h in held], today=day)
+        kept = tuple(h for h in held if codes.code_hash(pepper, h.code) in open_hashes)
+        return state if kept == state.codes else replace(state, codes=kept)
+
+    async def _where(self, session: AsyncSession, state: State, channel: str, commune: int | None = None) -> Where:
+        """Where a count belongs: the commune chosen (or the peer link's), its province, the link."""
+        peer = await active_peer(session, state.peer)
+        code = commune if commune is not None else state.commune
+        found = self.services.context.communes.get(code) if code is not None else None
+        if found is not None:
+            return Where(found.code, found.province_code, channel, peer.code if peer else "")
+        if peer is not None:
+            return Where(peer.commune, peer.province, channel, peer.code)
+        return Where(0, 0, channel, "")
+
+    async def _carry_out(
+        self,
+        session: AsyncSession,
+        ring: KeyRing,
+        pseudonym: bytes,
+        inbound: Inbound,
+        outcome: Outcome,
+        marks: Marks,
+        *,
+        new: bool,
+    ) -> Marks:
+        """Issue and cancel referrals and count, for a person who accepted the notice."""
+        assert outcome.state is not None
+        state, day = outcome.state, today(self.services.clock)
+        pepper = self.services.secrets.pepper
+        increments: list[Increment] = []
+        where: Where | None = None
+        if new:
+            where = await self._where(session, state, inbound.channel)
+            increments.append(Increment(day, where, counting.CONSENTED))
+        for effect in outcome.effects:
+            if isinstance(effect, Engaged):
+                policy = await self.policy(session)
+                where = where or await self._where(session, state, inbound.channel)
+                for indicator in counting.indicators_for(effect.kind, policy.package):
+                    marks, found = counting.count_unique(marks, indicator, day, where)
+                    increments.extend(found)
+            elif isinstance(effect, IssueReferral):
+                place = await self._where(session, state, inbound.channel, commune=effect.commune)
+                await insert_referral(
+                    session,
+                    ring,
+                    code_hash=codes.code_hash(pepper, effect.code),
+                    service=effect.service,
+                    service_type=effect.service_type,
+                    commune=place.commune,
+                    province=place.province,
+                    channel=place.channel,
+                    peer=place.peer,
+                    issued_on=day,
+                    expires_on=effect.expires,
+                    holder=pseudonym,
+                )
+                increments.append(Increment(day, place, counting.REFERRAL_ISSUED, effect.service_type))
+            elif isinstance(effect, CancelReferral):
+                row = await cancel_referral(session, ring, codes.code_hash(pepper, effect.code), pseudonym)
+                if row is not None:
+                    place = Where(row.commune, row.province, row.channel, row.peer)
+                    increments.append(Increment(day, place, counting.REFERRAL_CANCELLED, row.service_type))
+        await apply_increments(session, increments)
+        return marks
+
+    async def _orphan(self, session: AsyncSession, ring: KeyRing, state: State, marks: Marks) -> None:
+        """Before erasure: the person's open codes stay usable but lose their link to them."""
+        if not state.codes:
+            return
+        pepper = self.services.secrets.pepper
+        await orphan_referrals(
+            session,
+            ring,
+            [codes.code_hash(pepper, held.code) for held in state.codes],
+            connected_periods=marks.counted.get("connected", frozenset()),
+        )
 
     async def remember_messages(self, inbound: Inbound, message_ids: list[int]) -> None:
         """Note message ids of a consenting person's chat, for a later quick exit (no text)."""
@@ -104,7 +263,7 @@ class Runtime:
         def take(record: PersonRecord) -> PersonRecord:
             nonlocal taken
             taken = [pair[0] for pair in record.fresh(self.services.clock.now()).messages]
-            return PersonRecord(record.state, ())
+            return replace(record, messages=())
 
         await self._update_record(inbound, take)
         return taken

@@ -1,8 +1,10 @@
 """Interface strings: gettext catalogs (Babel .po files), Vietnamese first, English second.
 
-Message ids are stable keys ("menu.title"); each locale's catalog holds the text. Installing
-the package compiles each .po into a .mo (setup.py); a compiled catalog at least as new as
-its source is read, otherwise the .po itself (a working copy, or an edited catalog).
+Message ids are stable keys ("menu.title"); each locale's catalog holds the text. A locale may
+have several catalog files (``antam.po`` for the conversation, ``reports.po``, ``staff.po``…);
+they are read together and a key may live in only one of them. Installing the package compiles
+each .po into a .mo (setup.py); a compiled catalog at least as new as its source is read,
+otherwise the .po itself (a working copy, or an edited catalog).
 """
 
 from __future__ import annotations
@@ -63,22 +65,34 @@ def load_catalogs(locale_dir: Path = LOCALE_DIR) -> Catalogs:
     problems: list[str] = []
     messages: dict[str, dict[str, str]] = {}
     for locale in LOCALES:
-        path = locale_dir / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
-        try:
-            catalog = _read_catalog(path, locale)
-        except (OSError, ValueError) as exc:
-            problems.append(f"locale/{locale}: cannot read {path.name}: {exc}")
-            continue
+        folder = locale_dir / locale / "LC_MESSAGES"
+        main = folder / f"{DOMAIN}.po"
+        # A catalog may be present as its source (.po), compiled (.mo) or both.
+        others = {path.with_suffix(".po") for path in (*folder.glob("*.po"), *folder.glob("*.mo"))} - {main}
+        paths = [main, *sorted(others)]
         table: dict[str, str] = {}
-        for message in catalog:
-            if not message.id or not isinstance(message.id, str):
+        found_in: dict[str, str] = {}
+        for path in paths:
+            try:
+                catalog = _read_catalog(path, locale)
+            except (OSError, ValueError) as exc:
+                problems.append(f"locale/{locale}: cannot read {path.name}: {exc}")
                 continue
-            if not isinstance(message.string, str) or not message.string.strip():
-                problems.append(f"locale/{locale}: '{message.id}' has no translation")
-                continue
-            if message.fuzzy:
-                problems.append(f"locale/{locale}: '{message.id}' is marked fuzzy")
-            table[message.id] = message.string
+            for message in catalog:
+                if not message.id or not isinstance(message.id, str):
+                    continue
+                if not isinstance(message.string, str) or not message.string.strip():
+                    problems.append(f"locale/{locale}: '{message.id}' has no translation")
+                    continue
+                if message.fuzzy:
+                    problems.append(f"locale/{locale}: '{message.id}' is marked fuzzy")
+                if message.id in found_in:
+                    problems.append(
+                        f"locale/{locale}: '{message.id}' is in both {found_in[message.id]} and {path.name}"
+                    )
+                    continue
+                found_in[message.id] = path.name
+                table[message.id] = message.string
         messages[locale] = table
     if "vi" in messages:
         reference = messages["vi"]

@@ -9,7 +9,7 @@ from content.geo import CommuneIndex
 from content.intents import IntentClassifier
 from content.pack import ContentPack
 from handlers.state import State
-from handlers.types import Button, Effect, Msg, Reply
+from handlers.types import Button, Effect, Msg, Reply, TurnFacts
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class Context:
     communes: CommuneIndex
     # Stated in the privacy notice, so the notice is true for this deployment.
     retention_days: int = 180
+    # How long a referral code can be used.
+    referral_days: int = 30
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,8 @@ class Turn:
     locale: str
     ctx: Context
     intent: str | None = None
+    # None where no runtime stands behind the turn (then no referral code can be issued).
+    facts: TurnFacts | None = None
 
     @property
     def consented(self) -> bool:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 from content.intents import strip_diacritics
 from content.pack import SAFETY_INTENTS
-from handlers import info, menu, onboarding, privacy, safety, services
+from handlers import info, menu, onboarding, privacy, referral, safety, services
 from handlers.common import Context, Outcome, Turn, nav
 from handlers.state import DEFAULT_LOCALE, LOCALES, PEER_CODE, State, Step
-from handlers.types import Inbound, Msg, Reply
+from handlers.types import Inbound, Msg, Reply, TurnFacts
 
 MAX_TEXT_CHARS = 4096
 MAX_PAYLOAD_CHARS = 64
@@ -62,29 +62,29 @@ def _locale_for(state: State | None, inbound: Inbound, payload: str) -> tuple[st
     return (hint if hint in LOCALES else DEFAULT_LOCALE), payload
 
 
-def respond(state: State | None, inbound: Inbound, ctx: Context) -> Outcome:
-    """Answer one inbound event."""
+def respond(state: State | None, inbound: Inbound, ctx: Context, facts: TurnFacts | None = None) -> Outcome:
+    """Answer one inbound event; ``facts`` (today, a fresh code) come from the runtime."""
     payload = clean_text(inbound.payload)[:MAX_PAYLOAD_CHARS] if inbound.payload else ""
     locale, payload = _locale_for(state, inbound, payload)
-    turn = Turn(state=state, locale=locale, ctx=ctx)
+    turn = Turn(state=state, locale=locale, ctx=ctx, facts=facts)
     if not inbound.private:
         return turn.answer(Reply((Msg("input.private_only"),)), state=state)
     if payload:
         return _route_payload(turn, payload)
     if inbound.start_param is not None:
         peer = inbound.start_param if PEER_CODE.match(inbound.start_param) else None
-        return onboarding.greet(Turn(state, locale, ctx, "start"), peer=peer)
+        return onboarding.greet(Turn(state, locale, ctx, "start", facts), peer=peer)
     if inbound.media is not None:
         key = "input.contact" if inbound.media == "contact" else "input.media"
         return _with_intent(turn, f"media:{inbound.media}", lambda t: menu.show_menu(t, Msg(key)))
     text = clean_text(inbound.text)
     if inbound.location is not None and not text:
-        return services.nearest(Turn(state, locale, ctx, "location"), inbound.location)
+        return services.nearest(Turn(state, locale, ctx, "location", facts), inbound.location)
     if not text:
         return _with_intent(turn, "empty", lambda t: _not_understood(t, "input.empty"))
     command = text.split()[0].lower().split("@")[0]
     if command in _START_COMMANDS and len(text.split()) == 2 and PEER_CODE.match(text.split()[1]):
-        return onboarding.greet(Turn(state, locale, ctx, "start"), peer=text.split()[1])
+        return onboarding.greet(Turn(state, locale, ctx, "start", facts), peer=text.split()[1])
     if command.startswith("/") or command == "start":
         return _route_command(turn, command)
     if state is not None and state.step is Step.CONFIRM_ERASE:
@@ -95,31 +95,31 @@ def respond(state: State | None, inbound: Inbound, ctx: Context) -> Outcome:
             return privacy.cancel_erase(turn)
         # Anything else: they moved on; the erasure is cancelled and the text answered.
         state = state.moved(Step.MENU)
-        turn = Turn(state=state, locale=locale, ctx=ctx)
+        turn = Turn(state=state, locale=locale, ctx=ctx, facts=facts)
     language = _LANGUAGE_WORDS.get(_plain(text))
     if language is not None:
-        return menu.switch_language(Turn(state, locale, ctx, "language"), language)
+        return menu.switch_language(Turn(state, locale, ctx, "language", facts), language)
     intent = ctx.classifier.classify(text).intent
     if intent not in SAFETY_INTENTS:
         awaiting = state is not None and state.step is Step.AWAIT_COMMUNE
         if awaiting or intent == "unknown":
-            place = services.commune_typed(Turn(state, locale, ctx, "commune"), text, fuzzy=awaiting)
+            place = services.commune_typed(Turn(state, locale, ctx, "commune", facts), text, fuzzy=awaiting)
             if place is not None:
                 return place
             if awaiting and intent == "unknown":
-                return services.commune_not_found(Turn(state, locale, ctx, "commune"))
+                return services.commune_not_found(Turn(state, locale, ctx, "commune", facts))
     if state is not None and state.step is Step.AWAIT_COMMUNE:
-        turn = Turn(state=state.moved(Step.MENU), locale=locale, ctx=ctx)
+        turn = Turn(state=state.moved(Step.MENU), locale=locale, ctx=ctx, facts=facts)
     return _route_intent(turn, intent)
 
 
 def _with_intent(turn: Turn, intent: str, flow: Flow) -> Outcome:
-    return flow(Turn(turn.state, turn.locale, turn.ctx, intent))
+    return flow(Turn(turn.state, turn.locale, turn.ctx, intent, turn.facts))
 
 
 def _route_payload(turn: Turn, payload: str) -> Outcome:
     route, _, arg = payload.partition(":")
-    t = Turn(turn.state, turn.locale, turn.ctx, f"button:{route}")
+    t = Turn(turn.state, turn.locale, turn.ctx, f"button:{route}", turn.facts)
     if route == "c" and arg == "accept":
         return onboarding.accept(t)
     if route == "c" and arg.startswith("accept:"):
@@ -147,6 +147,18 @@ def _route_payload(turn: Turn, payload: str) -> Outcome:
         return services.service_kinds(t)
     if route == "w" and arg.isdigit() and len(arg) <= 6:
         return services.commune_services(t, int(arg))
+    if route == "r" and not arg:
+        return referral.choose_kind(t)
+    if route == "rt" and arg:
+        return referral.choose_place(t, arg)
+    if route == "ri" and arg:
+        return referral.issue_by_index(t, arg)
+    if route == "rm" and not arg:
+        return referral.my_codes(t)
+    if route == "rc" and arg:
+        return referral.ask_cancel(t, arg)
+    if route == "rcy" and arg:
+        return referral.cancel(t, arg)
     if route == "e" and not arg:
         return safety.emergency_menu(t)
     if route == "p" and not arg:
@@ -161,7 +173,7 @@ def _route_payload(turn: Turn, payload: str) -> Outcome:
         return privacy.quick_exit(t)
     if route == "l" and arg:
         return menu.switch_language(t, arg)
-    return menu.show_menu(Turn(turn.state, turn.locale, turn.ctx, "stale_button"), Msg("input.stale_button"))
+    return menu.show_menu(Turn(turn.state, turn.locale, turn.ctx, "stale_button", turn.facts), Msg("input.stale_button"))
 
 
 def _route_command(turn: Turn, command: str) -> Outcome:
@@ -179,7 +191,7 @@ def _route_command(turn: Turn, command: str) -> Outcome:
 
 
 def _route_intent(turn: Turn, intent: str) -> Outcome:
-    t = Turn(turn.state, turn.locale, turn.ctx, intent)
+    t = Turn(turn.state, turn.locale, turn.ctx, intent, turn.facts)
     if intent in SAFETY_INTENTS:
         return safety.safety_answer(t, intent)
     if intent == "greeting":

@@ -6,7 +6,7 @@ from content.pack import Topic
 from handlers.common import Outcome, Turn, nav
 from handlers.menu import show_menu
 from handlers.state import State, Step
-from handlers.types import Button, GroupTitle, Msg, Reply, Text, TopicPart, TopicText
+from handlers.types import Button, Engaged, GroupTitle, Msg, Reply, Text, TopicPart, TopicText
 
 
 def groups(turn: Turn, *, lead: Msg | None = None) -> Outcome:
@@ -50,7 +50,10 @@ def _topic_reply(turn: Turn, found: Topic, parts: tuple[Text, ...], extra: list[
     ]
     back = Button(Msg("nav.back"), f"g:{found.group}")
     state = turn.state.moved(Step.TOPIC, topic=found.id) if turn.state else None
-    return turn.answer(Reply(parts, nav(*extra, *related, back), protect=found.sensitive), state=state)
+    # Reading about privacy is not counselling; every other topic counts towards "informed".
+    effects = (Engaged("topic"),) if found.group != "privacy" else ()
+    reply = Reply(parts, nav(*extra, *related, back), protect=found.sensitive)
+    return turn.answer(reply, state=state, effects=effects)
 
 
 def _at_menu(turn: Turn) -> State | None:

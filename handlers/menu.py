@@ -12,9 +12,11 @@ _OTHER_LANGUAGE = {"vi": "en", "en": "vi"}
 
 
 def menu_buttons(turn: Turn) -> tuple[Button, ...]:
+    mine = (Button(Msg("referral.mine"), "rm"),) if turn.state is not None and turn.state.codes else ()
     return (
         Button(Msg("menu.info"), "i"),
         Button(Msg("menu.services"), "s"),
+        *mine,
         Button(Msg("menu.livelihood"), "g:livelihood"),
         Button(Msg("menu.emergency"), "e"),
         Button(Msg("menu.privacy"), "p"),

@@ -48,7 +48,7 @@ def accept(turn: Turn, *, peer: str | None = None) -> Outcome:
     if turn.state is not None:
         return show_menu(turn, Msg("consent.already"))
     state = State(step=Step.MENU, locale=turn.locale, peer=peer)
-    accepted = Turn(state=state, locale=turn.locale, ctx=turn.ctx, intent=turn.intent)
+    accepted = Turn(state=state, locale=turn.locale, ctx=turn.ctx, intent=turn.intent, facts=turn.facts)
     return accepted.answer(menu_reply(accepted, Msg("consent.accepted")), state=state)
 
 

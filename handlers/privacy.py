@@ -39,7 +39,7 @@ def confirm_erase(turn: Turn) -> Outcome:
         # An old "yes" button must never erase without a fresh confirmation.
         return ask_erase(turn)
     return turn.answer(
-        menu_reply(Turn(None, turn.locale, turn.ctx, turn.intent), Msg("privacy.erased")),
+        menu_reply(Turn(None, turn.locale, turn.ctx, turn.intent, turn.facts), Msg("privacy.erased")),
         state=None,
         effects=(EraseRecord(),),
     )

@@ -15,11 +15,13 @@ from handlers.common import Outcome
 from handlers.state import DEFAULT_LOCALE
 from handlers.types import (
     CommuneName,
+    Dated,
     GroupTitle,
     HotlineList,
     Msg,
     ReplyKind,
     ServiceEntry,
+    ServiceName,
     Text,
     TopicPart,
     TopicText,
@@ -85,6 +87,13 @@ class Renderer:
             return commune.label if commune else str(part.code)
         if isinstance(part, ServiceEntry):
             return self._service(self._services[part.service], part.distance_km, locale)
+        if isinstance(part, ServiceName):
+            found = self._services.get(part.service)
+            # A code may outlive a service removed from the directory: say so rather than fail.
+            return found.texts(locale).name if found else self.catalogs.text(locale, "service.removed")
+        if isinstance(part, Dated):
+            day = format_date(part.day, format="long", locale=BABEL_LOCALES[locale])
+            return self.catalogs.text(locale, part.key, {**part.params, "date": day})
         if isinstance(part, HotlineList):
             return "\n".join(
                 self.catalogs.text(
@@ -131,7 +140,9 @@ class Renderer:
                 payload = prefix + button.payload
                 if len(payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:
                     raise ValueError(f"button payload longer than {MAX_PAYLOAD_BYTES} bytes: {payload!r}")
-                buttons.append(RenderedButton(self.text(button.label, locale), payload))
+                label = self.text(button.label, locale)
+                # Catalog phrases used mid-sentence ("xét nghiệm HIV") start a button with a capital.
+                buttons.append(RenderedButton(label[:1].upper() + label[1:], payload))
             text = "\n\n".join(self.text(part, locale) for part in reply.parts)
             rendered.append(RenderedReply(text, tuple(buttons), reply.protect, reply.kind))
         return rendered

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from handlers.common import Outcome, Turn, nav
 from handlers.info import topic
-from handlers.types import Button, HotlineList, Msg, Reply, TopicPart, TopicText
+from handlers.types import Button, Engaged, HotlineList, Msg, Reply, TopicPart, TopicText
 
 _LEAD = {
     "crisis": "safety.crisis",
@@ -26,7 +26,7 @@ def emergency_menu(turn: Turn) -> Outcome:
         if topic_id in turn.ctx.pack.topics
     ]
     reply = Reply((Msg("emergency.title"), HotlineList()), nav(*buttons), protect=True)
-    return turn.answer(reply)
+    return turn.answer(reply, effects=(Engaged("hotlines"),))
 
 
 def safety_answer(turn: Turn, intent: str) -> Outcome:
@@ -34,10 +34,10 @@ def safety_answer(turn: Turn, intent: str) -> Outcome:
     if intent == "pep":
         if "pep" in turn.ctx.pack.topics:
             return topic(turn, "pep", lead=(Msg("safety.pep"),))
-        return turn.answer(Reply((Msg("safety.pep"), HotlineList()), nav(), protect=True))
+        return turn.answer(Reply((Msg("safety.pep"), HotlineList()), nav(), protect=True), effects=(Engaged("hotlines"),))
     follow = _FOLLOW_UP.get(intent)
     buttons = []
     if follow and follow in turn.ctx.pack.topics:
         buttons.append(Button(TopicText(follow, TopicPart.TITLE), f"t:{follow}"))
     reply = Reply((Msg(_LEAD.get(intent, "safety.emergency")), HotlineList()), nav(*buttons), protect=True)
-    return turn.answer(reply)
+    return turn.answer(reply, effects=(Engaged("hotlines"),))

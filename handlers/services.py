@@ -11,15 +11,27 @@ from __future__ import annotations
 from dataclasses import replace
 
 from content.geo import distance_km
+from content.pack import Service
 from handlers.common import Outcome, Turn, nav
 from handlers.menu import show_menu
 from handlers.state import Step
-from handlers.types import Button, CommuneName, Location, Msg, Reply, ServiceEntry, Text, TopicPart, TopicText
+from handlers.types import Button, CommuneName, Engaged, Location, Msg, Reply, ServiceEntry, Text, TopicPart, TopicText
 
 SERVICE_TOPICS = ("hiv_testing", "prep", "pep", "sti", "condoms", "hiv_treatment", "methadone", "mental_health", "legal_aid")
 MAX_CHOICES = 6
 NEAREST = 5
 NEAREST_WITHIN_KM = 100.0
+# Kinds of place rather than kinds of help: no referral code is issued "for" them.
+NOT_REFERRABLE = frozenset({"health_station", "womens_union"})
+
+
+def referral_types(service: Service) -> list[str]:
+    """The kinds of help a referral code to this service can name."""
+    return [kind for kind in service.types if kind not in NOT_REFERRABLE]
+
+
+def referrable(service: Service) -> bool:
+    return bool(referral_types(service))
 
 
 def services_menu(turn: Turn) -> Outcome:
@@ -60,8 +72,10 @@ def commune_services(turn: Turn, code: int) -> Outcome:
     else:
         parts.append(Msg("services.none_in_commune", {"commune": commune.label}))
     state = replace(turn.state, commune=commune.code).moved(Step.MENU) if turn.state else None
-    buttons = nav(Button(Msg("services.change_commune"), "s:change"), Button(Msg("services.kinds"), "sk"))
-    return turn.answer(Reply(tuple(parts), buttons, protect=True), state=state)
+    referral = [Button(Msg("referral.get"), "r")] if any(referrable(s) for s in services) else []
+    buttons = nav(*referral, Button(Msg("services.change_commune"), "s:change"), Button(Msg("services.kinds"), "sk"))
+    effects = (Engaged("services"),) if services else ()
+    return turn.answer(Reply(tuple(parts), buttons, protect=True), state=state, effects=effects)
 
 
 def commune_typed(turn: Turn, text: str, *, fuzzy: bool) -> Outcome | None:
@@ -108,4 +122,5 @@ def nearest(turn: Turn, location: Location) -> Outcome:
     parts.extend(ServiceEntry(service.id, round(km, 1)) for km, service in close)
     if any(not service.verified for _, service in close):
         parts.append(Msg("services.unverified_note"))
-    return turn.answer(Reply(tuple(parts), nav(Button(Msg("services.change_commune"), "s:change")), protect=True))
+    reply = Reply(tuple(parts), nav(Button(Msg("services.change_commune"), "s:change")), protect=True)
+    return turn.answer(reply, effects=(Engaged("services"),))

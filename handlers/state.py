@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from dataclasses import dataclass, replace
@@ -13,6 +14,34 @@ LOCALES = ("vi", "en")
 PEER_CODE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 DEFAULT_LOCALE = "vi"
 _VERSION = 1
+
+
+# A referral code as stored in a person's state: 8 characters of Crockford base32.
+REFERRAL_CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{8}$")
+
+
+@dataclass(frozen=True)
+class HeldCode:
+    """A referral code the person holds: shown again in "my codes" until used or expired."""
+
+    code: str
+    service: str
+    service_type: str
+    expires: dt.date
+
+    def to_json(self) -> list[str]:
+        return [self.code, self.service, self.service_type, self.expires.isoformat()]
+
+    @classmethod
+    def from_json(cls, raw: object) -> HeldCode | None:
+        if not (isinstance(raw, list) and len(raw) == 4 and all(isinstance(v, str) for v in raw)):
+            return None
+        if not REFERRAL_CODE.match(raw[0]):
+            return None
+        try:
+            return cls(raw[0], raw[1], raw[2], dt.date.fromisoformat(raw[3]))
+        except ValueError:
+            return None
 
 
 class Step(StrEnum):
@@ -38,12 +67,16 @@ class State:
     commune: int | None = None
     # The peer educator's link the person first arrived through (aggregate attribution only).
     peer: str | None = None
+    # Referral codes not yet used, cancelled or expired.
+    codes: tuple[HeldCode, ...] = ()
+    # Codes issued in one month ("2026-03", count): issuance is limited per person and month.
+    issued: tuple[str, int] | None = None
 
     def moved(self, step: Step, *, topic: str | None = None) -> State:
         return replace(self, step=step, topic=topic)
 
     def to_bytes(self) -> bytes:
-        data = {
+        data: dict[str, Any] = {
             "v": _VERSION,
             "step": self.step.value,
             "locale": self.locale,
@@ -51,6 +84,10 @@ class State:
             "commune": self.commune,
             "peer": self.peer,
         }
+        if self.codes:
+            data["codes"] = [code.to_json() for code in self.codes]
+        if self.issued is not None:
+            data["issued"] = list(self.issued)
         return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
     @classmethod
@@ -73,4 +110,14 @@ class State:
         commune = raw_commune if isinstance(raw_commune, int) and not isinstance(raw_commune, bool) else None
         raw_peer = data.get("peer")
         peer = raw_peer if isinstance(raw_peer, str) and PEER_CODE.match(raw_peer) else None
-        return cls(step=step, locale=locale, topic=topic, commune=commune, peer=peer)
+        codes = tuple(
+            held for raw in data.get("codes") or () if (held := HeldCode.from_json(raw)) is not None
+        ) if isinstance(data.get("codes"), list) else ()
+        raw_issued = data.get("issued")
+        issued = (
+            (raw_issued[0], raw_issued[1])
+            if isinstance(raw_issued, list) and len(raw_issued) == 2
+            and isinstance(raw_issued[0], str) and isinstance(raw_issued[1], int)
+            else None
+        )
+        return cls(step=step, locale=locale, topic=topic, commune=commune, peer=peer, codes=codes, issued=issued)

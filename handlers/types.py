@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -86,7 +87,23 @@ class ServiceEntry:
     distance_km: float | None = None
 
 
-Text = Msg | TopicText | HotlineList | GroupTitle | CommuneName | ServiceEntry
+@dataclass(frozen=True)
+class ServiceName:
+    """A service's name only, e.g. for a button."""
+
+    service: str
+
+
+@dataclass(frozen=True)
+class Dated:
+    """A catalog message whose {date} parameter is a day, written the way the locale writes dates."""
+
+    key: str
+    day: dt.date
+    params: Mapping[str, str | int] = field(default_factory=lambda: _EMPTY)
+
+
+Text = Msg | TopicText | HotlineList | GroupTitle | CommuneName | ServiceEntry | ServiceName | Dated
 
 
 @dataclass(frozen=True)
@@ -119,4 +136,40 @@ class EraseRecord:
     """Delete everything stored about this person."""
 
 
-Effect = EraseRecord
+@dataclass(frozen=True)
+class IssueReferral:
+    """Store a new referral code (the runtime drew it; the flow only decided to use it)."""
+
+    code: str
+    service: str
+    service_type: str
+    commune: int
+    expires: dt.date
+
+
+@dataclass(frozen=True)
+class CancelReferral:
+    """The person cancelled one of their codes."""
+
+    code: str
+
+
+@dataclass(frozen=True)
+class Engaged:
+    """The person received part of the service package: "topic", "services", "referral", "hotlines".
+
+    Only counted, in aggregate, for people who accepted the notice.
+    """
+
+    kind: str
+
+
+Effect = EraseRecord | IssueReferral | CancelReferral | Engaged
+
+
+@dataclass(frozen=True)
+class TurnFacts:
+    """What the runtime supplies to a turn so flows stay pure: the day and a fresh random code."""
+
+    today: dt.date
+    new_code: str

@@ -25,7 +25,7 @@ import hmac
 import os
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -39,6 +39,9 @@ _NONCE_BYTES = 12
 _TAG_BYTES = 16
 _PEPPER_INFO = b"antam/v1/pseudonym-pepper"
 _KEK_INFO = b"antam/v1/key-encryption-key"
+# Keys for other purposes (derive()) live under their own prefix, so no info string a caller
+# picks can ever reproduce the pepper or the KEK.
+_DERIVED_PREFIX = b"antam/v1/derived/"
 
 
 class CryptoError(Exception):
@@ -101,12 +104,22 @@ class MasterSecrets:
 
     pepper: bytes
     kek: bytes
+    # The master key itself, kept only to derive further purpose keys (derive()).
+    _root: bytes = field(default=b"", repr=False, compare=False)
 
     @classmethod
     def from_master_key(cls, master_key: bytes) -> MasterSecrets:
         if len(master_key) != MASTER_KEY_BYTES:
             raise MasterKeyFormatError(f"the master key must be {MASTER_KEY_BYTES} bytes")
-        return cls(pepper=_derive(master_key, _PEPPER_INFO), kek=_derive(master_key, _KEK_INFO))
+        return cls(pepper=_derive(master_key, _PEPPER_INFO), kek=_derive(master_key, _KEK_INFO), _root=master_key)
+
+    def derive(self, info: bytes) -> bytes:
+        """A 32-byte key for one purpose (``info`` names it), derived from the master key with HKDF."""
+        if not self._root:
+            raise CryptoError("these secrets were not made from a master key")
+        if not info:
+            raise ValueError("name the purpose of a derived key")
+        return _derive(self._root, _DERIVED_PREFIX + info)
 
     def pseudonym(self, channel: str, platform_user_id: str) -> bytes:
         """Return the keyed pseudonym of a person: HMAC-SHA256(pepper, channel:platform id)."""

@@ -24,6 +24,8 @@ from storage.crypto import (
 from storage.db import Database
 from storage.models import DataKey, Person, sealed_with_key
 from storage.persons import record_context
+from storage.referral_models import Referral, holder_context
+from storage.staff import reencrypt_staff_secrets, staff_secrets_using_key
 
 KEY_FILE_NAME = "master.key"
 # A worker re-reads the key ring at least this often, so a key retired longer ago than
@@ -159,6 +161,8 @@ async def reencrypt_records(
     async with db.transaction() as session:
         ring = await load_keyring(session, secrets, now=now, create=False)
         count = await reencrypt_channel_tokens(session, ring)
+        count += await _reencrypt_referral_holders(session, ring, only_key_ids)
+        count += await reencrypt_staff_secrets(session, ring)
     after = b""
     while True:
         async with db.transaction() as session:
@@ -201,12 +205,34 @@ async def prune_retired_keys(
                 .where(sealed_with_key(Person.record, key_id))
             )
             in_use = int(in_use or 0) + await channel_tokens_using_key(session, key_id)
+            in_use += await staff_secrets_using_key(session, key_id)
+            in_use += int(
+                await session.scalar(
+                    select(func.count()).select_from(Referral).where(sealed_with_key(Referral.holder, key_id))
+                )
+                or 0
+            )
             if in_use:
                 kept.append(key_id)
                 continue
             await session.execute(delete(DataKey).where(DataKey.id == key_id))
             deleted.append(key_id)
     return deleted, sorted(kept)
+
+
+async def _reencrypt_referral_holders(session: AsyncSession, ring: KeyRing, only_key_ids: set[int] | None) -> int:
+    """Seal the referrals' holder links again under the active key (few rows: open codes only)."""
+    rows = (await session.scalars(select(Referral).where(Referral.holder.is_not(None)).with_for_update())).all()
+    count = 0
+    for row in rows:
+        assert row.holder is not None
+        key_id = sealed_key_id(row.holder)
+        if key_id == ring.active_id or (only_key_ids is not None and key_id not in only_key_ids):
+            continue
+        context = holder_context(row.code_hash)
+        row.holder = ring.seal(ring.open(row.holder, context), context)
+        count += 1
+    return count
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime:

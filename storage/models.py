@@ -46,7 +46,7 @@ class SealedBytes(TypeDecorator[bytes]):
         return None if value is None else bytes(value)
 
 
-def sealed_with_key(column: SQLColumnExpression[bytes], key_id: int) -> ColumnElement[bool]:
+def sealed_with_key(column: SQLColumnExpression[bytes] | SQLColumnExpression[bytes | None], key_id: int) -> ColumnElement[bool]:
     """SQL: the sealed value in ``column`` was made with data key ``key_id``.
 
     The key id is bytes 2-5 of a sealed value (storage.crypto's format).

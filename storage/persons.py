@@ -54,3 +54,12 @@ async def purge_inactive(session: AsyncSession, *, today: dt.date, retention_day
     cutoff = today - dt.timedelta(days=retention_days)
     result = await session.execute(delete(Person).where(Person.last_active_on < cutoff))
     return int(getattr(result, "rowcount", 0))
+
+
+async def reseal_record(session: AsyncSession, ring: KeyRing, pseudonym: bytes, record: bytes) -> None:
+    """Replace a person's record without marking them active (a change they did not make)."""
+    person = await session.get(Person, pseudonym)
+    if person is None:
+        return
+    person.record = ring.seal(record, record_context(pseudonym))
+    await session.flush()

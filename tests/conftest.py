@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.bootstrap import Services, load_content, open_services
@@ -26,8 +27,21 @@ from handlers.common import Context
 from handlers.render import Renderer
 from storage.crypto import encode_master_key, generate_master_key
 
-PG_URL = os.environ.get("ANTAM_TEST_DATABASE_URL", "").strip()
 REQUIRE_PG = os.environ.get("ANTAM_TEST_REQUIRE_POSTGRES") == "1"
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker gets its own database next to the given one (NAME_gw0, …),
+    since the tests drop and recreate the schema."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+
+
+BASE_PG_URL = os.environ.get("ANTAM_TEST_DATABASE_URL", "").strip()
+PG_URL = _worker_database(BASE_PG_URL)
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 START = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
 
@@ -38,6 +52,22 @@ def pytest_configure(config: pytest.Config) -> None:
             "ANTAM_TEST_REQUIRE_POSTGRES=1 but ANTAM_TEST_DATABASE_URL is not set: "
             "the PostgreSQL tests must run here"
         )
+    if PG_URL and PG_URL != BASE_PG_URL:
+        try:
+            asyncio.run(_create_database(BASE_PG_URL, make_url(PG_URL).database or ""))
+        except Exception as exc:  # the tests using it fail loudly with the reason
+            print(f"could not create the worker's PostgreSQL database: {exc!r}")
+
+
+async def _create_database(base_url: str, name: str) -> None:
+    engine = create_async_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if not exists:
+                await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

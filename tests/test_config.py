@@ -127,3 +127,29 @@ def test_secrets_are_not_shown_in_repr() -> None:
     shown = repr(settings) + str(settings)
     assert key not in shown
     assert "SECRETTOKEN" not in shown
+
+
+def test_trusted_proxies_are_validated_and_used() -> None:
+    """ANTAM_TRUSTED_PROXIES takes addresses and networks; the client is the right-most untrusted hop."""
+    from aiohttp.test_utils import make_mocked_request
+
+    from bot.client_address import client_address, parse_networks
+
+    with pytest.raises(ConfigError, match="ANTAM_TRUSTED_PROXIES"):
+        load_settings({"ANTAM_TRUSTED_PROXIES": "10.0.0.1, not-an-ip"}, env_file=None)
+    networks = load_settings({"ANTAM_TRUSTED_PROXIES": "10.0.0.1, 172.18.0.0/16"}, env_file=None).proxy_networks
+    assert networks == parse_networks("10.0.0.1,172.18.0.0/16")
+    forged = {"X-Forwarded-For": "1.2.3.4, 203.0.113.9, 172.18.0.5"}
+    behind = make_mocked_request("GET", "/", headers=forged, transport=_Transport("10.0.0.1"))
+    assert client_address(behind, networks) == "203.0.113.9"
+    direct = make_mocked_request("GET", "/", headers=forged, transport=_Transport("198.51.100.7"))
+    assert client_address(direct, networks) == "198.51.100.7", "an untrusted peer's header is ignored"
+    assert client_address(behind, ()) == "10.0.0.1"
+
+
+class _Transport:
+    def __init__(self, peer: str) -> None:
+        self.peer = peer
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return (self.peer, 12345) if name == "peername" else default

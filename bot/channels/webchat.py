@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.channels.common import TokenBuckets
+from bot.client_address import client_address
 from bot.runtime import Runtime
 from handlers.state import DEFAULT_LOCALE, LOCALES
 from handlers.types import Inbound, Location
@@ -92,7 +93,8 @@ class WebChat:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
     def _address(self, request: web.Request) -> bytes:
-        return hmac.new(self._salt, (request.remote or "").encode(), hashlib.sha256).digest()[:16]
+        address = client_address(request, self.runtime.services.settings.proxy_networks)
+        return hmac.new(self._salt, address.encode(), hashlib.sha256).digest()[:16]
 
     def _locale(self, request: web.Request) -> str:
         first = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip().lower()

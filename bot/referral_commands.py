@@ -1,0 +1,358 @@
+"""Operator commands for referrals, peer links, indicators and reports (`antam referral|peer|indicator|report`).
+
+Each says what it did; bad input gets a readable message and exit 2, a refused action exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import segno
+
+from bot.bootstrap import Services
+from bot.clock import today
+from bot.redemption import Outcome, Place, redeem
+from content.i18n import load_catalogs
+from referrals import exports
+from referrals.counting import ENGAGEMENTS, REFERRAL_ISSUED, REFERRAL_REDEEMED, UNIQUE_INDICATORS, unique_metric
+from referrals.counters import daily_sums
+from referrals.indicators import IndicatorError, load_policy, set_package, set_target, set_threshold, targets_for
+from referrals.peers import PeerError, add_peer, list_peers, set_active
+from referrals.periods import Period, PeriodError
+from referrals.report import Scope, ScopeKind
+from referrals.reporting import ScopeError, build_report, province_scope, ward_scope
+from referrals.suppression import protect
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+_USERNAME = re.compile(r"^[A-Za-z0-9_]{5,32}$")
+
+
+class UsageError(Exception):
+    """The command was given values it cannot use; exit 2."""
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    referral = commands.add_parser("referral", help="referral codes")
+    referral_actions = referral.add_subparsers(dest="action", required=True, metavar="ACTION")
+    redeem_parser = referral_actions.add_parser("redeem", help="mark a referral code used at a service")
+    redeem_parser.add_argument("code", help="the code the person shows, e.g. 7KQ2-M9XA")
+    _scope_arguments(redeem_parser, allow_all=False)
+
+    peer = commands.add_parser("peer", help="peer-educator links")
+    peer_actions = peer.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = peer_actions.add_parser("add", help="create a peer link with its QR codes")
+    add.add_argument("--ward", type=int, required=True, help="the 2025 code of the commune the peer educator works in")
+    add.add_argument("--alias", required=True, help="a nickname for the link (never a real name)")
+    add.add_argument("--out", type=Path, help="folder for the QR code images (default: DATA_DIR/peers)")
+    add.add_argument("--bot-username", help="the Telegram bot's username, for the t.me link")
+    listing = peer_actions.add_parser("list", help="list peer links")
+    _scope_arguments(listing, allow_all=True, required=False)
+    for name, text in (("deactivate", "stop a link attributing new counts"), ("activate", "turn a link on again")):
+        parser = peer_actions.add_parser(name, help=text)
+        parser.add_argument("code")
+    stats = peer_actions.add_parser("stats", help="a peer link's own counts, small cells hidden")
+    stats.add_argument("code")
+    stats.add_argument("--period", required=True, help="2026-03, 2026-H1 or 2026")
+
+    indicator = commands.add_parser("indicator", help="population estimates, targets, the minimum package")
+    indicator_actions = indicator.add_subparsers(dest="action", required=True, metavar="ACTION")
+    set_parser = indicator_actions.add_parser("set", help="set a commune's estimate and/or target for a year")
+    set_parser.add_argument("--ward", type=int, required=True)
+    set_parser.add_argument("--year", type=int, required=True)
+    set_parser.add_argument("--indicator", default="reached", choices=UNIQUE_INDICATORS)
+    set_parser.add_argument("--estimate", type=int, help="population-size estimate for the year")
+    set_parser.add_argument("--target", type=float, help="target percentage (default 70)")
+    show = indicator_actions.add_parser("show", help="estimates and targets for a year")
+    show.add_argument("--year", type=int, required=True)
+    _scope_arguments(show, allow_all=True, required=False)
+    package = indicator_actions.add_parser("package", help="show or set what counts a person as reached")
+    package.add_argument("kinds", nargs="?", help=f"comma-separated, from: {','.join(ENGAGEMENTS)}")
+    threshold = indicator_actions.add_parser("threshold", help="show or set the small-cell threshold")
+    threshold.add_argument("value", nargs="?", type=int)
+
+    report = commands.add_parser("report", help="the periodic report (small cells hidden)")
+    report.add_argument("scope_all", nargs="?", choices=["all"], help="every commune")
+    report.add_argument("--period", required=True, help="2026-03, 2026-H1 or 2026")
+    _scope_arguments(report, allow_all=True, required=False)
+    report.add_argument("--format", default="table", choices=["table", "csv", "xlsx", "dhis2"])
+    report.add_argument("--output", type=Path, help="write to this file (required for xlsx unless stdout is redirected)")
+    report.add_argument("--locale", default="vi", choices=["vi", "en"])
+    report.add_argument("--dhis2-mapping", type=Path, help="YAML/JSON data-element and org-unit mapping")
+
+
+def _scope_arguments(parser: argparse.ArgumentParser, *, allow_all: bool, required: bool = True) -> None:
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--ward", type=int, help="a commune (2025 code, e.g. 3390 for Xã Bình Lư)")
+    group.add_argument("--province", type=int, help="a province (2025 code, e.g. 12 for Lai Châu)")
+    if allow_all:
+        group.add_argument("--all", action="store_true", help="every commune")
+
+
+def _scope(services: Services, args: argparse.Namespace) -> Scope:
+    communes = services.context.communes
+    try:
+        if getattr(args, "ward", None) is not None:
+            return ward_scope(communes, args.ward)
+        if getattr(args, "province", None) is not None:
+            return province_scope(communes, args.province)
+    except ScopeError as exc:
+        raise UsageError(str(exc)) from exc
+    return Scope(ScopeKind.ALL)
+
+
+def _period(text: str) -> Period:
+    try:
+        return Period.parse(text)
+    except PeriodError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+async def run(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        if args.command == "referral":
+            return await _redeem(services, args, out)
+        if args.command == "peer":
+            return await _peer(services, args, out)
+        if args.command == "indicator":
+            return await _indicator(services, args, out)
+        if args.command == "report":
+            return await _report(services, args, out)
+    except (UsageError, IndicatorError, PeerError, exports.ExportError) as exc:
+        print(f"antam: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+_REDEEM_MESSAGES = {
+    Outcome.MALFORMED: "Mã không đúng dạng: mã gồm 8 chữ và số, ví dụ 7KQ2-M9XA. / Not a referral code.",
+    Outcome.UNKNOWN: "Không tìm thấy mã này. Kiểm tra lại từng ký tự. / No such code.",
+    Outcome.ALREADY_USED: "Mã này đã được dùng ngày {day}. / This code was already used on {day}.",
+    Outcome.CANCELLED: "Mã này đã bị hủy. / This code was cancelled.",
+    Outcome.EXPIRED: "Mã này đã hết hạn ngày {day}. / This code expired on {day}.",
+    Outcome.OTHER_PLACE: "Mã này dành cho {commune}, không phải nơi này. / This code is for {commune}.",
+    Outcome.THROTTLED: (
+        "Đã nhập sai quá nhiều lần; thử lại sau {minutes} phút. / Too many failed attempts; "
+        "try again in {minutes} minutes."
+    ),
+}
+
+
+async def _redeem(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    scope = _scope(services, args)
+    place = Place(commune=scope.code) if scope.kind is ScopeKind.WARD else Place(province=scope.code)
+    result = await redeem(services, args.code, place)
+    kind = (
+        load_catalogs().text("vi", f"service_type.{result.service_type}") if result.service_type else ""
+    )
+    if result.ok:
+        print(f"Đã xác nhận mã: {kind}, ngày {result.day}. / Code redeemed: {result.service_type}.", file=out)
+        return EXIT_OK
+    commune = services.context.communes.get(result.commune) if result.commune is not None else None
+    minutes = int(result.retry_after.total_seconds() // 60) + 1 if result.retry_after else 0
+    message = _REDEEM_MESSAGES[result.outcome].format(
+        day=result.day, commune=commune.label if commune else "?", minutes=minutes
+    )
+    print(f"antam: {message}", file=sys.stderr)
+    return EXIT_USAGE if result.outcome is Outcome.MALFORMED else EXIT_FAILURE
+
+
+def _base_url(services: Services) -> str:
+    settings = services.settings
+    return settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
+
+
+async def _peer(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    communes = services.context.communes
+    day = today(services.clock)
+    if args.action == "add":
+        commune = communes.get(args.ward)
+        if commune is None:
+            raise UsageError(f"{args.ward} is not a 2025 commune code")
+        if args.bot_username is not None and not _USERNAME.match(args.bot_username.lstrip("@")):
+            raise UsageError("--bot-username: a Telegram username has 5-32 letters, digits or _")
+        async with services.db.transaction() as session:
+            created = await add_peer(
+                session,
+                services.secrets.pepper,
+                alias=args.alias,
+                commune=commune.code,
+                province=commune.province_code,
+                today=day,
+            )
+        link = created.link
+        web = f"{_base_url(services)}/?p={link.code}"
+        username = args.bot_username.lstrip("@") if args.bot_username else None
+        folder = args.out or services.settings.data_dir / "peers"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        links = {"web": web}
+        if username:
+            links["telegram"] = f"https://t.me/{username}?start={link.code}"
+        print(f"Peer link '{link.alias}' for {commune.label}: code {link.code}", file=out)
+        for name, url in links.items():
+            qr = segno.make(url, error="m")
+            png, svg = folder / f"peer-{link.code}-{name}.png", folder / f"peer-{link.code}-{name}.svg"
+            qr.save(str(png), scale=10, border=4)
+            qr.save(str(svg), scale=10, border=4, title=f"An Tâm {name}")
+            print(f"  {name}: {url}\n    QR: {png}  {svg}", file=out)
+        if not username:
+            print("  telegram: give --bot-username to print the t.me link and its QR code", file=out)
+        print(f"  Counts for this link (small numbers hidden): antam peer stats {link.code} --period 2026", file=out)
+        return EXIT_OK
+    if args.action == "list":
+        scope = _scope(services, args)
+        async with services.db.transaction() as session:
+            found = await list_peers(
+                session,
+                province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
+                commune=scope.code if scope.kind is ScopeKind.WARD else None,
+            )
+        for link in found:
+            place = communes.get(link.commune)
+            state = "active" if link.active else "inactive"
+            print(f"{link.code}  {state:8}  {link.created_on}  {place.label if place else link.commune}  {link.alias}", file=out)
+        print(f"{len(found)} peer link(s).", file=out)
+        return EXIT_OK
+    if args.action in ("deactivate", "activate"):
+        async with services.db.transaction() as session:
+            link = await set_active(session, args.code, args.action == "activate")
+        print(f"Peer link {link.code} ('{link.alias}') is now {'active' if link.active else 'inactive'}.", file=out)
+        return EXIT_OK
+    return await _peer_stats(services, args, out)
+
+
+async def _peer_stats(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    period = _period(args.period)
+    policy_threshold = 5
+    async with services.db.transaction() as session:
+        policy_threshold = (await load_policy(session)).threshold
+        sums = await daily_sums(
+            session,
+            start=period.start,
+            end=period.end,
+            metrics=[unique_metric("reached", period.kind), REFERRAL_ISSUED, REFERRAL_REDEEMED],
+            by=("metric",),
+            peer=args.code,
+        )
+    values = [
+        sums.get((unique_metric("reached", period.kind),), 0),
+        sums.get((REFERRAL_ISSUED,), 0),
+        sums.get((REFERRAL_REDEEMED,), 0),
+    ]
+    # Separate figures with no published total: primary suppression is all they need.
+    table = protect([values], threshold=policy_threshold, row_totals=False, column_totals=False)
+    cells = [cell.text(policy_threshold) for cell in table.body[0]]
+    print(
+        f"Peer link {args.code}, {period.key}: reached {cells[0]}, referred {cells[1]}, redeemed {cells[2]}",
+        file=out,
+    )
+    return EXIT_OK
+
+
+async def _indicator(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    now = services.clock.now()
+    if args.action == "set":
+        commune = services.context.communes.get(args.ward)
+        if commune is None:
+            raise UsageError(f"{args.ward} is not a 2025 commune code")
+        if args.estimate is None and args.target is None:
+            raise UsageError("give --estimate, --target or both")
+        async with services.db.transaction() as session:
+            target = await set_target(
+                session,
+                year=args.year,
+                commune=commune.code,
+                province=commune.province_code,
+                indicator=args.indicator,
+                estimate=args.estimate,
+                target_percent=args.target,
+                now=now,
+            )
+        estimate = "not set" if target.estimate is None else f"{target.estimate:,}"
+        print(
+            f"{commune.label}, {args.year}, {args.indicator}: estimate {estimate}, target {target.target_percent:g} %",
+            file=out,
+        )
+        return EXIT_OK
+    if args.action == "show":
+        scope = _scope(services, args)
+        async with services.db.transaction() as session:
+            found = await targets_for(
+                session,
+                year=args.year,
+                province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
+                commune=scope.code if scope.kind is ScopeKind.WARD else None,
+            )
+        for (code, indicator), target in sorted(found.items()):
+            place = services.context.communes.get(code)
+            estimate = "-" if target.estimate is None else f"{target.estimate:,}"
+            print(f"{place.label if place else code}  {indicator:9}  estimate {estimate:>8}  target {target.target_percent:g} %", file=out)
+        print(f"{len(found)} target(s) for {args.year}; communes not listed use no estimate and a 70 % target.", file=out)
+        return EXIT_OK
+    async with services.db.transaction() as session:
+        if args.action == "package":
+            if args.kinds is not None:
+                await set_package(session, args.kinds.split(","), now=now)
+            policy = await load_policy(session)
+            print(f"Minimum package (any one counts a person as reached): {', '.join(sorted(policy.package))}", file=out)
+            return EXIT_OK
+        if args.value is not None:
+            await set_threshold(session, args.value, now=now)
+        policy = await load_policy(session)
+    print(f"Small-cell threshold: counts from 1 to {policy.threshold - 1} are shown as <{policy.threshold}", file=out)
+    return EXIT_OK
+
+
+async def _report(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    period = _period(args.period)
+    if args.scope_all:
+        if args.ward is not None or args.province is not None:
+            raise UsageError("give one of --ward, --province or all")
+        scope = Scope(ScopeKind.ALL)
+    elif args.ward is None and args.province is None and not args.all:
+        raise UsageError("give one of --ward CODE, --province CODE or all")
+    else:
+        scope = _scope(services, args)
+    mapping = exports.load_dhis2_mapping(args.dhis2_mapping) if args.dhis2_mapping else exports.DEFAULT_DHIS2_MAPPING
+    async with services.db.transaction() as session:
+        policy = await load_policy(session)
+        report = await build_report(
+            session,
+            period=period,
+            scope=scope,
+            communes=services.context.communes,
+            policy=policy,
+            now=services.clock.now(),
+            pack=services.context.pack,
+        )
+    catalogs = load_catalogs()
+    data: bytes
+    if args.format == "table":
+        data = exports.to_table(report, catalogs, args.locale).encode("utf-8")
+    elif args.format == "csv":
+        data = exports.csv_bytes(report, catalogs, args.locale)
+    elif args.format == "xlsx":
+        if args.output is None and sys.stdout.isatty():
+            raise UsageError("an XLSX report is a file: give --output FILE.xlsx")
+        data = exports.to_xlsx(report, catalogs, args.locale)
+    else:
+        export = exports.to_dhis2(report, mapping)
+        data = (json.dumps(export.payload, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+        if export.hidden_omitted or export.communes_omitted:
+            print(
+                f"antam: {export.hidden_omitted} hidden value(s) (<{report.threshold} or *) and "
+                f"{len(export.communes_omitted)} commune(s) without an org unit were left out",
+                file=sys.stderr,
+            )
+    if args.output is not None:
+        args.output.write_bytes(data)
+        print(f"Report {period.key} ({args.format}) written to {args.output}", file=sys.stderr)
+    else:
+        out.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return EXIT_OK

@@ -1,0 +1,231 @@
+"""`antam staff …`: accounts from the command line, and the first admin at `antam run`.
+
+One-time passwords are printed once and never stored or logged; the person changes theirs at
+the first login. Exit codes: 0 done, 1 failed (e.g. the username exists), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from typing import Any, TextIO
+
+from bot.bootstrap import Services, open_services
+from bot.config import Settings
+from bot.staff.passwords import hash_password, new_one_time_password, one_time_form
+from content.geo import commune_index
+from storage.staff import (
+    AuditAction,
+    InvalidUsername,
+    Role,
+    UsernameTaken,
+    add_audit,
+    count_active_admins,
+    create_account,
+    create_first_admin,
+    get_by_username,
+    list_accounts,
+    normalise_username,
+    scope_words,
+    set_password,
+)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+CLI_ACTOR = "cli"
+FIRST_ADMIN = "admin"
+
+
+def add_parsers(commands: Any) -> None:
+    """Add `staff add|list|reset` to the `antam` parser (``commands`` is its subparsers object)."""
+    staff = commands.add_parser("staff", help="staff accounts of the web app")
+    actions = staff.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="create an account and print its one-time password")
+    add.add_argument("username", help="3-32 characters of a-z, 0-9, '.', '_' and '-'")
+    add.add_argument("--role", required=True, choices=[Role.STAFF.value, Role.ADMIN.value])
+    where = add.add_mutually_exclusive_group()
+    where.add_argument("--ward", metavar="CODE", help="the 2025 commune code a staff account works for")
+    where.add_argument("--province", metavar="CODE", help="the province an admin covers (none: all)")
+    actions.add_parser("list", help="list the accounts")
+    reset = actions.add_parser("reset", help="give an account a new one-time password")
+    reset.add_argument("username")
+
+
+def _code(text: str | None) -> int | None:
+    if text is None:
+        return None
+    cleaned = text.strip()
+    return int(cleaned) if cleaned.isdigit() and len(cleaned) <= 6 else -1
+
+
+def usage_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the command line, before anything is opened (None: fine)."""
+    if args.action in ("add", "reset"):
+        try:
+            normalise_username(args.username)
+        except InvalidUsername as exc:
+            return str(exc)
+    if args.action != "add":
+        return None
+    communes = commune_index()
+    ward, province = _code(args.ward), _code(args.province)
+    if args.role == Role.STAFF:
+        if ward is None:
+            return "a staff account needs --ward CODE (its 2025 commune code)"
+        if ward < 0 or communes.get(ward) is None:
+            return f"--ward {args.ward}: not a 2025 commune code"
+    elif province is not None and (province < 0 or province not in communes.provinces):
+        return f"--province {args.province}: not a 2025 province code"
+    elif ward is not None:
+        return "an admin covers a province (--province CODE) or every province, not a commune"
+    return None
+
+
+def main(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    problem = usage_problem(args)
+    if problem is not None:
+        print(f"antam staff: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    return asyncio.run(_with_services(settings, args, out))
+
+
+async def _with_services(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
+    services = await open_services(settings)
+    try:
+        return await run(services, args, out)
+    finally:
+        await services.close()
+
+
+async def run(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    if args.action == "add":
+        return await _add(services, args, out)
+    if args.action == "list":
+        return await _list(services, out)
+    return await _reset(services, args, out)
+
+
+def _scope_label(services: Services, ward: int | None, province: int | None) -> str:
+    communes = services.context.communes
+    if ward is not None:
+        commune = communes.get(ward)
+        return f"{commune.label} [{ward:05d}]" if commune else str(ward)
+    if province is not None:
+        return f"{communes.provinces.get(province, province)} [{province:02d}]"
+    return "all provinces"
+
+
+async def _add(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    role = Role(args.role)
+    ward = _code(args.ward)
+    province = _code(args.province)
+    if ward is not None:
+        commune = services.context.communes.get(ward)
+        assert commune is not None  # checked by usage_problem
+        province = commune.province_code
+    one_time = new_one_time_password()
+    password_hash = await asyncio.to_thread(hash_password, one_time_form(one_time))
+    now = services.clock.now()
+    try:
+        async with services.db.transaction() as db:
+            account = await create_account(
+                db, username=args.username, role=role, ward=ward, province=province, password_hash=password_hash, now=now
+            )
+            detail = f"created {role} account {account.username} for {scope_words(ward, province)}"
+            await add_audit(
+                db, now=now, actor=CLI_ACTOR, action=AuditAction.ACCOUNT_CREATED, detail=detail, province=province
+            )
+    except UsernameTaken:
+        print(f"antam staff: the username {normalise_username(args.username)!r} is taken", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"Created {role} account {account.username!r} for {_scope_label(services, ward, province)}.", file=out)
+    _print_one_time(out, account.username, one_time)
+    return EXIT_OK
+
+
+async def _list(services: Services, out: TextIO) -> int:
+    now = services.clock.now()
+    async with services.db.transaction() as db:
+        accounts = await list_accounts(db)
+    if not accounts:
+        print("No staff accounts yet.", file=out)
+        return EXIT_OK
+    print(f"{'username':<32}  {'role':<5}  {'status':<22}  {'2FA':<8}  area", file=out)
+    for account in accounts:
+        status = "active" if account.active else "deactivated"
+        if account.locked(now):
+            status += ", locked"
+        if account.must_change_password:
+            status += ", new"
+        factor = "on" if account.has_totp else ("required" if account.totp_required else "off")
+        area = _scope_label(services, account.ward, account.province)
+        print(f"{account.username:<32}  {account.role:<5}  {status:<22}  {factor:<8}  {area}", file=out)
+    return EXIT_OK
+
+
+async def _reset(services: Services, args: argparse.Namespace, out: TextIO) -> int:
+    one_time = new_one_time_password()
+    password_hash = await asyncio.to_thread(hash_password, one_time_form(one_time))
+    now = services.clock.now()
+    async with services.db.transaction() as db:
+        account = await get_by_username(db, args.username, lock=True)
+        if account is None:
+            print(f"antam staff: no account named {normalise_username(args.username)!r}", file=sys.stderr)
+            return EXIT_FAILURE
+        set_password(account, password_hash, must_change=True)
+        await add_audit(
+            db, now=now, actor=CLI_ACTOR, action=AuditAction.PASSWORD_RESET, detail=account.username,
+            province=account.province,
+        )
+    print(f"New one-time password for {account.username!r}; its sessions have ended and any lockout is lifted.",
+          file=out)
+    if not account.active:
+        print("Note: this account is deactivated; an admin can reactivate it in the web app.", file=out)
+    _print_one_time(out, account.username, one_time)
+    return EXIT_OK
+
+
+def _print_one_time(out: TextIO, username: str, one_time: str) -> None:
+    print(f"  Tên đăng nhập / username:               {username}", file=out)
+    print(f"  Mật khẩu dùng một lần / one-time password: {one_time}", file=out)
+    print("  Mật khẩu này chỉ hiện một lần; phải đổi khi đăng nhập lần đầu.", file=out)
+    print("  It is shown only this once and must be changed at the first login.", file=out, flush=True)
+
+
+def staff_url(settings: Settings) -> str:
+    base = settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
+    return base.rstrip("/") + "/staff/"
+
+
+async def ensure_first_admin(services: Services, out: TextIO) -> bool:
+    """On a database with no active admin, create `admin` and print its one-time password once.
+
+    Several workers starting together create one account: the username is unique and the
+    insert does nothing on a conflict, so only the worker whose row went in prints.
+    """
+    async with services.db.transaction() as db:
+        if await count_active_admins(db):
+            return False
+    one_time = new_one_time_password()
+    password_hash = await asyncio.to_thread(hash_password, one_time_form(one_time))
+    now = services.clock.now()
+    async with services.db.transaction() as db:
+        account = await create_first_admin(db, username=FIRST_ADMIN, password_hash=password_hash, now=now)
+        if account is not None:
+            await add_audit(db, now=now, actor="system", action=AuditAction.FIRST_ADMIN, detail=account.username)
+        elif not await count_active_admins(db):
+            # Not a race lost to another worker: an account named "admin" exists but is no admin
+            # or is deactivated. Say what to do instead of creating anything.
+            print(
+                "antam: there is no active admin account and the name 'admin' is taken; create one with "
+                "`antam staff add NAME --role admin` or give 'admin' a new password with `antam staff reset admin`.",
+                file=sys.stderr,
+            )
+    if account is None:
+        return False
+    print("", file=out)
+    print("Tài khoản quản trị đầu tiên đã được tạo / The first admin account was created:", file=out)
+    print(f"  Đăng nhập tại / log in at {staff_url(services.settings)}", file=out)
+    _print_one_time(out, account.username, one_time)
+    print("", file=out, flush=True)
+    return True

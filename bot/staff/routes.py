@@ -1,0 +1,102 @@
+"""Every route of the staff app, in one table, each with its access level.
+
+Adding a page is one row here (and, when it belongs in the menu, one NavItem), one view, one
+template, and one row in the authorisation matrix of tests/test_staff_authz.py — a test
+fails while a route has no row there. Paths are relative to /staff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from bot.staff.auth import Access, PublicView, StaffView, require
+from bot.staff.render import NavItem
+from bot.staff.views import accounts, assets, audit, directory, home, login, own_account
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    access: Access
+    name: str | None
+    handler: Handler
+
+
+def public(method: str, path: str, view: PublicView, name: str | None = None) -> Route:
+    """A route anyone may use (the view still gets the viewer, when someone is signed in)."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await view(request, await require(request, Access.PUBLIC))
+
+    return Route(method, path, Access.PUBLIC, name, handler)
+
+
+def guarded(method: str, path: str, view: StaffView, access: Access, name: str | None = None) -> Route:
+    """A route for signed-in accounts of at least ``access``; the view always gets its viewer."""
+    if access is Access.PUBLIC:
+        raise ValueError("use public() for public routes")
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        viewer = await require(request, access)
+        if viewer is None:  # require() never lets an anonymous visitor through here
+            raise web.HTTPForbidden()
+        return await view(request, viewer)
+
+    return Route(method, path, access, name, handler)
+
+
+STAFF, ADMIN, SIGNED_IN = Access.STAFF, Access.ADMIN, Access.SIGNED_IN
+ACCOUNT = r"/accounts/{account_id:\d+}"
+
+ROUTES: tuple[Route, ...] = (
+    guarded("GET", "/", home.home, STAFF, "home"),
+    public("GET", "/login", login.login_form, "login"),
+    public("POST", "/login", login.login_submit),
+    public("GET", "/login/code", login.code_form, "login_code"),
+    public("POST", "/login/code", login.code_submit),
+    guarded("POST", "/logout", login.logout, SIGNED_IN, "logout"),
+    public("POST", "/lang", login.set_language, "lang"),
+    public("GET", "/static/{name}", assets.static_file, "static"),
+    guarded("GET", "/password", own_account.password_form, SIGNED_IN, "password"),
+    guarded("POST", "/password", own_account.password_submit, SIGNED_IN),
+    guarded("GET", "/totp", own_account.totp_form, SIGNED_IN, "totp"),
+    guarded("POST", "/totp", own_account.totp_submit, SIGNED_IN),
+    guarded("GET", "/services", directory.unverified_services, STAFF, "services"),
+    guarded("GET", "/accounts", accounts.accounts_list, ADMIN, "accounts"),
+    guarded("POST", "/accounts", accounts.account_create, ADMIN),
+    guarded("GET", "/accounts/new", accounts.account_new, ADMIN, "account_new"),
+    guarded("GET", ACCOUNT, accounts.account_detail, ADMIN, "account"),
+    guarded("POST", ACCOUNT + "/deactivate", accounts.account_deactivate, ADMIN, "account_deactivate"),
+    guarded("POST", ACCOUNT + "/reactivate", accounts.account_reactivate, ADMIN, "account_reactivate"),
+    guarded("POST", ACCOUNT + "/password", accounts.account_reset_password, ADMIN, "account_password"),
+    guarded("POST", ACCOUNT + "/totp", accounts.account_totp, ADMIN, "account_totp"),
+    guarded("POST", ACCOUNT + "/totp/reset", accounts.account_totp_reset, ADMIN, "account_totp_reset"),
+    guarded("GET", "/audit", audit.audit_log, ADMIN, "audit"),
+)
+
+# The menu, in order; each item shows only to those who may open it.
+NAVIGATION: tuple[NavItem, ...] = (
+    NavItem("staff.nav.home", "home", STAFF),
+    NavItem("staff.nav.services", "services", STAFF, "staff.home.services"),
+    NavItem("staff.nav.accounts", "accounts", ADMIN, "staff.home.accounts"),
+    NavItem("staff.nav.audit", "audit", ADMIN, "staff.home.audit"),
+    NavItem("staff.nav.totp", "totp", STAFF, "staff.home.totp"),
+    NavItem("staff.nav.password", "password", STAFF, "staff.home.password"),
+)
+
+
+def register(app: web.Application) -> None:
+    """Add every route to the (staff) application; GET and POST of one path share a resource."""
+    resources: dict[str, web.Resource] = {}
+    for route in ROUTES:
+        resource = resources.get(route.path)
+        if resource is None:
+            resource = app.router.add_resource(route.path, name=route.name)
+            resources[route.path] = resource
+        elif route.name is not None:
+            raise ValueError(f"name the first route of {route.path} only")
+        resource.add_route(route.method, route.handler)

@@ -1,0 +1,13 @@
+"""The staff app's shared resources, each under its own typed key on the staff sub-application."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.bootstrap import Services
+from bot.staff.passwords import Passwords
+from bot.staff.sessions import AddressThrottle
+
+SERVICES = web.AppKey("staff.services", Services)
+PASSWORDS = web.AppKey("staff.passwords", Passwords)
+THROTTLE = web.AppKey("staff.throttle", AddressThrottle)

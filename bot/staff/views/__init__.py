@@ -1,0 +1,1 @@
+"""The staff app's views: each takes the request (and the signed-in viewer) and returns a page."""

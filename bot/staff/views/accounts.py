@@ -1,0 +1,279 @@
+"""Staff accounts, for admins: list, create, deactivate, reactivate, reset, second factor.
+
+A province admin sees and manages only accounts inside their province (staff of its communes
+and its other admins); a national admin manages all. Nobody deactivates themselves or the
+last active admin. One-time passwords appear once, in the answer to the form that made them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+from sqlalchemy import select
+
+from bot.staff.auth import StaffView, Viewer, may_manage, require_manageable
+from bot.staff.forms import form_of, path_id, text
+from bot.staff.passwords import new_one_time_password, one_time_form
+from bot.staff.render import render, see_other
+from bot.staff.state import PASSWORDS, SERVICES
+from content.geo import CommuneIndex
+from storage.staff import (
+    AuditAction,
+    InvalidUsername,
+    Role,
+    StaffAccount,
+    UsernameTaken,
+    add_audit,
+    clear_totp,
+    create_account,
+    get_account,
+    list_accounts,
+    normalise_username,
+    scope_words,
+    set_active,
+    set_password,
+)
+
+DONE = {"deactivated", "reactivated", "totp_required", "totp_not_required", "totp_reset"}
+
+
+async def accounts_list(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    now = services.clock.now()
+    async with services.db.transaction() as db:
+        accounts = await list_accounts(db, province=viewer.scope.province_filter)
+    rows = [{"account": a, "locked": a.locked(now)} for a in accounts if may_manage(viewer, a)]
+    return await render(request, "accounts.html", {"rows": rows})
+
+
+async def account_detail(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    async with services.db.transaction() as db:
+        account = require_manageable(viewer, await get_account(db, path_id(request)))
+    done = request.query.get("done")
+    return await render(
+        request,
+        "account.html",
+        {
+            "account": account,
+            "locked": account.locked(services.clock.now()),
+            "is_self": account.id == viewer.account_id,
+            "done": done if done in DONE else None,
+            "error": None,
+        },
+    )
+
+
+# --- creating --------------------------------------------------------------------------------
+
+
+@dataclass
+class NewAccount:
+    username: str = ""
+    role: str = "staff"
+    ward: str = ""
+    province: str = ""
+
+
+def _province_choices(viewer: Viewer, communes: CommuneIndex) -> list[tuple[int, str]]:
+    if viewer.scope.everywhere:
+        return sorted(communes.provinces.items(), key=lambda item: item[1])
+    province = viewer.scope.province
+    return [(province, communes.provinces.get(province, str(province)))] if province is not None else []
+
+
+def _ward_choices(viewer: Viewer, communes: CommuneIndex) -> list[tuple[int, str]]:
+    """A province admin picks from the communes of their province; a national admin types a code."""
+    if viewer.scope.everywhere or viewer.scope.province is None:
+        return []
+    found = [c for c in communes.by_code.values() if c.province_code == viewer.scope.province]
+    return [(c.code, c.name) for c in sorted(found, key=lambda c: c.name)]
+
+
+async def _new_form(
+    request: web.Request, viewer: Viewer, values: NewAccount, errors: list[str], *, status: int = 200
+) -> web.Response:
+    communes = request.app[SERVICES].context.communes
+    context = {
+        "values": values,
+        "errors": errors,
+        "provinces": _province_choices(viewer, communes),
+        "wards": _ward_choices(viewer, communes),
+    }
+    return await render(request, "account_new.html", context, status=status)
+
+
+async def account_new(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    return await _new_form(request, viewer, NewAccount(), [])
+
+
+def _code(raw: str) -> int | None:
+    cleaned = raw.strip()
+    return int(cleaned) if cleaned.isdigit() and len(cleaned) <= 6 else None
+
+
+def check_new_account(
+    viewer: Viewer, communes: CommuneIndex, values: NewAccount
+) -> tuple[list[str], str, Role | None, int | None, int | None]:
+    """Validate a new account against the admin's own scope: (errors, username, role, ward, province)."""
+    errors: list[str] = []
+    username = ""
+    try:
+        username = normalise_username(values.username)
+    except InvalidUsername:
+        errors.append("staff.accounts.error.username")
+    role = Role(values.role) if values.role in (Role.STAFF, Role.ADMIN) else None
+    ward = province = None
+    if role is None:
+        errors.append("staff.accounts.error.role")
+    elif role is Role.STAFF:
+        code = _code(values.ward)
+        commune = communes.get(code) if code is not None else None
+        if commune is None:
+            errors.append("staff.accounts.error.ward")
+        elif not viewer.scope.covers_province(commune.province_code):
+            errors.append("staff.accounts.error.outside")
+        else:
+            ward, province = commune.code, commune.province_code
+    else:
+        if values.ward.strip():
+            errors.append("staff.accounts.error.admin_ward")
+        if values.province.strip() == "":
+            if not viewer.scope.everywhere:
+                errors.append("staff.accounts.error.outside")
+        else:
+            code = _code(values.province)
+            if code is None or code not in communes.provinces:
+                errors.append("staff.accounts.error.province")
+            elif not viewer.scope.covers_province(code):
+                errors.append("staff.accounts.error.outside")
+            else:
+                province = code
+    return errors, username, role, ward, province
+
+
+async def account_create(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    form = await form_of(request)
+    values = NewAccount(
+        username=text(form, "username", limit=64),
+        role=text(form, "role", limit=10),
+        ward=text(form, "ward", limit=10),
+        province=text(form, "province", limit=10),
+    )
+    errors, username, role, ward, province = check_new_account(viewer, services.context.communes, values)
+    if errors or role is None:
+        return await _new_form(request, viewer, values, errors, status=400)
+    one_time = new_one_time_password()
+    password_hash = await request.app[PASSWORDS].hash(one_time_form(one_time))
+    now = services.clock.now()
+    try:
+        async with services.db.transaction() as db:
+            account = await create_account(
+                db, username=username, role=role, ward=ward, province=province, password_hash=password_hash, now=now
+            )
+            detail = f"created {role} account {username} for {scope_words(ward, province)}"
+            await add_audit(
+                db, now=now, actor=viewer.username, action=AuditAction.ACCOUNT_CREATED, detail=detail, province=province
+            )
+    except UsernameTaken:
+        return await _new_form(request, viewer, values, ["staff.accounts.error.taken"], status=400)
+    return await render(request, "one_time_password.html", {"account": account, "password": one_time, "created": True})
+
+
+# --- actions on one account -------------------------------------------------------------------
+
+
+async def _act(request: web.Request, viewer: Viewer, action: str) -> tuple[StaffAccount, str | None]:
+    """Run one action on a manageable account inside one transaction; (account, error key)."""
+    services = request.app[SERVICES]
+    now = services.clock.now()
+    form = await form_of(request)
+    target_id = path_id(request)
+    async with services.db.transaction() as db:
+        # Lock the admins as well as the target: two admins deactivating each other at once
+        # must not leave none.
+        admins = (
+            await db.scalars(
+                select(StaffAccount).where(StaffAccount.role == Role.ADMIN).with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+        me = next((a for a in admins if a.id == viewer.account_id), None)
+        if me is None or not me.active:
+            raise web.HTTPForbidden()
+        account = require_manageable(viewer, await get_account(db, target_id, lock=True))
+        detail = account.username
+        if action == "deactivate":
+            if account.id == viewer.account_id:
+                return account, "staff.account.error.self"
+            # Unreachable while the viewer must be an active admin other than the target; kept
+            # so that the rule holds by itself whatever changes around it.
+            if account.is_admin and account.active and sum(a.active for a in admins) <= 1:
+                return account, "staff.account.error.last_admin"
+            set_active(account, False)
+            audit = AuditAction.ACCOUNT_DEACTIVATED
+        elif action == "reactivate":
+            set_active(account, True)
+            audit = AuditAction.ACCOUNT_REACTIVATED
+        elif action == "totp":
+            wanted = text(form, "required", limit=3)
+            if wanted not in ("on", "off"):
+                raise web.HTTPBadRequest()
+            account.totp_required = wanted == "on"
+            audit = AuditAction.TOTP_REQUIRED if account.totp_required else AuditAction.TOTP_NOT_REQUIRED
+        elif action == "totp_reset":
+            clear_totp(account)
+            audit = AuditAction.TOTP_RESET
+        else:  # pragma: no cover - the route table names only the actions above
+            raise web.HTTPNotFound()
+        await add_audit(db, now=now, actor=viewer.username, action=audit, detail=detail, province=account.province)
+    return account, None
+
+
+def _action_view(action: str, done: str | None = None) -> StaffView:
+    async def view(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+        account, error = await _act(request, viewer, action)
+        if error is not None:
+            services = request.app[SERVICES]
+            context = {
+                "account": account,
+                "locked": account.locked(services.clock.now()),
+                "is_self": account.id == viewer.account_id,
+                "done": None,
+                "error": error,
+            }
+            return await render(request, "account.html", context, status=400)
+        result = done or (
+            ("totp_required" if account.totp_required else "totp_not_required") if action == "totp" else action
+        )
+        return see_other(f"/staff/accounts/{account.id}?done={result}")
+
+    view.__name__ = f"account_{action}"
+    return view
+
+
+account_deactivate = _action_view("deactivate", "deactivated")
+account_reactivate = _action_view("reactivate", "reactivated")
+account_totp = _action_view("totp")
+account_totp_reset = _action_view("totp_reset", "totp_reset")
+
+
+async def account_reset_password(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    """A new one-time password; the account's sessions end and any lockout is lifted."""
+    services = request.app[SERVICES]
+    target_id = path_id(request)
+    async with services.db.transaction() as db:
+        require_manageable(viewer, await get_account(db, target_id))
+    one_time = new_one_time_password()
+    password_hash = await request.app[PASSWORDS].hash(one_time_form(one_time))
+    now = services.clock.now()
+    async with services.db.transaction() as db:
+        account = require_manageable(viewer, await get_account(db, target_id, lock=True))
+        set_password(account, password_hash, must_change=True)
+        await add_audit(
+            db, now=now, actor=viewer.username, action=AuditAction.PASSWORD_RESET, detail=account.username,
+            province=account.province,
+        )
+    return await render(request, "one_time_password.html", {"account": account, "password": one_time, "created": False})

@@ -1,0 +1,116 @@
+"""Writing and reading the aggregate counters (daily, and the monthly roll-up reports read).
+
+Increments are applied with one upsert per counter row — ``count = count + n`` in the database
+— inside the caller's transaction, so a count changes together with the event that caused it,
+and concurrent workers lose no increment. Rows are written in a fixed order so two
+transactions touching the same counters cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from referrals.counting import Increment, Where
+from storage.referral_models import Counter, CounterMonth
+
+DayKey = tuple[dt.date, int, str, str, str, str, int]
+MonthKey = tuple[dt.date, int, str, str, int]
+
+
+def _insert(session: AsyncSession) -> Any:
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+
+
+async def apply_increments(session: AsyncSession, increments: Iterable[Increment]) -> None:
+    """Add the increments to the daily counters and the monthly roll-up."""
+    days: Tally[DayKey] = Tally()
+    months: Tally[MonthKey] = Tally()
+    for inc in increments:
+        w = inc.where
+        days[(inc.day, w.commune, inc.metric, inc.detail, w.channel, w.peer, w.province)] += inc.count
+        months[(inc.day.replace(day=1), w.commune, inc.metric, inc.detail, w.province)] += inc.count
+    if not days:
+        return
+    insert = _insert(session)
+    for (day, commune, metric, detail, channel, peer, province), n in sorted(days.items()):
+        statement = insert(Counter).values(
+            day=day, commune=commune, metric=metric, detail=detail, channel=channel, peer=peer,
+            province=province, count=n,
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["day", "commune", "metric", "detail", "channel", "peer"],
+                set_={"count": Counter.count + statement.excluded.count},
+            )
+        )
+    for (month, commune, metric, detail, province), n in sorted(months.items()):
+        statement = insert(CounterMonth).values(
+            month=month, commune=commune, metric=metric, detail=detail, province=province, count=n
+        )
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["month", "commune", "metric", "detail"],
+                set_={"count": CounterMonth.count + statement.excluded.count},
+            )
+        )
+
+
+async def monthly_sums(
+    session: AsyncSession,
+    *,
+    months: Sequence[dt.date],
+    metrics: Sequence[str],
+    province: int | None = None,
+    commune: int | None = None,
+) -> dict[tuple[int, int, str, str], int]:
+    """Sums from the monthly roll-up: {(commune, province, metric, detail): count}."""
+    query = (
+        select(CounterMonth.commune, CounterMonth.province, CounterMonth.metric, CounterMonth.detail,
+               func.sum(CounterMonth.count))
+        .where(CounterMonth.month.in_(list(months)), CounterMonth.metric.in_(list(metrics)))
+        .group_by(CounterMonth.commune, CounterMonth.province, CounterMonth.metric, CounterMonth.detail)
+    )
+    if province is not None:
+        query = query.where(CounterMonth.province == province)
+    if commune is not None:
+        query = query.where(CounterMonth.commune == commune)
+    rows = await session.execute(query)
+    return {(c, p, m, d): int(n) for c, p, m, d, n in rows.all()}
+
+
+async def daily_sums(
+    session: AsyncSession,
+    *,
+    start: dt.date,
+    end: dt.date,
+    metrics: Sequence[str],
+    by: Sequence[str] = ("metric", "detail"),
+    province: int | None = None,
+    commune: int | None = None,
+    peer: str | None = None,
+) -> dict[tuple[object, ...], int]:
+    """Sums from the daily counters between two days (inclusive), grouped by the named columns."""
+    columns = [getattr(Counter, name) for name in by]
+    query = (
+        select(*columns, func.sum(Counter.count))
+        .where(Counter.day >= start, Counter.day <= end, Counter.metric.in_(list(metrics)))
+        .group_by(*columns)
+    )
+    if province is not None:
+        query = query.where(Counter.province == province)
+    if commune is not None:
+        query = query.where(Counter.commune == commune)
+    if peer is not None:
+        query = query.where(Counter.peer == peer)
+    rows = await session.execute(query)
+    return {tuple(row[:-1]): int(row[-1]) for row in rows.all()}
+
+
+__all__ = ["Where", "apply_increments", "daily_sums", "monthly_sums"]

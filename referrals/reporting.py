@@ -1,0 +1,208 @@
+"""Build the periodic report of one commune, one province or everywhere, from the counters.
+
+It reads the monthly roll-up (a few thousand rows for a province's year, whatever the number
+of events), the targets and estimates, and protects every table before anything leaves this
+module: exports and the staff app only ever see a ``PeriodReport``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from content.geo import CommuneIndex
+from content.pack import SERVICE_TYPES, ContentPack
+from referrals.counters import monthly_sums
+from referrals.counting import REFERRAL_ISSUED, REFERRAL_REDEEMED, unique_metric
+from referrals.indicators import Policy, Target, targets_for
+from referrals.periods import Period
+from referrals.report import (
+    DEFAULT_TARGET_PERCENT,
+    INDICATORS,
+    UNKNOWN_COMMUNE,
+    CommuneLine,
+    PeriodReport,
+    Progress,
+    Scope,
+    ScopeKind,
+)
+from referrals.suppression import protect
+from referrals.tables import Cell
+from storage.referral_models import CounterMonth, IndicatorTarget
+
+# Kinds of place, not of help: never a referral column.
+_NOT_REFERRABLE = frozenset({"health_station", "womens_union"})
+
+
+class ScopeError(ValueError):
+    """The commune or province does not exist."""
+
+
+def ward_scope(communes: CommuneIndex, code: int) -> Scope:
+    commune = communes.get(code)
+    if commune is None:
+        raise ScopeError(f"{code} is not a 2025 commune code")
+    return Scope(ScopeKind.WARD, code, commune.label)
+
+
+def province_scope(communes: CommuneIndex, code: int) -> Scope:
+    name = communes.provinces.get(code)
+    if name is None:
+        raise ScopeError(f"{code} is not a 2025 province code")
+    return Scope(ScopeKind.PROVINCE, code, name)
+
+
+def _line(communes: CommuneIndex, code: int) -> CommuneLine:
+    commune = communes.get(code)
+    if commune is None:
+        return CommuneLine(UNKNOWN_COMMUNE, "", 0, "")
+    return CommuneLine(commune.code, commune.name, commune.province_code, commune.province_name)
+
+
+async def _rows(
+    session: AsyncSession, scope: Scope, period: Period, communes: CommuneIndex, counted: Iterable[int]
+) -> list[int]:
+    if scope.kind is ScopeKind.WARD:
+        assert scope.code is not None
+        return [scope.code]
+    if scope.kind is ScopeKind.PROVINCE:
+        return sorted(code for code, c in communes.by_code.items() if c.province_code == scope.code)
+    with_targets = await session.scalars(
+        select(IndicatorTarget.commune).where(IndicatorTarget.year == period.start.year).distinct()
+    )
+    found = set(counted) | set(with_targets.all())
+    known = sorted(code for code in found if code != UNKNOWN_COMMUNE and communes.get(code) is not None)
+    return known + ([UNKNOWN_COMMUNE] if UNKNOWN_COMMUNE in found else [])
+
+
+def _service_types(pack: ContentPack | None, communes: CommuneIndex, rows: list[int], counted: Iterable[str]) -> tuple[str, ...]:
+    """Referral columns: kinds with any count, and kinds the scope's services offer."""
+    kinds = {kind for kind in counted if kind}
+    if pack is not None and len(rows) <= 200:
+        for code in rows:
+            commune = communes.get(code)
+            if commune is None:
+                continue
+            for service in pack.services_for(commune.code, commune.province_code):
+                kinds.update(kind for kind in service.types if kind not in _NOT_REFERRABLE)
+    return tuple(kind for kind in SERVICE_TYPES if kind in kinds) + tuple(sorted(kinds - set(SERVICE_TYPES)))
+
+
+def _percent(count: Cell, estimate: int | None) -> float | None:
+    if estimate is None or estimate <= 0 or count.shown is None:
+        return None
+    return round(count.shown * 100 / estimate, 1)
+
+
+def _uptake(issued: Cell, redeemed: Cell) -> float | None:
+    if issued.shown is None or redeemed.shown is None or issued.shown == 0:
+        return None
+    return round(redeemed.shown * 100 / issued.shown, 1)
+
+
+def _total_progress(
+    rows: list[int], targets: dict[tuple[int, str], Target], indicator: str, total: Cell
+) -> Progress:
+    """The scope's own line: only when every commune in it has an estimate, so the percentage
+    cannot be combined with the published counts to give back a hidden one."""
+    found = [targets.get((code, indicator)) for code in rows]
+    estimates = [t.estimate for t in found if t is not None and t.estimate is not None]
+    if not rows or UNKNOWN_COMMUNE in rows or len(estimates) != len(rows):
+        shared = {t.target_percent if t else DEFAULT_TARGET_PERCENT for t in found}
+        return Progress(None, shared.pop() if len(shared) == 1 else DEFAULT_TARGET_PERCENT, None)
+    estimate = sum(estimates)
+    target = sum((t.target_percent * t.estimate) for t in found if t and t.estimate) / estimate
+    return Progress(estimate, round(target, 1), _percent(total, estimate))
+
+
+async def build_report(
+    session: AsyncSession,
+    *,
+    period: Period,
+    scope: Scope,
+    communes: CommuneIndex,
+    policy: Policy,
+    now: dt.datetime,
+    pack: ContentPack | None = None,
+) -> PeriodReport:
+    """The protected report for ``scope`` and ``period``."""
+    people_metrics = [unique_metric(indicator, period.kind) for indicator in INDICATORS]
+    sums = await monthly_sums(
+        session,
+        months=period.months(),
+        metrics=[*people_metrics, REFERRAL_ISSUED, REFERRAL_REDEEMED],
+        province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
+        commune=scope.code if scope.kind is ScopeKind.WARD else None,
+    )
+    by_key: dict[tuple[int, str, str], int] = {}
+    for (commune, _province, metric, detail), count in sums.items():
+        by_key[(commune, metric, detail)] = by_key.get((commune, metric, detail), 0) + count
+    rows = await _rows(session, scope, period, communes, {key[0] for key in by_key})
+    kinds = _service_types(
+        pack, communes, rows, {key[2] for key in by_key if key[1] in (REFERRAL_ISSUED, REFERRAL_REDEEMED)}
+    )
+    threshold = policy.threshold
+    people = protect(
+        [[by_key.get((code, metric, ""), 0) for metric in people_metrics] for code in rows],
+        threshold=threshold,
+        row_totals=False,
+        column_totals=True,
+    )
+    issued = protect(
+        [[by_key.get((code, REFERRAL_ISSUED, kind), 0) for kind in kinds] for code in rows],
+        threshold=threshold,
+        row_totals=True,
+        column_totals=True,
+    )
+    redeemed = protect(
+        [[by_key.get((code, REFERRAL_REDEEMED, kind), 0) for kind in kinds] for code in rows],
+        threshold=threshold,
+        row_totals=True,
+        column_totals=True,
+    )
+    targets = await targets_for(
+        session,
+        year=period.start.year,
+        province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
+        commune=scope.code if scope.kind is ScopeKind.WARD else None,
+    )
+    progress = []
+    for r, code in enumerate(rows):
+        line = []
+        for c, indicator in enumerate(INDICATORS):
+            target = targets.get((code, indicator))
+            estimate = target.estimate if target else None
+            percent_target = target.target_percent if target else DEFAULT_TARGET_PERCENT
+            line.append(Progress(estimate, percent_target, _percent(people.body[r][c], estimate)))
+        progress.append(tuple(line))
+    assert people.column_totals is not None and issued.row_totals is not None and redeemed.row_totals is not None
+    total_progress = tuple(
+        _total_progress(rows, targets, indicator, people.column_totals[c]) for c, indicator in enumerate(INDICATORS)
+    )
+    uptake = tuple(_uptake(issued.row_totals[r], redeemed.row_totals[r]) for r in range(len(rows)))
+    total_uptake = (
+        _uptake(issued.grand_total, redeemed.grand_total)
+        if issued.grand_total is not None and redeemed.grand_total is not None
+        else None
+    )
+    return PeriodReport(
+        period=period,
+        scope=scope,
+        generated_at=now,
+        threshold=threshold,
+        communes=tuple(_line(communes, code) for code in rows),
+        people=people,
+        progress=tuple(progress),
+        total_progress=total_progress,
+        service_types=kinds,
+        issued=issued,
+        redeemed=redeemed,
+        uptake=uptake,
+        total_uptake=total_uptake,
+    )
+
+
+__all__ = ["ScopeError", "build_report", "province_scope", "ward_scope", "CounterMonth"]

@@ -1,0 +1,166 @@
+"""Referral rows: issue, look up, cancel, orphan on erasure, forget when long expired.
+
+A row is keyed by the code's keyed hash. ``holder`` is sealed with the key ring and bound to
+the row (associated data: the code hash); it says whom to count as "connected" when the code
+is used, and is cleared as soon as it is no longer needed: at use, at cancellation, at
+expiry, and at erasure (when it keeps only the periods the person was already counted in).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.crypto import KeyRing
+from storage.referral_models import Referral, holder_context
+
+# Rows are kept this long after expiry or use, so a late visitor hears "expired" or "already
+# used" rather than "unknown"; reports read the counters, not these rows.
+KEEP_AFTER = dt.timedelta(days=60)
+
+
+class Status(StrEnum):
+    ISSUED = "issued"
+    REDEEMED = "redeemed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Whom a code counts for: a person's pseudonym, or (after erasure) only the periods that
+    person had already been counted as connected in."""
+
+    pseudonym: bytes | None = None
+    prior_periods: frozenset[str] = frozenset()
+
+    def seal(self, ring: KeyRing, code_hash: bytes) -> bytes:
+        data: dict[str, Any] = (
+            {"p": self.pseudonym.hex()} if self.pseudonym is not None else {"m": sorted(self.prior_periods)}
+        )
+        return ring.seal(json.dumps(data).encode("ascii"), holder_context(code_hash))
+
+    @classmethod
+    def open(cls, ring: KeyRing, sealed: bytes, code_hash: bytes) -> Holder:
+        data = json.loads(ring.open(sealed, holder_context(code_hash)))
+        if "p" in data:
+            return cls(pseudonym=bytes.fromhex(data["p"]))
+        return cls(prior_periods=frozenset(str(key) for key in data.get("m", [])))
+
+
+async def insert_referral(
+    session: AsyncSession,
+    ring: KeyRing,
+    *,
+    code_hash: bytes,
+    service: str,
+    service_type: str,
+    commune: int,
+    province: int,
+    channel: str,
+    peer: str,
+    issued_on: dt.date,
+    expires_on: dt.date,
+    holder: bytes,
+) -> None:
+    """Store a new code; a hash collision raises IntegrityError (the caller draws another)."""
+    session.add(
+        Referral(
+            code_hash=code_hash,
+            service=service,
+            service_type=service_type,
+            commune=commune,
+            province=province,
+            channel=channel,
+            peer=peer,
+            issued_on=issued_on,
+            expires_on=expires_on,
+            status=Status.ISSUED.value,
+            holder=Holder(pseudonym=holder).seal(ring, code_hash),
+        )
+    )
+    await session.flush()
+
+
+async def usable(session: AsyncSession, code_hashes: Sequence[bytes], *, today: dt.date) -> set[bytes]:
+    """Which of these codes can still be used (issued, not expired)."""
+    if not code_hashes:
+        return set()
+    rows = await session.scalars(
+        select(Referral.code_hash).where(
+            Referral.code_hash.in_(list(code_hashes)),
+            Referral.status == Status.ISSUED.value,
+            Referral.expires_on >= today,
+        )
+    )
+    return set(rows.all())
+
+
+async def lock_referral(session: AsyncSession, code_hash: bytes) -> Referral | None:
+    return await session.scalar(select(Referral).where(Referral.code_hash == code_hash).with_for_update())
+
+
+async def cancel_referral(session: AsyncSession, ring: KeyRing, code_hash: bytes, pseudonym: bytes) -> Referral | None:
+    """Cancel a code its holder gave up; None when it is not theirs or no longer open."""
+    row = await lock_referral(session, code_hash)
+    if row is None or row.status != Status.ISSUED.value or row.holder is None:
+        return None
+    if Holder.open(ring, row.holder, code_hash).pseudonym != pseudonym:
+        return None
+    row.status = Status.CANCELLED.value
+    row.holder = None
+    await session.flush()
+    return row
+
+
+async def orphan_referrals(
+    session: AsyncSession, ring: KeyRing, code_hashes: Sequence[bytes], *, connected_periods: frozenset[str]
+) -> int:
+    """On erasure: cut the codes' link to the person, keeping them usable and counted once.
+
+    The open codes keep only the periods the person was already counted as connected in, and
+    share a random group id so that using two of them still counts one person.
+    """
+    rows = (
+        await session.scalars(
+            select(Referral)
+            .where(Referral.code_hash.in_(list(code_hashes)), Referral.status == Status.ISSUED.value)
+            .with_for_update()
+        )
+    ).all()
+    group = os.urandom(16) if len(rows) > 1 else None
+    for row in rows:
+        row.holder = Holder(prior_periods=connected_periods).seal(ring, row.code_hash)
+        row.holder_group = group
+    await session.flush()
+    return len(rows)
+
+
+async def group_redeemed_on(session: AsyncSession, group: bytes, *, other_than: bytes) -> list[dt.date]:
+    """Days on which other codes of the same erased holder were used."""
+    rows = await session.scalars(
+        select(Referral.redeemed_on).where(
+            Referral.holder_group == group,
+            Referral.code_hash != other_than,
+            Referral.status == Status.REDEEMED.value,
+        )
+    )
+    return [day for day in rows.all() if day is not None]
+
+
+async def forget_referrals(session: AsyncSession, *, today: dt.date) -> tuple[int, int]:
+    """Clear links of expired codes; delete rows long expired. Returns (unlinked, deleted)."""
+    unlinked = await session.execute(
+        update(Referral)
+        .where(Referral.expires_on < today, Referral.holder.is_not(None))
+        .values(holder=None)
+    )
+    deleted = await session.execute(delete(Referral).where(Referral.expires_on < today - KEEP_AFTER))
+    return int(getattr(unlinked, "rowcount", 0)), int(getattr(deleted, "rowcount", 0))

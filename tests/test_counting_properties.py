@@ -1,0 +1,146 @@
+"""Property: for random streams of events, the counters equal a brute-force recount.
+
+The recount is a plain model of DESIGN §1: each person (a new one after erasure) counts once
+per month, half-year and year for each indicator; events count once each. It knows nothing of
+marks, seals or orphan groups; the real system, through runtime, storage and redemption, must
+arrive at the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.bootstrap import Services
+from bot.clock import FixedClock, today
+from bot.redemption import Place, redeem
+from bot.runtime import Runtime
+from handlers.types import Inbound
+from referrals import codes
+from referrals.counters import daily_sums
+from referrals.periods import periods_of
+
+BINH_LU = 3390
+ACTIONS = st.lists(
+    st.tuples(
+        st.sampled_from(["accept", "accept", "topic", "services", "code", "code", "code", "redeem", "redeem", "cancel", "erase", "advance"]),
+        st.integers(min_value=0, max_value=2),
+    ),
+    min_size=1,
+    max_size=20,
+)
+
+
+@dataclass
+class Code:
+    text: str
+    holder: tuple[int, int]  # (person, incarnation)
+    expires: dt.date
+    status: str = "issued"
+
+
+@dataclass
+class Model:
+    consented: dict[int, bool] = field(default_factory=dict)
+    incarnation: dict[int, int] = field(default_factory=dict)
+    marks: set[tuple[tuple[int, int], str, str]] = field(default_factory=set)
+    counts: Tally[str] = field(default_factory=Tally)
+    codes: list[Code] = field(default_factory=list)
+
+    def who(self, person: int) -> tuple[int, int]:
+        return (person, self.incarnation.get(person, 0))
+
+    def count_unique(self, who: tuple[int, int], indicator: str, day: dt.date) -> None:
+        for period in periods_of(day):
+            if (who, indicator, period.key) not in self.marks:
+                self.marks.add((who, indicator, period.key))
+                self.counts[f"{indicator}:{period.kind.value}"] += 1
+
+
+async def _totals(services: Services) -> Tally[str]:
+    async with services.db.transaction() as session:
+        sums = await daily_sums(
+            session,
+            start=dt.date(2000, 1, 1),
+            end=dt.date(2100, 1, 1),
+            metrics=[f"{i}:{k}" for i in ("reached", "informed", "connected") for k in "mhy"]
+            + ["consented", "referral_issued", "referral_redeemed", "referral_cancelled"],
+            by=("metric",),
+        )
+    return Tally({str(key[0]): count for key, count in sums.items()})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(actions=ACTIONS)
+async def test_counters_equal_a_recount(
+    runtime: Runtime, services: Services, clock: FixedClock, actions: list[tuple[str, int]]
+) -> None:
+    """Whatever people do, in whatever order, the counters equal the brute-force recount."""
+    before = await _totals(services)
+    run = uuid.uuid4().hex[:8]
+    model = Model()
+
+    async def press(person: int, *payloads: str) -> list[str]:
+        texts = []
+        for payload in payloads:
+            for reply in await runtime.handle(Inbound("web", f"{run}-{person}", payload=payload)):
+                texts.append(reply.text)
+        return texts
+
+    for action, person in actions:
+        day = today(clock)
+        who = model.who(person)
+        consented = model.consented.get(person, False)
+        if action == "accept":
+            await press(person, "c:accept")
+            if not consented:
+                model.consented[person] = True
+                model.counts["consented"] += 1
+        elif action == "topic":
+            await press(person, "t:pep")
+            if consented:
+                model.count_unique(who, "reached", day)
+                model.count_unique(who, "informed", day)
+        elif action == "services":
+            await press(person, f"w:{BINH_LU}")
+            if consented:
+                model.count_unique(who, "reached", day)
+        elif action == "code":
+            shown = "\n".join(await press(person, f"w:{BINH_LU}", "ri:tyt_binh_lu:1"))
+            if consented:
+                model.count_unique(who, "reached", day)
+            if "Mã giới thiệu của bạn: " in shown:
+                assert consented
+                text = shown.split("Mã giới thiệu của bạn: ")[1][:9]
+                model.codes.append(Code(text, who, day + dt.timedelta(days=29)))
+                model.counts["referral_issued"] += 1
+                model.count_unique(who, "reached", day)
+        elif action == "redeem" and model.codes:
+            code = model.codes[person % len(model.codes)]
+            result = await redeem(services, code.text, Place(commune=BINH_LU))
+            valid = code.status == "issued" and code.expires >= day
+            assert result.ok == valid, (result, code, day)
+            if valid:
+                code.status = "redeemed"
+                model.counts["referral_redeemed"] += 1
+                model.count_unique(code.holder, "connected", day)
+        elif action == "cancel":
+            mine = [c for c in model.codes if c.holder == who and c.status == "issued" and c.expires >= day]
+            if consented and mine:
+                await press(person, f"rcy:{codes.normalise(mine[0].text)}")
+                mine[0].status = "cancelled"
+                model.counts["referral_cancelled"] += 1
+        elif action == "erase":
+            await press(person, "p:erase", "p:erase:yes")
+            if consented:
+                model.consented[person] = False
+                model.incarnation[person] = who[1] + 1
+        elif action == "advance":
+            clock.advance(days={0: 40, 1: 1, 2: 17}[person])
+    after = await _totals(services)
+    assert after - before == +model.counts

@@ -1,0 +1,136 @@
+"""Logs over a full end-to-end run: `antam run` at DEBUG with JSON logs, Telegram (polling a fake
+Bot API on 127.0.0.1), the web chat, a referral code issued and redeemed from the command line.
+Not one line may carry a platform id, pseudonym, typed text, code, address or token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+
+from storage.crypto import MasterSecrets, encode_master_key, generate_master_key, parse_master_key
+from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.test_cli import _free_port, antam
+
+TOKEN = "424242:LOGS-token_xyz"
+USER = 7_700_987_654
+TYPED = "mình tên Lan Zyxquv, số 0912345678, ở nhà nghỉ Hoa Mai Plokij"
+SESSION = "LoGsEsSiOnAbCdEfGhIjKlMn99"
+
+
+async def _wait_for_reply(fake: FakeTelegramAPI, count: int) -> list[dict]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sent = fake.sent_messages(USER)
+        if len(sent) >= count:
+            return sent
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the bot sent {len(fake.sent_messages(USER))} messages, expected {count}")
+
+
+async def test_no_personal_data_in_logs_end_to_end(clean_env: dict[str, str], tmp_path: Path) -> None:
+    """A whole run at DEBUG leaves valid JSON log lines and nothing that names a person."""
+    master = encode_master_key(generate_master_key())
+    port = _free_port()
+    async with FakeTelegramAPI(token=TOKEN, seed=7) as fake:
+        env = dict(
+            clean_env,
+            ANTAM_MASTER_KEY=master,
+            ANTAM_HTTP_PORT=str(port),
+            ANTAM_LOG_LEVEL="DEBUG",
+            ANTAM_LOG_FORMAT="json",
+            TELEGRAM_BOT_TOKEN=TOKEN,
+            TELEGRAM_API_BASE_URL=fake.base_url,
+        )
+        err_path = tmp_path / "run.err"
+        with open(tmp_path / "run.out", "w") as out, open(err_path, "w") as err:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+            )
+        try:
+            await _until_healthy(port, process, err_path)
+            fake.user_command(USER, "/start")
+            sent = await _wait_for_reply(fake, 1)
+            for data in ("c:accept", "w:3390", "ri:tyt_binh_lu:1"):
+                fake.user_callback(USER, data, _newest_bot_message(fake))
+                sent = await _wait_for_reply(fake, len(sent) + 1)
+            fake.user_text(USER, TYPED)
+            await _wait_for_reply(fake, len(sent) + 1)
+            issued = next(m["text"] for m in fake.sent_messages(USER) if "Mã giới thiệu của bạn: " in m["text"])
+            code = issued.split("Mã giới thiệu của bạn: ")[1][:9]
+            async with aiohttp.ClientSession() as http:
+                for message in ({"text": "/start"}, {"payload": "c:accept"}, {"text": TYPED}):
+                    async with http.post(f"http://127.0.0.1:{port}/chat/send", json={"session": SESSION, **message}) as response:
+                        assert response.status == 200
+            redeemed = await asyncio.to_thread(antam, "referral", "redeem", code, "--ward", "3390", env=env, cwd=tmp_path)
+            assert redeemed.returncode == 0, redeemed.stderr
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(process.wait, 30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+    lines = [line for line in (err_path.read_text() + redeemed.stderr).splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    assert any(r["level"] == "DEBUG" for r in records), "DEBUG lines were written, so this test can fail"
+    secrets = MasterSecrets.from_master_key(parse_master_key(master))
+    needles = [
+        str(USER), "Zyxquv", "0912345678", "Plokij", "Hoa Mai", code, code.replace("-", ""), SESSION, TOKEN,
+        TOKEN.split(":")[1], "127.0.0.1",
+        secrets.pseudonym("telegram", str(USER)).hex(), secrets.pseudonym("web", SESSION).hex(),
+    ]
+    logged = "\n".join(lines)
+    for needle in needles:
+        assert needle not in logged, f"{needle!r} appears in the logs"
+
+
+def _newest_bot_message(fake: FakeTelegramAPI) -> int:
+    """The id of the bot's newest message still in the chat (a button press needs one)."""
+    ids = [i for i in range(1, 2000) if (m := fake.message(USER, i)) is not None and m["from"]["is_bot"]]
+    return ids[-1]
+
+
+async def _until_healthy(port: int, process: subprocess.Popen[bytes], err_path: Path) -> None:
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"antam run exited early: {err_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"no /healthz within 40 s: {err_path.read_text()}")
+
+
+def test_the_filter_redacts_by_construction() -> None:
+    """Whatever a log call passes, only numbers and known words survive; errors keep only their type."""
+    import logging
+
+    from bot.logs import JsonFormatter, PrivacyFilter
+
+    record = logging.LogRecord(
+        "antam.x", logging.ERROR, __file__, 1, "user %s sent %r from %s (%d)", ("7700987654", TYPED, "telegram", 3), None
+    )
+    try:
+        raise ValueError(f"bad value {TYPED}")
+    except ValueError:
+        record.exc_info = sys.exc_info()
+    PrivacyFilter().filter(record)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "user […] sent '[…]' from telegram (3)"
+    assert line["error_type"] == "ValueError" and "Zyxquv" not in json.dumps(line)
+    library = logging.LogRecord("aiohttp.server", logging.WARNING, __file__, 1, "Error from 10.1.2.3:5555 chat 7700987654 'Lan'", (), None)
+    PrivacyFilter().filter(library)
+    assert "10.1.2.3" not in library.getMessage() and "7700987654" not in library.getMessage() and "Lan" not in library.getMessage()

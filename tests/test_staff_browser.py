@@ -1,0 +1,113 @@
+"""The staff app on a phone-sized screen in real headless Chromium (Debian's, through Playwright).
+
+Screenshots of every page visited are saved under the test's tmp_path (pytest keeps the last
+runs under its basetemp, e.g. /tmp/pytest-of-$USER/pytest-current/test_first_login_on_a_phone_sqcurrent/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+
+from bot.bootstrap import Services
+from bot.staff.passwords import new_one_time_password
+from tests.conftest import CHROMIUM_ARGS
+from tests.staff_fixtures import WARD_A, add_account
+from tests.staff_fixtures import server  # noqa: F401  (a fixture)
+
+pytestmark = [
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+    pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"),
+]
+PHONE: ViewportSize = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+async def browser(chromium_path: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def shot(page: Page, folder: Path, name: str) -> None:
+    await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+
+async def test_first_login_on_a_phone(browser: Browser, server: TestServer, services: Services, tmp_path: Path) -> None:
+    """One-time password → new password → home → English → log out, on a 390×844 screen."""
+    one_time = new_one_time_password()
+    await add_account(services, "lan.nguyen", ward=WARD_A, password=one_time, one_time=True)
+    base = f"http://127.0.0.1:{server.port}"
+    context = await browser.new_context(viewport=PHONE, locale="vi-VN", device_scale_factor=2, is_mobile=True, has_touch=True)
+    outside: list[str] = []
+    context.on("request", lambda request: None if request.url.startswith(base) else outside.append(request.url))
+    page = await context.new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    failed: list[str] = []
+    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+
+    await page.goto(base + "/staff/")
+    await expect(page).to_have_url(base + "/staff/login")
+    await expect(page.get_by_role("heading", name="Đăng nhập")).to_be_visible()
+    await shot(page, tmp_path, "1-login")
+    await page.get_by_label("Tên đăng nhập").fill("lan.nguyen")
+    await page.get_by_label("Mật khẩu").fill(one_time.lower())  # as a phone keyboard might type it
+    await page.get_by_role("button", name="Đăng nhập").click()
+
+    await expect(page).to_have_url(base + "/staff/password")
+    await expect(page.get_by_text("Anh/chị đang dùng mật khẩu dùng một lần")).to_be_visible()
+    await shot(page, tmp_path, "2-change-password")
+    await page.get_by_label("Mật khẩu dùng một lần").fill(one_time)
+    await page.get_by_label("Mật khẩu mới", exact=True).fill("một câu dễ nhớ 2026")
+    await page.get_by_label("Nhập lại mật khẩu mới").fill("một câu dễ nhớ 2026")
+    await page.get_by_role("button", name="Lưu mật khẩu mới").click()
+
+    await expect(page).to_have_url(base + "/staff/?done=password")
+    await expect(page.get_by_role("heading", name="Trang chủ")).to_be_visible()
+    await expect(page.get_by_text("Đã lưu mật khẩu mới.")).to_be_visible()
+    await expect(page.get_by_text("Xã Bình Lư (Lai Châu)")).to_be_visible()
+    await expect(page.get_by_role("link", name="Tài khoản", exact=True)).to_have_count(0)  # not for staff
+    # Readable on a phone: nothing wider than the screen, tap targets at least 44 px high.
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for button in await page.locator("button, .cards a, .menu a").all():
+        box = await button.bounding_box()
+        assert box is not None and box["height"] >= 44, await button.inner_text()
+    await shot(page, tmp_path, "3-home")
+
+    await page.get_by_role("link", name="Dịch vụ chưa xác minh").first.click()
+    await expect(page.get_by_role("heading", name="Dịch vụ chưa xác minh")).to_be_visible()
+    await expect(page.get_by_text("Trạm Y tế xã Bình Lư")).to_be_visible()
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    await shot(page, tmp_path, "4-services")
+
+    await page.get_by_role("button", name="English").click()
+    await expect(page).to_have_url(base + "/staff/services")
+    await expect(page.get_by_role("heading", name="Unverified services")).to_be_visible()
+    assert await page.get_attribute("html", "lang") == "en"
+    await page.get_by_role("link", name="Home").click()
+    await expect(page.get_by_role("heading", name="Home")).to_be_visible()
+    await expect(page.get_by_text("Hello, lan.nguyen.")).to_be_visible()
+    await shot(page, tmp_path, "5-home-english")
+
+    await page.get_by_role("button", name="Log out").click()
+    await expect(page).to_have_url(base + "/staff/login?out=1")
+    await expect(page.get_by_text("You have logged out.")).to_be_visible()
+    await shot(page, tmp_path, "6-logged-out")
+    await page.goto(base + "/staff/")
+    await expect(page).to_have_url(base + "/staff/login")
+
+    assert outside == [], "the pages load nothing from elsewhere"
+    assert failed == [], "every resource loads (style sheet, icon)"
+    assert console_errors == [], "no CSP violations or script errors"
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "1-login.png", "2-change-password.png", "3-home.png", "4-services.png", "5-home-english.png", "6-logged-out.png",
+    ]
+    await context.close()
