@@ -279,6 +279,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_healthy(port: int, process: subprocess.Popen[bytes], err_path: Path, timeout: float = 60) -> None:
+    """Wait for a started `antam run` to answer /healthz; fail with its stderr if it exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"antam run exited early ({process.returncode}): {err_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    pytest.fail(f"no answer from /healthz within {timeout:.0f} s: {err_path.read_text()}")
+
+
 def test_run_serves_healthz_and_stops_on_sigterm(clean_env: dict[str, str], tmp_path: Path) -> None:
     """`run` serves /healthz and exits 0 soon after SIGTERM."""
     port = _free_port()

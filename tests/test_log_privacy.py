@@ -11,15 +11,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 
 from storage.crypto import MasterSecrets, encode_master_key, generate_master_key, parse_master_key
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_cli import _free_port, antam
+from tests.test_cli import _free_port, antam, wait_until_healthy
 
 TOKEN = "424242:LOGS-token_xyz"
 USER = 7_700_987_654
@@ -57,7 +55,7 @@ async def test_no_personal_data_in_logs_end_to_end(clean_env: dict[str, str], tm
                 [sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
             )
         try:
-            await _until_healthy(port, process, err_path)
+            await asyncio.to_thread(wait_until_healthy, port, process, err_path)
             fake.user_command(USER, "/start")
             sent = await _wait_for_reply(fake, 1)
             for data in ("c:accept", "w:3390", "ri:tyt_binh_lu:1"):
@@ -97,21 +95,6 @@ def _newest_bot_message(fake: FakeTelegramAPI) -> int:
     """The id of the bot's newest message still in the chat (a button press needs one)."""
     ids = [i for i in range(1, 2000) if (m := fake.message(USER, i)) is not None and m["from"]["is_bot"]]
     return ids[-1]
-
-
-async def _until_healthy(port: int, process: subprocess.Popen[bytes], err_path: Path) -> None:
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"antam run exited early: {err_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no /healthz within 40 s: {err_path.read_text()}")
 
 
 def test_the_filter_redacts_by_construction() -> None:

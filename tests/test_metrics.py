@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bot.app import make_app
 from bot.bootstrap import Services
 from bot.redemption import Place, redeem
+from tests.test_webchat import client  # noqa: F401  (the web chat's test client fixture)
 
 SESSION = "MeTrIcSsEsSiOn0123456789ab"
 TYPED = "mình tên Lan Zyxquv, muốn xét nghiệm"
-
-
-@pytest.fixture
-async def client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
-    app = make_app(services, maintenance=False, telegram=False, exit_url="/healthz")
-    test_client = TestClient(TestServer(app, host="127.0.0.1"))
-    await test_client.start_server()
-    try:
-        yield test_client
-    finally:
-        await test_client.close()
 
 
 def sample(text: str, name: str, **labels: str) -> float:

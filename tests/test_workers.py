@@ -14,9 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,7 +32,7 @@ from storage.models import Person
 from storage.referral_models import Referral
 from tests.conftest import PG_URL, _reset_postgres
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_cli import _free_port
+from tests.test_cli import _free_port, wait_until_healthy
 
 TOKEN = "515151:WORKERS-token_abc"
 SECRET = "workers-secret-token"
@@ -62,17 +59,7 @@ class Worker:
             [sys.executable, "-m", "bot", "run"], cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=err,
         )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"{self.name} exited: {(self.cwd / f'{self.name}.err').read_text()}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                time.sleep(0.2)
-        raise AssertionError(f"{self.name} did not become healthy")
+        wait_until_healthy(self.port, self.process, self.cwd / f"{self.name}.err")
 
     def kill(self) -> None:
         assert self.process is not None
