@@ -304,7 +304,7 @@ def test_run_serves_healthz_and_stops_on_sigterm(clean_env: dict[str, str], tmp_
             [sys.executable, "-m", "bot", "run"], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
         )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         body: dict | None = None
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -316,7 +316,7 @@ def test_run_serves_healthz_and_stops_on_sigterm(clean_env: dict[str, str], tmp_
                     break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 time.sleep(0.2)
-        assert body is not None, f"no answer from {url} within 30 s: {(tmp_path / 'run.err').read_text()}"
+        assert body is not None, f"no answer from {url} within 90 s: {(tmp_path / 'run.err').read_text()}"
         assert body["status"] == "ok"
 
         process.send_signal(signal.SIGTERM)

@@ -26,7 +26,7 @@ SESSION = "LoGsEsSiOnAbCdEfGhIjKlMn99"
 
 
 async def _wait_for_reply(fake: FakeTelegramAPI, count: int) -> list[dict]:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         sent = fake.sent_messages(USER)
         if len(sent) >= count:

@@ -105,7 +105,8 @@ def _run_until_ready(env: dict[str, str], cwd: Path, name: str) -> str:
             [sys.executable, "-m", "bot", "run"], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
         )
     try:
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded two-core machine a start can take half a minute.
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             assert process.poll() is None, err_path.read_text()
             # Ready once it says so (the first admin is printed before that line).
@@ -115,6 +116,8 @@ def _run_until_ready(env: dict[str, str], cwd: Path, name: str) -> str:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/staff/login", timeout=5) as response:
                 assert response.status == 200
             break
+        else:
+            raise AssertionError(f"antam run did not get ready: {err_path.read_text()}")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0, err_path.read_text()
     finally:
