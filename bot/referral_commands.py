@@ -201,7 +201,12 @@ async def _peer(services: Services, args: argparse.Namespace, out: TextIO) -> in
             print(f"  {name}: {url}\n    QR: {png}  {svg}", file=out)
         if not username:
             print("  telegram: give --bot-username to print the t.me link and its QR code", file=out)
-        print(f"  Counts for this link (small numbers hidden): antam peer stats {link.code} --period 2026", file=out)
+        print(
+            f"  Counts page for the peer educator (small numbers hidden, never who): "
+            f"{_base_url(services)}/staff/peer/{created.stats_token}\n"
+            "    Shown only this once and not stored: give it to the peer educator; anyone with it sees the counts.",
+            file=out,
+        )
         return EXIT_OK
     if args.action == "list":
         scope = _scope(services, args)

@@ -113,4 +113,31 @@ async def daily_sums(
     return {tuple(row[:-1]): int(row[-1]) for row in rows.all()}
 
 
-__all__ = ["Where", "apply_increments", "daily_sums", "monthly_sums"]
+async def month_series(
+    session: AsyncSession,
+    *,
+    months: Sequence[dt.date],
+    metric: str,
+    province: int | None = None,
+    commune: int | None = None,
+) -> dict[dt.date, int]:
+    """One metric per month from the monthly roll-up: {first day of the month: count}.
+
+    Every month asked for is in the answer (0 when nothing was counted); ``province`` and
+    ``commune`` narrow it to one province or one commune (neither: everywhere).
+    """
+    wanted = sorted(set(months))
+    query = (
+        select(CounterMonth.month, func.sum(CounterMonth.count))
+        .where(CounterMonth.month.in_(wanted), CounterMonth.metric == metric)
+        .group_by(CounterMonth.month)
+    )
+    if province is not None:
+        query = query.where(CounterMonth.province == province)
+    if commune is not None:
+        query = query.where(CounterMonth.commune == commune)
+    found = {month: int(count) for month, count in (await session.execute(query)).all()}
+    return {month: found.get(month, 0) for month in wanted}
+
+
+__all__ = ["Where", "apply_increments", "daily_sums", "month_series", "monthly_sums"]

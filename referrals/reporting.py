@@ -30,7 +30,7 @@ from referrals.report import (
     ScopeKind,
 )
 from referrals.suppression import protect
-from referrals.tables import Cell
+from referrals.tables import Cell, ProtectedTable
 from storage.referral_models import CounterMonth, IndicatorTarget
 
 # Kinds of place, not of help: never a referral column.
@@ -91,6 +91,15 @@ def _service_types(pack: ContentPack | None, communes: CommuneIndex, rows: list[
     return tuple(kind for kind in SERVICE_TYPES if kind in kinds) + tuple(sorted(kinds - set(SERVICE_TYPES)))
 
 
+def _protect(body: list[list[int]], columns: int, threshold: int, *, row_totals: bool) -> ProtectedTable:
+    """Protect a communes × columns table; with no commune at all, totals of zero."""
+    if body:
+        return protect(body, threshold=threshold, row_totals=row_totals, column_totals=True)
+    zeros = tuple(Cell(0) for _ in range(columns))
+    return ProtectedTable(body=(), row_totals=() if row_totals else None, column_totals=zeros,
+                          grand_total=Cell(0) if row_totals else None, threshold=threshold)
+
+
 def _percent(count: Cell, estimate: int | None) -> float | None:
     if estimate is None or estimate <= 0 or count.shown is None:
         return None
@@ -145,23 +154,23 @@ async def build_report(
         pack, communes, rows, {key[2] for key in by_key if key[1] in (REFERRAL_ISSUED, REFERRAL_REDEEMED)}
     )
     threshold = policy.threshold
-    people = protect(
+    people = _protect(
         [[by_key.get((code, metric, ""), 0) for metric in people_metrics] for code in rows],
-        threshold=threshold,
+        len(people_metrics),
+        threshold,
         row_totals=False,
-        column_totals=True,
     )
-    issued = protect(
+    issued = _protect(
         [[by_key.get((code, REFERRAL_ISSUED, kind), 0) for kind in kinds] for code in rows],
-        threshold=threshold,
+        len(kinds),
+        threshold,
         row_totals=True,
-        column_totals=True,
     )
-    redeemed = protect(
+    redeemed = _protect(
         [[by_key.get((code, REFERRAL_REDEEMED, kind), 0) for kind in kinds] for code in rows],
-        threshold=threshold,
+        len(kinds),
+        threshold,
         row_totals=True,
-        column_totals=True,
     )
     targets = await targets_for(
         session,

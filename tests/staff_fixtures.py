@@ -109,7 +109,7 @@ class StaffClient:
     async def get(self, path: str, **kwargs: Any) -> tuple[aiohttp.ClientResponse, str]:
         kwargs.setdefault("allow_redirects", False)
         async with self.session.get(self.url(path), **kwargs) as response:
-            body = await response.text()
+            body = await response.text(errors="replace")  # images too (a QR code's PNG)
         match = _CSRF.search(body)
         if match:
             self.token = match.group(1)
@@ -126,7 +126,7 @@ class StaffClient:
             assert self.token is not None
             form.setdefault("csrf", self.token)
         async with self.session.post(self.url(path), data=form, **kwargs) as response:
-            body = await response.text()
+            body = await response.text(errors="replace")  # downloads too (an XLSX export)
         match = _CSRF.search(body)
         if match:
             self.token = match.group(1)

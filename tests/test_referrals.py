@@ -266,3 +266,12 @@ async def test_migrations_match_the_models(services: Services) -> None:
     async with services.db.engine.connect() as connection:
         differences = await connection.run_sync(diff)
     assert differences == []
+
+
+async def test_an_empty_report_everywhere(services: Services) -> None:
+    """With nothing counted anywhere yet, the report for every commune is empty, not an error."""
+    async with services.db.transaction() as session:
+        report = await build_report(session, period=Period.parse("2026"), scope=Scope(ScopeKind.ALL),
+                                    communes=services.context.communes, policy=Policy(), now=services.clock.now())
+    assert report.communes == () and report.people.column_totals is not None
+    assert [cell.shown for cell in report.people.column_totals] == [0, 0, 0]

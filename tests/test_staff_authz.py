@@ -8,7 +8,12 @@ One row per route (and method, and object acted on), one column per persona:
 A page added later adds its row here; test_every_route_has_a_row fails until it does. Every
 POST carries a valid CSRF token (CSRF has its own tests), so what is tested is authorisation.
 Placeholders in paths and form values: {victim} (an account in commune A), {victim_other}
-(an account in the other province), {persona} (the persona's name, for unique values).
+(an account in the other province), {peer_a} (a peer link of commune A), {peer_token} (its
+educator's page), {persona} (the persona's name, for unique values).
+
+Commune A's staff and commune B's staff work in the same province: every row naming commune A's
+data (a peer link, a redeeming place, an export scope) proves that B cannot reach it by editing
+a URL, a query parameter or a form field.
 """
 
 from __future__ import annotations
@@ -20,8 +25,10 @@ from typing import Any
 import pytest
 
 from bot.bootstrap import Services
+from bot.clock import today
 from bot.staff.routes import ROUTES
-from tests.staff_fixtures import CSP, WARD_A, StaffClient, personas
+from referrals.peers import add_peer
+from tests.staff_fixtures import CSP, PROVINCE_A, WARD_A, WARD_B, StaffClient, personas
 from tests.staff_fixtures import browser_factory, server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -74,6 +81,49 @@ MATRIX: tuple[Row, ...] = (
     Row("POST", "/staff/accounts/{victim}/totp/reset", (LOGIN, 403, 403, 404, 303)),
     Row("POST", "/staff/accounts/{victim_other}/totp/reset", (LOGIN, 403, 403, 303, 303)),
     Row("GET", "/staff/audit", (LOGIN, 403, 403, 200, 200)),
+    # The overview: a province-wide view is for that province's admins and national admins.
+    Row("GET", "/staff/?period=2026-03", (LOGIN, 200, 200, 200, 200)),
+    Row("GET", "/staff/?period=2026-H9", (LOGIN, 400, 400, 400, 400)),
+    Row("GET", "/staff/?province=12", (LOGIN, 404, 404, 404, 200)),
+    Row("GET", "/staff/?province=31", (LOGIN, 404, 404, 200, 200)),
+    # Redeeming: staff at their own commune only; admins where their scope reaches.
+    Row("GET", "/staff/redeem", (LOGIN, 200, 200, 200, 200)),
+    Row("GET", "/staff/redeem?province=12", (LOGIN, 200, 200, 404, 200)),
+    Row("GET", "/staff/redeem?province=31", (LOGIN, 404, 404, 200, 200)),
+    Row("GET", "/staff/redeem?province=12&place=" + str(WARD_A), (LOGIN, 200, 404, 404, 200)),
+    Row("POST", "/staff/redeem", (LOGIN, 400, 400, 400, 400), {"code": "xx"}),
+    Row("POST", "/staff/redeem", (LOGIN, 400, 404, 404, 400), {"code": "ABCD-EFGH", "place": str(WARD_A)}),
+    Row("POST", "/staff/redeem", (LOGIN, 404, 404, 404, 400), {"code": "ABCD-EFGH", "place": "province", "province": "12"}),
+    # Peer links of commune A.
+    Row("GET", "/staff/peers", (LOGIN, 200, 200, 200, 200)),
+    Row("POST", "/staff/peers", (LOGIN, 200, 404, 404, 200), {"alias": "PE {persona}", "ward": str(WARD_A)}),
+    Row("POST", "/staff/peers", (LOGIN, 404, 200, 404, 200), {"alias": "PE {persona}", "ward": str(WARD_B)}),
+    Row("GET", "/staff/peers/{peer_a}/qr.svg", (LOGIN, 200, 404, 404, 200)),
+    Row("GET", "/staff/peers/{peer_a}/qr.png", (LOGIN, 200, 404, 404, 200)),
+    Row("GET", "/staff/peers/nosuchlink/qr.png", (LOGIN, 404, 404, 404, 404)),
+    Row("GET", "/staff/peers/{peer_a}/qr.gif", (404, 404, 404, 404, 404)),
+    Row("POST", "/staff/peers/{peer_a}/deactivate", (LOGIN, 303, 404, 404, 303)),
+    Row("POST", "/staff/peers/{peer_a}/activate", (LOGIN, 303, 404, 404, 303)),
+    Row("GET", "/staff/peers/{peer_a}/deactivate", (405, 405, 405, 405, 405)),
+    # The peer educator's page: public, by its token.
+    Row("GET", "/staff/peer/{peer_token}", (200, 200, 200, 200, 200)),
+    Row("GET", "/staff/peer/not-a-token", (404, 404, 404, 404, 404)),
+    # Estimates and targets: admins of the province; the national policy: national admins.
+    Row("GET", "/staff/targets", (LOGIN, 403, 403, 200, 200)),
+    Row("GET", "/staff/targets?province=12", (LOGIN, 403, 403, 404, 200)),
+    Row("POST", "/staff/targets", (LOGIN, 403, 403, 404, 303),
+        {"section": "targets", "province": "12", "year": "2026", "indicator": "reached", "estimate-3390": "100",
+         "target-3390": "70"}),
+    Row("POST", "/staff/targets", (LOGIN, 403, 403, 404, 404),
+        {"section": "targets", "province": "31", "year": "2026", "indicator": "reached", "estimate-3390": "100",
+         "target-3390": "70"}),
+    Row("POST", "/staff/targets", (LOGIN, 403, 403, 403, 303), {"section": "policy", "threshold": "5", "package": "topic"}),
+    # Exports: the scope is checked against the viewer's, whatever the form says.
+    Row("GET", "/staff/export", (LOGIN, 200, 200, 200, 200)),
+    Row("POST", "/staff/export", (LOGIN, 200, 404, 404, 200), {"period": "2026-H1", "scope": "ward:3390", "format": "csv"}),
+    Row("POST", "/staff/export", (LOGIN, 404, 404, 404, 200), {"period": "2026-H1", "scope": "province:12", "format": "csv"}),
+    Row("POST", "/staff/export", (LOGIN, 404, 404, 200, 200), {"period": "2026", "scope": "province:31", "format": "dhis2"}),
+    Row("POST", "/staff/export", (LOGIN, 404, 404, 404, 200), {"period": "2026", "scope": "all", "format": "xlsx"}),
     Row("GET", "/staff/no-such-page", (404, 404, 404, 404, 404)),
     Row("PUT", "/staff/", (405, 405, 405, 405, 405)),
     Row("GET", "/staff/accounts/{victim}/deactivate", (405, 405, 405, 405, 405)),
@@ -93,7 +143,7 @@ def _pattern(path: str) -> re.Pattern[str]:
 
 def test_every_route_has_a_row() -> None:
     """Each route of the table, by method, is exercised by at least one row of the matrix."""
-    sample = {"victim": "1", "victim_other": "2"}
+    sample = {"victim": "1", "victim_other": "2", "peer_a": "abc", "peer_token": "t0k3n"}
     rows = {(row.method, row.path.format(**sample)) for row in MATRIX}
     missing = []
     for route in ROUTES:
@@ -115,7 +165,12 @@ async def _client_for(persona: str, make: Any) -> StaffClient:
 
 async def test_authorisation_matrix(services: Services, browser_factory: Any) -> None:
     """Every row × persona gets exactly the expected status; pages outside a scope do not leak."""
-    ids = await personas(services)
+    ids: dict[str, object] = dict(await personas(services))
+    async with services.db.transaction() as db:
+        peer = await add_peer(
+            db, services.secrets.pepper, alias="PE A", commune=WARD_A, province=PROVINCE_A, today=today(services.clock)
+        )
+    ids.update(peer_a=peer.link.code, peer_token=peer.stats_token)
     clients = {persona: await _client_for(persona, browser_factory) for persona in PERSONAS}
     failures = []
     for row in MATRIX:

@@ -1,7 +1,8 @@
 """The staff app on a phone-sized screen in real headless Chromium (Debian's, through Playwright).
 
 Screenshots of every page visited are saved under the test's tmp_path (pytest keeps the last
-runs under its basetemp, e.g. /tmp/pytest-of-$USER/pytest-current/test_first_login_on_a_phone_sqcurrent/).
+runs under its basetemp, e.g. /tmp/pytest-of-$USER/pytest-current/test_first_login_on_a_phone_sqcurrent/
+and …/test_daily_work_on_a_phone_sqlcurrent/).
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from bot.bootstrap import Services
+from bot.runtime import Runtime
 from bot.staff.passwords import new_one_time_password
+from handlers.types import Inbound
+from referrals.indicators import set_target
 from tests.conftest import CHROMIUM_ARGS
-from tests.staff_fixtures import WARD_A, add_account
+from tests.staff_fixtures import PASSWORD, WARD_A, add_account
 from tests.staff_fixtures import server  # noqa: F401  (a fixture)
 
 pytestmark = [
@@ -110,4 +114,113 @@ async def test_first_login_on_a_phone(browser: Browser, server: TestServer, serv
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [
         "1-login.png", "2-change-password.png", "3-home.png", "4-services.png", "5-home-english.png", "6-logged-out.png",
     ]
+    await context.close()
+
+
+async def _code_for(runtime: Runtime, user: str) -> str:
+    """A person accepts the notice, chooses Bình Lư and asks for an HIV-test referral code."""
+    shown = ""
+    for payload in ("c:accept", f"w:{WARD_A}", "ri:tyt_binh_lu:1"):
+        for reply in await runtime.handle(Inbound("telegram", user, payload=payload)):
+            shown = reply.text
+    return next(line for line in shown.splitlines() if "Mã giới thiệu của bạn" in line).split(": ")[1]
+
+
+async def _fits_a_phone(page: Page) -> None:
+    assert await page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    for button in await page.locator("main button, .menu a").all():
+        if await button.is_visible():
+            box = await button.bounding_box()
+            assert box is not None and box["height"] >= 44, await button.inner_text()
+
+
+async def test_daily_work_on_a_phone(
+    browser: Browser, server: TestServer, services: Services, runtime: Runtime, tmp_path: Path
+) -> None:
+    """Overview with its progress bar → redeem a code issued by the bot → a peer link → download an export."""
+    await add_account(services, "lan.nguyen", ward=WARD_A)
+    for n in range(9):  # people reached in Bình Lư through the bot itself
+        for payload in ("c:accept", f"w:{WARD_A}", "t:pep"):
+            await runtime.handle(Inbound("zalo" if n % 3 else "telegram", f"person-{n}", payload=payload))
+    code = await _code_for(runtime, "holder")
+    async with services.db.transaction() as db:
+        await set_target(db, year=2026, commune=WARD_A, province=12, indicator="reached", estimate=40,
+                         target_percent=70, now=services.clock.now())
+    base = f"http://127.0.0.1:{server.port}"
+    context = await browser.new_context(
+        viewport=PHONE, locale="vi-VN", device_scale_factor=2, is_mobile=True, has_touch=True, accept_downloads=True
+    )
+    outside: list[str] = []
+    context.on("request", lambda request: None if request.url.startswith(base) else outside.append(request.url))
+    page = await context.new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
+    failed: list[str] = []
+    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+
+    await page.goto(base + "/staff/login")
+    await page.get_by_label("Tên đăng nhập").fill("lan.nguyen")
+    await page.get_by_label("Mật khẩu").fill(PASSWORD)
+    await page.get_by_role("button", name="Đăng nhập").click()
+    await expect(page).to_have_url(base + "/staff/")
+    bar = page.locator("progress.bar")
+    await expect(bar).to_be_visible()
+    assert await bar.get_attribute("value") == "25.0"  # 10 people of an estimated 40
+    await expect(page.locator(".progress-card .number")).to_have_text("25,0 %")
+    await expect(page.get_by_text("Chưa đạt")).to_be_visible()
+    await expect(page.locator("svg.chart")).to_be_visible()
+    await _fits_a_phone(page)
+    await shot(page, tmp_path, "1-overview")
+
+    await page.locator(".menu").get_by_role("link", name="Xác nhận mã").click()
+    await expect(page.get_by_role("heading", name="Xác nhận mã giới thiệu")).to_be_visible()
+    await page.get_by_label("Mã giới thiệu").fill(code.lower())
+    await page.get_by_role("button", name="Xác nhận mã").click()
+    await expect(page.get_by_text("Đã xác nhận mã: xét nghiệm HIV, ngày 02/03/2026.")).to_be_visible()
+    await _fits_a_phone(page)
+    await shot(page, tmp_path, "2-redeemed")
+    await page.get_by_label("Mã giới thiệu").fill(code)
+    await page.get_by_role("button", name="Xác nhận mã").click()
+    await expect(page.get_by_text("Mã này đã được dùng ngày 02/03/2026.")).to_be_visible()
+    failed.clear()  # that answer is a 400 on purpose (and the browser's console says so)
+    console_errors.clear()
+
+    await page.locator(".menu").get_by_role("link", name="Đường dẫn đồng đẳng").click()
+    await page.get_by_label("Tên gọi của đường dẫn").fill("Nhóm BL 07")
+    await page.get_by_role("button", name="Tạo đường dẫn").click()
+    await expect(page.get_by_role("heading", name="Đã tạo đường dẫn")).to_be_visible()
+    stats_url = await page.locator("code.stats-url").inner_text()
+    qr = page.locator(".qr-box img").first
+    await expect(qr).to_be_visible()
+    assert await qr.evaluate("image => image.naturalWidth") > 0, "the QR code loads under the CSP"
+    await _fits_a_phone(page)
+    await shot(page, tmp_path, "3-peer-link")
+    await page.goto(base + stats_url.removeprefix("http://127.0.0.1:8080"))
+    await expect(page.get_by_role("heading", name="Số liệu của đường dẫn")).to_be_visible()
+    await _fits_a_phone(page)
+    await shot(page, tmp_path, "4-peer-page")
+
+    await page.goto(base + "/staff/")
+    await page.locator(".menu").get_by_role("link", name="Xuất báo cáo").click()
+    await expect(page.get_by_role("heading", name="Xuất báo cáo")).to_be_visible()
+    await page.get_by_label("Excel (XLSX)").check()
+    await _fits_a_phone(page)
+    await shot(page, tmp_path, "5-export")
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name="Tải báo cáo").click()
+    download = await info.value
+    assert download.suggested_filename == "antam-2026-H1-xa-3390.xlsx"
+    saved = tmp_path / download.suggested_filename
+    await download.save_as(saved)
+    assert saved.read_bytes().startswith(b"PK")
+
+    await page.get_by_role("button", name="English").click()
+    await page.locator(".menu").get_by_role("link", name="Home").click()
+    await expect(page.get_by_role("heading", name="Home")).to_be_visible()
+    await expect(page.locator("progress.bar")).to_be_visible()
+    await shot(page, tmp_path, "6-overview-english")
+
+    assert outside == [], "the pages load nothing from elsewhere"
+    assert failed == [], "every resource loads (style sheet, icon, QR codes)"
+    assert console_errors == [], "no CSP violations or script errors"
     await context.close()

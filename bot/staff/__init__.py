@@ -18,7 +18,7 @@ from bot.staff.render import NAV, Navigation, setup_templates
 from bot.staff.routes import NAVIGATION, register
 from bot.staff.security import error_pages, security_headers
 from bot.staff.sessions import AddressThrottle, cookie_storage
-from bot.staff.state import PASSWORDS, SERVICES, THROTTLE
+from bot.staff.state import PASSWORDS, PEER_THROTTLE, SERVICES, THROTTLE
 
 PREFIX = "/staff"
 STAFF_APP = web.AppKey("staff_app", web.Application)
@@ -41,6 +41,9 @@ def make_staff_app(services: Services) -> web.Application:
     app[PASSWORDS] = Passwords()
     app[THROTTLE] = AddressThrottle(
         lambda: services.clock.now().timestamp(), proxies=services.settings.proxy_networks
+    )
+    app[PEER_THROTTLE] = AddressThrottle(
+        lambda: services.clock.now().timestamp(), burst=30, every=10.0, proxies=services.settings.proxy_networks
     )
     app[NAV] = Navigation(NAVIGATION)
     app.cleanup_ctx.append(_passwords)

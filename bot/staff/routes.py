@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 
 from bot.staff.auth import Access, PublicView, StaffView, require
 from bot.staff.render import NavItem
-from bot.staff.views import accounts, assets, audit, directory, home, login, own_account
+from bot.staff.views import accounts, assets, audit, directory, export, home, login, own_account, peers, redeem, targets
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,7 @@ def guarded(method: str, path: str, view: StaffView, access: Access, name: str |
 
 STAFF, ADMIN, SIGNED_IN = Access.STAFF, Access.ADMIN, Access.SIGNED_IN
 ACCOUNT = r"/accounts/{account_id:\d+}"
+PEER = r"/peers/{code:[a-z0-9]+}"
 
 ROUTES: tuple[Route, ...] = (
     guarded("GET", "/", home.home, STAFF, "home"),
@@ -76,11 +77,28 @@ ROUTES: tuple[Route, ...] = (
     guarded("POST", ACCOUNT + "/totp", accounts.account_totp, ADMIN, "account_totp"),
     guarded("POST", ACCOUNT + "/totp/reset", accounts.account_totp_reset, ADMIN, "account_totp_reset"),
     guarded("GET", "/audit", audit.audit_log, ADMIN, "audit"),
+    guarded("GET", "/redeem", redeem.redeem_form, STAFF, "redeem"),
+    guarded("POST", "/redeem", redeem.redeem_submit, STAFF),
+    guarded("GET", "/peers", peers.peers_list, STAFF, "peers"),
+    guarded("POST", "/peers", peers.peer_create, STAFF),
+    guarded("POST", PEER + "/deactivate", peers.peer_deactivate, STAFF, "peer_deactivate"),
+    guarded("POST", PEER + "/activate", peers.peer_activate, STAFF, "peer_activate"),
+    guarded("GET", PEER + "/qr.{kind:svg|png}", peers.peer_qr, STAFF, "peer_qr"),
+    # The peer educator's own counts: public, the token in the path is the capability.
+    public("GET", r"/peer/{token:[A-Za-z0-9_-]+}", peers.peer_page, "peer_page"),
+    guarded("GET", "/targets", targets.targets_form, ADMIN, "targets"),
+    guarded("POST", "/targets", targets.targets_submit, ADMIN),
+    guarded("GET", "/export", export.export_form, STAFF, "export"),
+    guarded("POST", "/export", export.export_download, STAFF),
 )
 
 # The menu, in order; each item shows only to those who may open it.
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("staff.nav.home", "home", STAFF),
+    NavItem("staff.nav.redeem", "redeem", STAFF, "staff.home.redeem"),
+    NavItem("staff.nav.peers", "peers", STAFF, "staff.home.peers"),
+    NavItem("staff.nav.export", "export", STAFF, "staff.home.export"),
+    NavItem("staff.nav.targets", "targets", ADMIN, "staff.home.targets"),
     NavItem("staff.nav.services", "services", STAFF, "staff.home.services"),
     NavItem("staff.nav.accounts", "accounts", ADMIN, "staff.home.accounts"),
     NavItem("staff.nav.audit", "audit", ADMIN, "staff.home.audit"),

@@ -11,3 +11,5 @@ from bot.staff.sessions import AddressThrottle
 SERVICES = web.AppKey("staff.services", Services)
 PASSWORDS = web.AppKey("staff.passwords", Passwords)
 THROTTLE = web.AppKey("staff.throttle", AddressThrottle)
+# The peer educators' pages, limited apart from logins so that neither uses up the other.
+PEER_THROTTLE = web.AppKey("staff.peer_throttle", AddressThrottle)

@@ -1,15 +1,317 @@
-"""The home page: who is signed in, their scope, and the parts of the app they may use."""
+"""The home page: the overview of the viewer's area for a period, and the parts of the app they may use.
+
+What it shows, every count protected (DESIGN §3.5) before it reaches the template: the share of
+the population estimate reached against the target, per commune and for the whole area when
+that can be published; the people reached, informed and connected; the monthly trend of people
+reached; referral codes issued and used by kind of service; and reach by channel and by peer
+link. Staff see their commune; a province admin the communes of their province; a national
+admin everywhere, or one province they choose.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
+
 from aiohttp import web
 
+from bot.clock import today
 from bot.staff.auth import Viewer
-from bot.staff.render import render
+from bot.staff.figures import (
+    NO_VALUE,
+    Chart,
+    Figure,
+    default_period,
+    figure,
+    number,
+    percent_text,
+    period_choices,
+    trend_chart,
+    trend_months,
+)
+from bot.staff.places import chosen_province, province_choices, report_scope
+from bot.staff.reports import report_or_none
+from bot.staff.render import locale_of, render
+from bot.staff.state import SERVICES
+from content.i18n import Catalogs
+from content.intents import strip_diacritics
+from referrals.counters import daily_sums, month_series
+from referrals.counting import unique_metric
+from referrals.exports import commune_label, period_label, service_label
+from referrals.indicators import load_policy
+from referrals.peers import list_peers
+from referrals.periods import Period, PeriodError, PeriodKind
+from referrals.report import INDICATORS, PeriodReport, Progress, Scope, ScopeKind
+from referrals.suppression import protect
+from referrals.tables import Cell, ProtectedTable
 
 DONE = {"password", "totp"}
+CHANNELS = ("telegram", "zalo", "web")  # shown even at 0; others (the console) only when counted
+NO_PEER = ""
+
+
+@dataclass(frozen=True)
+class ProgressCard:
+    """One commune's (or the whole area's) "% reached" against its target."""
+
+    name: str
+    count: Figure
+    estimate: str | None
+    percent: float | None  # the bar's value; None when hidden or without an estimate
+    percent_text: str
+    target_text: str
+    met: bool | None
+
+
+@dataclass(frozen=True)
+class PeopleRow:
+    name: str
+    counts: tuple[Figure, ...]  # reached, informed, connected
+    percents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CountRow:
+    name: str
+    counts: tuple[Figure, ...]
+
+
+def parse_period(raw: str | None, day: dt.date) -> Period:
+    if raw is None or raw.strip() == "":
+        return default_period(day)
+    try:
+        return Period.parse(raw)
+    except PeriodError as exc:
+        raise web.HTTPBadRequest() from exc
+
+
+def _card(name: str, progress: Progress, count: Cell | None, threshold: int, locale: str) -> ProgressCard:
+    shown = figure(count, threshold, locale)
+    # The report leaves the percentage out of a hidden count; not showing it here either keeps
+    # "estimate × percent" from ever rebuilding a hidden count.
+    percent = None if shown.hidden else progress.percent
+    return ProgressCard(
+        name=name,
+        count=shown,
+        estimate=None if progress.estimate is None else number(progress.estimate, locale),
+        percent=percent,
+        percent_text=percent_text(percent, locale),
+        target_text=percent_text(progress.target_percent, locale),
+        met=None if percent is None else progress.met,
+    )
+
+
+def _names(report: PeriodReport, catalogs: Catalogs, locale: str) -> list[str]:
+    several = len({line.province_code for line in report.communes if line.code}) > 1
+    names = []
+    for line in report.communes:
+        label = commune_label(line, catalogs, locale)
+        names.append(f"{label} ({line.province_name})" if several and line.code and line.province_name else label)
+    return names
+
+
+def _people(report: PeriodReport, names: list[str], catalogs: Catalogs, locale: str) -> tuple[list[PeopleRow], PeopleRow | None]:
+    threshold = report.threshold
+    rows = []
+    for r, name in enumerate(names):
+        cells = report.people.body[r]
+        rows.append(
+            PeopleRow(
+                name,
+                tuple(figure(cell, threshold, locale) for cell in cells),
+                tuple(
+                    percent_text(None if cell.hidden else report.progress[r][c].percent, locale)
+                    for c, cell in enumerate(cells)
+                ),
+            )
+        )
+    totals = report.people.column_totals
+    if not totals or not rows or report.scope.kind is ScopeKind.WARD:
+        return rows, None
+    total = PeopleRow(
+        catalogs.text(locale, "staff.overview.total"),
+        tuple(figure(cell, threshold, locale) for cell in totals),
+        tuple(
+            percent_text(None if cell.hidden else report.total_progress[c].percent, locale)
+            for c, cell in enumerate(totals)
+        ),
+    )
+    return rows, total
+
+
+def _services(report: PeriodReport, catalogs: Catalogs, locale: str) -> tuple[list[CountRow], CountRow | None]:
+    issued, redeemed, threshold = report.issued, report.redeemed, report.threshold
+    if issued.column_totals is None or redeemed.column_totals is None or not report.service_types:
+        return [], None
+    rows = [
+        CountRow(
+            service_label(kind, catalogs, locale),
+            (figure(issued.column_totals[c], threshold, locale), figure(redeemed.column_totals[c], threshold, locale)),
+        )
+        for c, kind in enumerate(report.service_types)
+    ]
+    # Kinds with nothing issued or used (two shown zeros) only make the table long on a phone.
+    rows = [row for row in rows if any(f.hidden or f.shown for f in row.counts)]
+    if not rows:
+        return [], None
+    total = CountRow(
+        catalogs.text(locale, "staff.overview.total"),
+        (figure(issued.grand_total, threshold, locale), figure(redeemed.grand_total, threshold, locale)),
+    )
+    return rows, total
+
+
+def _protected_column(counts: list[int], threshold: int) -> ProtectedTable:
+    """Rows × 1 with the column's total, protected like any published table."""
+    return protect([[count] for count in counts], threshold=threshold, row_totals=False, column_totals=True)
+
+
+def _count_rows(names: list[str], counts: list[int], threshold: int, catalogs: Catalogs, locale: str) -> tuple[list[CountRow], CountRow]:
+    table = _protected_column(counts, threshold)
+    rows = [CountRow(name, (figure(table.body[r][0], threshold, locale),)) for r, name in enumerate(names)]
+    assert table.column_totals is not None
+    total = CountRow(catalogs.text(locale, "staff.overview.total"), (figure(table.column_totals[0], threshold, locale),))
+    return rows, total
+
+
+def _channel_label(channel: str, catalogs: Catalogs, locale: str) -> str:
+    key = f"staff.channel.{channel or 'unknown'}"
+    return catalogs.text(locale, key) if key in catalogs.keys() else channel
+
+
+def _filters(scope: Scope) -> tuple[int | None, int | None]:
+    """(province, commune) to narrow a counter query to the scope; (None, None) is everywhere."""
+    return (
+        scope.code if scope.kind is ScopeKind.PROVINCE else None,
+        scope.code if scope.kind is ScopeKind.WARD else None,
+    )
 
 
 async def home(request: web.Request, viewer: Viewer) -> web.StreamResponse:
+    services = request.app[SERVICES]
+    communes = services.context.communes
+    catalogs = services.renderer.catalogs
+    locale = locale_of(request)
+    day = today(services.clock)
+    period = parse_period(request.query.get("period"), day)
+    province = chosen_province(viewer, communes, request.query.get("province"))
+    scope = report_scope(viewer, communes, province)
+    province_filter, commune_filter = _filters(scope)
+    reached = unique_metric("reached", period.kind)
+    months = trend_months(period, day)
+    async with services.db.transaction() as db:
+        policy = await load_policy(db)
+        report = await report_or_none(
+            db, period=period, scope=scope, communes=communes, policy=policy, now=services.clock.now(),
+            pack=services.context.pack,
+        )
+        series = await month_series(
+            db, months=months, metric=unique_metric("reached", PeriodKind.MONTH), province=province_filter,
+            commune=commune_filter,
+        )
+        by_channel = await daily_sums(
+            db, start=period.start, end=period.end, metrics=[reached], by=("channel",), province=province_filter,
+            commune=commune_filter,
+        )
+        by_peer = await daily_sums(
+            db, start=period.start, end=period.end, metrics=[reached], by=("peer",), province=province_filter,
+            commune=commune_filter,
+        )
+        links = await list_peers(db, province=province_filter, commune=commune_filter)
+    threshold = policy.threshold
+    parts = _report_parts(report, catalogs, locale)
+
+    # The trend: months × 1 with no total, so primary suppression is all it needs.
+    trend_table = protect([[series[m]] for m in months], threshold=threshold, row_totals=False, column_totals=False)
+    short = [catalogs.text(locale, f"staff.month.short.{m.month}") for m in months]
+    long = [period_label(Period.containing(m, PeriodKind.MONTH), catalogs, locale) for m in months]
+    chart: Chart = trend_chart(
+        [(label, trend_table.body[i][0]) for i, label in enumerate(short)], threshold=threshold, locale=locale,
+        month_names=long,
+    )
+
+    channel_counts = {str(key[0] or ""): count for key, count in by_channel.items()}
+    channels = list(CHANNELS) + sorted(set(channel_counts) - set(CHANNELS))
+    channel_rows, channel_total = _count_rows(
+        [_channel_label(c, catalogs, locale) for c in channels], [channel_counts.get(c, 0) for c in channels],
+        threshold, catalogs, locale,
+    )
+
+    peer_counts = {str(key[0] or ""): count for key, count in by_peer.items()}
+    own = {link.code for link in links}
+    peer_names = [link.alias + ("" if link.active else " " + catalogs.text(locale, "staff.overview.inactive")) for link in links]
+    peer_values = [peer_counts.get(link.code, 0) for link in links]
+    elsewhere = sum(count for code, count in peer_counts.items() if code and code not in own)
+    if elsewhere:
+        peer_names.append(catalogs.text(locale, "staff.overview.peer_elsewhere"))
+        peer_values.append(elsewhere)
+    peer_names.append(catalogs.text(locale, "staff.overview.no_peer"))
+    peer_values.append(peer_counts.get(NO_PEER, 0))
+    peer_rows, peer_total = _count_rows(peer_names, peer_values, threshold, catalogs, locale)
+
     done = request.query.get("done")
-    return await render(request, "home.html", {"done": done if done in DONE else None})
+    context = {
+        "done": done if done in DONE else None,
+        "period": period,
+        "period_name": period_label(period, catalogs, locale),
+        "periods": period_choices(day, catalogs, locale, extra=period),
+        "provinces": province_choices(viewer, communes) if viewer.scope.everywhere else [],
+        "province": province,
+        "threshold": threshold,
+        "small": f"<{threshold}",
+        **parts,
+        "targets_link": _targets_link(viewer, scope, period),
+        "indicators": INDICATORS,
+        "chart": chart,
+        "channel_rows": channel_rows,
+        "channel_total": channel_total,
+        "peer_rows": peer_rows,
+        "peer_total": peer_total,
+        "no_value": NO_VALUE,
+    }
+    return await render(request, "home.html", context)
+
+
+def _report_parts(report: PeriodReport | None, catalogs: Catalogs, locale: str) -> dict[str, object]:
+    """The report's figures for the page: progress cards, people by indicator, referrals."""
+    if report is None:  # nothing counted and no target anywhere yet
+        return {
+            "cards": [], "total_card": None, "missing_estimates": [], "people": [], "people_total": None,
+            "service_rows": [], "service_total": None, "uptake": NO_VALUE,
+        }
+    threshold = report.threshold
+    names = _names(report, catalogs, locale)
+    cards = [_card(name, report.progress[r][0], report.people.body[r][0], threshold, locale) for r, name in enumerate(names)]
+    total_card = None
+    if report.scope.kind is not ScopeKind.WARD and report.communes and report.people.column_totals:
+        total_card = _card(
+            catalogs.text(locale, "staff.overview.whole_area"), report.total_progress[0],
+            report.people.column_totals[0], threshold, locale,
+        )
+    people, people_total = _people(report, names, catalogs, locale)
+    # By name, the "commune not known" line last (the report lists communes by code).
+    order = sorted(range(len(names)), key=lambda r: (report.communes[r].code == 0, strip_diacritics(names[r].lower())))
+    cards = [cards[r] for r in order]
+    people = [people[r] for r in order]
+    service_rows, service_total = _services(report, catalogs, locale)
+    issued, redeemed = report.issued.grand_total, report.redeemed.grand_total
+    uptake = None if issued is None or redeemed is None or issued.hidden or redeemed.hidden else report.total_uptake
+    return {
+        "cards": cards,
+        "total_card": total_card,
+        "missing_estimates": [name for name, card in zip(names, cards, strict=True) if card.estimate is None],
+        "people": people,
+        "people_total": people_total,
+        "service_rows": service_rows,
+        "service_total": service_total,
+        "uptake": percent_text(uptake, locale),
+    }
+
+
+def _targets_link(viewer: Viewer, scope: Scope, period: Period) -> str | None:
+    """Where an admin enters the missing estimates (staff ask their admin instead)."""
+    if not viewer.is_admin:
+        return None
+    province = scope.code if scope.kind is ScopeKind.PROVINCE else viewer.scope.province
+    query = f"?year={period.start.year}" + (f"&province={province}" if province is not None else "")
+    return "/staff/targets" + query
