@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/update_bench.py [--backend sqlite|postgresql|both] [--updates N]
         [--people N] [--concurrency N] [--warmup N] [--database-url postgresql+asyncpg://…]
-        [--as-built-updates N] [--profile FILE]
+        [--as-built-updates N] [--breakdown N] [--profile FILE [--profile-backend B]]
     .venv/bin/python bench/update_bench.py --memory [--memory-updates 100000]
-        [--memory-people 10000] [--backend sqlite|postgresql|both]
+        [--memory-people 10000] [--memory-path channel|runtime] [--backend sqlite|postgresql|both]
+        [--object-counts] [--tracemalloc]
 
 What is measured (one process, one event loop, like one An Tâm worker):
 
@@ -36,6 +37,11 @@ What is measured (one process, one event loop, like one An Tâm worker):
 * Sequential (one update at a time) and concurrent (``--concurrency`` updates in flight,
   as the webhook route allows when Telegram opens several connections).
 
+* ``--breakdown`` more sequential An Tâm updates with timers around ``Runtime.answer``
+  (transaction 1), ``TelegramChannel._send`` (HTTP), ``Runtime.remember_messages``
+  (transaction 2) and the pure engine, and a count of the SQL statements by kind.
+  ``--profile FILE`` runs cProfile over the sequential An Tâm phase of one backend.
+
 PTB's ``AIORateLimiter`` in ``TelegramChannel`` caps every bot at 30 messages/s overall
 (Telegram's broadcast limit). Cost cannot be measured through a 30/s gate, so in the cost
 phases its overall limiter is switched off (``rate_limiter._base_limiter = None``: the limiter's
@@ -50,7 +56,11 @@ then the slope of VmRSS against people. ``--memory-path channel`` (default) goes
 whole channel, PTB and HTTP as above; ``--memory-path runtime`` calls what the channel calls
 around the Runtime (``to_inbound``, ``Runtime.answer``, ``Runtime.remember_messages``) without PTB's
 dispatch and HTTP: about 1.5 times faster, for the full size. The updates are generated as they
-go, so the benchmark holds none of them.
+go, so the benchmark holds none of them. At the end it reports VmRSS after ``gc`` and
+``malloc_trim`` and after closing the pooled database connections. ``--object-counts`` counts
+the objects the garbage collector tracks, by type, at each checkpoint; ``--tracemalloc`` shows
+which source lines' allocations grew between the first and the last checkpoint (it slows the
+run down and inflates VmRSS: read its VmRSS column as meaningless).
 
 For PostgreSQL without ``--database-url`` a throwaway database ``antam_bench_updates_<pid>`` is
 created on 127.0.0.1:5432 as user postgres (trust authentication) and dropped at the end (also
@@ -77,6 +87,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
@@ -748,9 +759,26 @@ async def memory_one(backend: str, url: str, fake: FakeServer, args: argparse.Na
             if args.object_counts:
                 gc.collect()
                 snapshots.append(Counter(type(o).__qualname__ for o in gc.get_objects()))
+            if args.tracemalloc:
+                traces.append(tracemalloc.take_snapshot())
 
         snapshots: list[Counter[str]] = []
+        traces: list[tracemalloc.Snapshot] = []
+        if args.tracemalloc:
+            tracemalloc.start(1)
         await feed_shared(bench, bodies, args.concurrency, latencies_all, checkpoint, args.memory_path)
+        if len(traces) >= 2:
+            # Every Python allocation (str and bytes too), by the line that made it.
+            grown = traces[-1].compare_to(traces[0], "lineno")
+            print(
+                f"  tracemalloc: Python allocations {sum(s.size_diff for s in grown) / 2**20:+.2f} MiB "
+                f"between the first and the last checkpoint; largest changes:"
+            )
+            for stat in grown[:8]:
+                frame = stat.traceback[0]
+                place = frame.filename.split("site-packages/")[-1].replace("/work/main/", "")
+                print(f"    {stat.size_diff / 2**10:+9.1f} KiB {stat.count_diff:+8,} blocks  {place}:{frame.lineno}")
+            tracemalloc.stop()
         if len(snapshots) >= 2:
             # Python objects (tracked by the garbage collector) that grew in number between the
             # first and the last checkpoint: what would grow with the number of people.
@@ -865,6 +893,9 @@ def main() -> None:
     parser.add_argument("--memory-people", type=int, default=2_000, help="the issue's size: 10000")
     parser.add_argument("--memory-every", type=int, help="print VmRSS every N updates (default: a tenth of the run)")
     parser.add_argument("--wave", type=int, help="memory run: people arriving together (default: a tenth)")
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="memory run: which lines' allocations grew (slows the run down)"
+    )
     parser.add_argument(
         "--object-counts", action="store_true", help="memory run: count Python objects by type at each checkpoint"
     )
