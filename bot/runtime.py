@@ -170,9 +170,9 @@ class Runtime:
         if not state.codes:
             return state
         pepper = self.services.secrets.pepper
-        held = still_held(state.codes, day)
-        open_hashes = await usable(session, [codes.code_hash(pepper, h.code) for h in held], today=day)
-        kept = tuple(h for h in held if codes.code_hash(pepper, h.code) in open_hashes)
+        hashed = [(codes.code_hash(pepper, h.code), h) for h in still_held(state.codes, day)]
+        open_hashes = await usable(session, [code_hash for code_hash, _ in hashed], today=day)
+        kept = tuple(h for code_hash, h in hashed if code_hash in open_hashes)
         return state if kept == state.codes else replace(state, codes=kept)
 
     async def _where(self, session: AsyncSession, state: State, channel: str, commune: int | None = None) -> Where:

@@ -13,6 +13,7 @@ import datetime as dt
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -204,3 +205,16 @@ def chromium_path() -> str:
             pytest.fail("ANTAM_TEST_REQUIRE_BROWSER=1 but no chromium was found", pytrace=False)
         pytest.skip("no chromium on this machine (apt-get install chromium); CI installs and requires it")
     return found
+
+
+@pytest.fixture
+async def browser(chromium_path: str) -> AsyncIterator[Any]:
+    """Debian's Chromium driven by Playwright (no browser download); one per test."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            await launched.close()

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from bot.bootstrap import Services
 from bot.runtime import Runtime
 from bot.staff.passwords import new_one_time_password
 from handlers.types import Inbound
 from referrals.indicators import set_target
-from tests.conftest import CHROMIUM_ARGS
 from tests.staff_fixtures import PASSWORD, WARD_A, add_account
 from tests.staff_fixtures import server  # noqa: F401  (a fixture)
 
@@ -28,16 +27,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"),
 ]
 PHONE: ViewportSize = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def shot(page: Page, folder: Path, name: str) -> None:

@@ -8,11 +8,10 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.app import make_app
 from bot.bootstrap import Services
-from tests.conftest import CHROMIUM_ARGS
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -26,16 +25,6 @@ async def server(services: Services) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{test_server.port}"
     finally:
         await test_server.close()
-
-
-@pytest.fixture
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def open_chat(browser: Browser, url: str, **options: Any) -> Page:
