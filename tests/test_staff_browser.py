@@ -7,7 +7,6 @@ and …/test_daily_work_on_a_phone_sqlcurrent/).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
