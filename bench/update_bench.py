@@ -38,8 +38,7 @@ What is measured (one process, one event loop, like one An Tâm worker):
   as the webhook route allows when Telegram opens several connections).
 
 * ``--breakdown`` more sequential An Tâm updates with timers around ``Runtime.answer``
-  (transaction 1), ``TelegramChannel._send`` (HTTP), ``Runtime.remember_messages``
-  (transaction 2) and the pure engine, and a count of the SQL statements by kind.
+  (the update's one transaction), ``TelegramChannel._send`` (HTTP) and the pure engine, and a count of the SQL statements by kind.
   ``--profile FILE`` runs cProfile over the sequential An Tâm phase of one backend.
 
 PTB's ``AIORateLimiter`` in ``TelegramChannel`` caps every bot at 30 messages/s overall
@@ -54,7 +53,7 @@ flight, people arriving in ten waves (so the number of people seen grows steadil
 tenth of the run with the people seen, stored records, and the sizes of the per-chat structures,
 then the slope of VmRSS against people. ``--memory-path channel`` (default) goes through the
 whole channel, PTB and HTTP as above; ``--memory-path runtime`` calls what the channel calls
-around the Runtime (``to_inbound``, ``Runtime.answer``, ``Runtime.remember_messages``) without PTB's
+around the Runtime (``to_inbound``, ``Runtime.answer``) without PTB's
 dispatch and HTTP: about 1.5 times faster, for the full size. The updates are generated as they
 go, so the benchmark holds none of them. At the end it reports VmRSS after ``gc`` and
 ``malloc_trim`` and after closing the pooled database connections. ``--object-counts`` counts
@@ -475,11 +474,9 @@ async def breakdown(bench: AnTam, bodies: list[bytes], backend: str) -> None:
     event.listen(engine, "before_cursor_execute", on_execute)
     originals = {
         "answer": runtime.answer,
-        "remember_messages": runtime.remember_messages,
         "_send": channel._send,
     }
-    setattr(runtime, "answer", timed("1 Runtime.answer (transaction 1: dedupe, load, engine, effects, save)", runtime.answer))
-    setattr(runtime, "remember_messages", timed("3 Runtime.remember_messages (transaction 2)", runtime.remember_messages))
+    setattr(runtime, "answer", timed("1 Runtime.answer (the transaction: dedupe, load, engine, effects, save)", runtime.answer))
     setattr(channel, "_send", timed("2 TelegramChannel._send (sendMessage over HTTP)", channel._send))
     original_respond = runtime_module.respond
     engine_ns = [0]
@@ -848,18 +845,12 @@ async def feed_shared(
 
     async def through_runtime(body: bytes) -> None:
         # What the channel does around the Runtime, without PTB's dispatch and without HTTP:
-        # translate, answer (transaction 1), then note the message ids (transaction 2).
+        # translate, then answer (the update's one transaction).
         update = Update.de_json(json.loads(body), bot)
         inbound = to_inbound(update, None)
         if inbound is None:
             return
-        replies = await runtime.answer(inbound)
-        if replies and inbound.private:
-            seen = update.effective_message.message_id if update.effective_message else 0
-            try:
-                await runtime.remember_messages(inbound, [seen] + [seen + 1 + i for i in range(len(replies))])
-            except Exception as exc:  # as in the channel, where PTB's error handler logs it
-                logging.getLogger("antam.telegram").error("telegram handler failed: %s", type(exc).__name__)
+        await runtime.answer(inbound)
 
     async def worker() -> None:
         for body in bodies:

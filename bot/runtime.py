@@ -137,9 +137,14 @@ class Runtime:
             elif outcome.state is not None:
                 marks = record.marks.current(day) if record else Marks()
                 marks = await self._carry_out(session, ring, pseudonym, inbound, outcome, marks, new=record is None)
-                kept = record.fresh(now).messages if record else ()
-                updated = PersonRecord(outcome.state, kept, marks)
-                await save_record(session, ring, pseudonym, updated.to_bytes(), today=day)
+                updated = PersonRecord(outcome.state, record.messages if record else (), marks)
+                if inbound.message_id is not None:
+                    # The chat's ids are noted here, in the one transaction of the update: quick
+                    # exit deletes from the oldest noted id up to its own reply.
+                    updated = updated.with_messages([inbound.message_id], now)
+                else:
+                    updated = updated.fresh(now)
+                await save_record(session, ring, pseudonym, updated.to_bytes(), today=day, new=record is None)
             return outcome
 
         outcome = await self._transaction(work)
@@ -250,12 +255,6 @@ class Runtime:
             connected_periods=marks.counted.get("connected", frozenset()),
         )
 
-    async def remember_messages(self, inbound: Inbound, message_ids: list[int]) -> None:
-        """Note message ids of a consenting person's chat, for a later quick exit (no text)."""
-        if not message_ids or not inbound.private:
-            return
-        await self._update_record(inbound, lambda record: record.with_messages(message_ids, self.services.clock.now()))
-
     async def take_messages(self, inbound: Inbound) -> list[int] | None:
         """Return and forget the tracked message ids; None when nothing is stored for the person."""
         taken: list[int] | None = None
@@ -281,7 +280,8 @@ class Runtime:
         await self._transaction(work)
 
     async def _transaction(self, work: Callable[[AsyncSession, KeyRing], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction, retrying after a key rotation or a racing insert."""
+        """Run ``work`` in one transaction, retrying after a key rotation, a racing insert or a
+        connection lost while pooled."""
         for attempt in range(3):
             try:
                 async with self.services.db.transaction() as session:
@@ -289,5 +289,10 @@ class Runtime:
                     return await work(session, ring)
             except (UnknownKeyError, IntegrityError):
                 if attempt == 2:
+                    raise
+            except DBAPIError as exc:
+                # A pooled connection that died meanwhile (the database restarted): the pool
+                # has dropped it; once more on a fresh one.
+                if not exc.connection_invalidated or attempt == 2:
                     raise
         raise AssertionError("unreachable")

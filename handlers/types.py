@@ -34,6 +34,9 @@ class Inbound:
     media: str | None = None
     # False in a group: the bot does not converse there and stores nothing.
     private: bool = True
+    # The chat message this event came with (the person's message, or the one whose button was
+    # pressed), where the platform numbers them: noted for the quick exit, never its text.
+    message_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Writing and reading the aggregate counters (daily, and the monthly roll-up reports read).
 
-Increments are applied with one upsert per counter row — ``count = count + n`` in the database
-— inside the caller's transaction, so a count changes together with the event that caused it,
-and concurrent workers lose no increment. Rows are written in a fixed order so two
+Increments are applied with one upsert statement per table (a row of parameters per counter),
+``count = count + n`` in the database, inside the caller's transaction, so a count changes
+together with the event that caused it, and concurrent workers lose no increment. Rows are written in a fixed order so two
 transactions touching the same counters cannot deadlock.
 """
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,8 +24,8 @@ DayKey = tuple[dt.date, int, str, str, str, str, int]
 MonthKey = tuple[dt.date, int, str, str, int]
 
 
-def _insert(session: AsyncSession) -> Any:
-    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+_COUNTERS = cast(Table, Counter.__table__)
+_MONTHS = cast(Table, CounterMonth.__table__)
 
 
 async def apply_increments(session: AsyncSession, increments: Iterable[Increment]) -> None:
@@ -38,28 +38,44 @@ async def apply_increments(session: AsyncSession, increments: Iterable[Increment
         months[(inc.day.replace(day=1), w.commune, inc.metric, inc.detail, w.province)] += inc.count
     if not days:
         return
-    insert = _insert(session)
-    for (day, commune, metric, detail, channel, peer, province), n in sorted(days.items()):
-        statement = insert(Counter).values(
-            day=day, commune=commune, metric=metric, detail=detail, channel=channel, peer=peer,
-            province=province, count=n,
-        )
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["day", "commune", "metric", "detail", "channel", "peer"],
-                set_={"count": Counter.count + statement.excluded.count},
-            )
-        )
-    for (month, commune, metric, detail, province), n in sorted(months.items()):
-        statement = insert(CounterMonth).values(
-            month=month, commune=commune, metric=metric, detail=detail, province=province, count=n
-        )
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["month", "commune", "metric", "detail"],
-                set_={"count": CounterMonth.count + statement.excluded.count},
-            )
-        )
+    connection = await session.connection()
+    daily, monthly = _UPSERTS[connection.dialect.name == "postgresql"]
+    # Sorted: the order rows are locked in, the same in every transaction.
+    await connection.execute(
+        daily,
+        [
+            {"day": day, "commune": commune, "metric": metric, "detail": detail, "channel": channel,
+             "peer": peer, "province": province, "n": n}
+            for (day, commune, metric, detail, channel, peer, province), n in sorted(days.items())
+        ],
+    )
+    await connection.execute(
+        monthly,
+        [
+            {"month": month, "commune": commune, "metric": metric, "detail": detail, "province": province, "n": n}
+            for (month, commune, metric, detail, province), n in sorted(months.items())
+        ],
+    )
+
+
+def _upserts(insert: Any) -> tuple[Any, Any]:
+    """INSERT … ON CONFLICT DO UPDATE SET count = count + n, for both tables, built once."""
+    day_columns = ("day", "commune", "metric", "detail", "channel", "peer", "province")
+    daily = insert(_COUNTERS).values({c: bindparam(c) for c in day_columns} | {"count": bindparam("n")})
+    daily = daily.on_conflict_do_update(
+        index_elements=["day", "commune", "metric", "detail", "channel", "peer"],
+        set_={"count": _COUNTERS.c.count + daily.excluded.count},
+    )
+    month_columns = ("month", "commune", "metric", "detail", "province")
+    monthly = insert(_MONTHS).values({c: bindparam(c) for c in month_columns} | {"count": bindparam("n")})
+    monthly = monthly.on_conflict_do_update(
+        index_elements=["month", "commune", "metric", "detail"],
+        set_={"count": _MONTHS.c.count + monthly.excluded.count},
+    )
+    return daily, monthly
+
+
+_UPSERTS = {dialect is postgresql: _upserts(dialect.insert) for dialect in (postgresql, sqlite)}
 
 
 async def monthly_sums(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -69,7 +70,13 @@ class Database:
             _prepare_sqlite_file(self.sqlite_path)
         kwargs: dict[str, Any] = {"echo": echo}
         if make_url(url).get_backend_name() == "postgresql":
-            kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=10)
+            # No pre-ping (a round trip per checkout): a connection that died while pooled fails
+            # its first statement, the pool drops every connection as old as it, and the
+            # runtime runs the update again (Runtime._transaction).
+            kwargs.update(pool_size=10, max_overflow=10)
+        elif self.sqlite_path is not None:
+            # Transactions take turns (see transaction()); a few connections are enough.
+            kwargs.update(pool_size=2, max_overflow=3)
         try:
             self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
@@ -78,6 +85,11 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _harden_sqlite)
             event.listen(self.engine.sync_engine, "begin", _begin_immediate)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite lets one transaction write at a time, and its busy handler polls instead of
+        # queueing: under load some waiters starve past busy_timeout. In this process
+        # transactions therefore queue here, first come first served, and SQLite's own lock
+        # only arbitrates between processes (a CLI command next to the server).
+        self._turns = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property
     def dialect(self) -> str:
@@ -85,8 +97,16 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """Open a session and commit on success, roll back on error."""
-        async with self.sessions() as session, session.begin():
+        """Open a session and commit on success, roll back on error.
+
+        On SQLite, transactions of this process run one at a time: never open one inside
+        another.
+        """
+        if self._turns is None:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        async with self._turns, self.sessions() as session, session.begin():
             yield session
 
     async def has_table(self, name: str) -> bool:

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import KeyRing
 from storage.models import Person
+
+_PERSONS = cast(Table, Person.__table__)
+# Built once: these run on every update, and building a statement costs more than running it.
+_SELECT = select(_PERSONS.c.record).where(_PERSONS.c.pseudonym == bindparam("p"))
+_SELECT_LOCKED = _SELECT.with_for_update()
+_UPDATE = (
+    update(_PERSONS)
+    .where(_PERSONS.c.pseudonym == bindparam("p"))
+    .values(record=bindparam("record"), last_active_on=bindparam("day"))
+)
+_INSERT = insert(_PERSONS).values(pseudonym=bindparam("p"), record=bindparam("record"), last_active_on=bindparam("day"))
 
 
 def record_context(pseudonym: bytes) -> bytes:
@@ -19,28 +31,37 @@ def record_context(pseudonym: bytes) -> bytes:
 async def load_record(
     session: AsyncSession, ring: KeyRing, pseudonym: bytes, *, lock: bool = True
 ) -> bytes | None:
-    """Return the opened record of a person, or None when nothing is stored."""
-    query = select(Person).where(Person.pseudonym == pseudonym)
-    if lock:
-        query = query.with_for_update()
-    person = await session.scalar(query)
-    if person is None:
+    """Return the opened record of a person, or None when nothing is stored.
+
+    Core statements on the session's connection: this runs on every update, and the ORM's
+    identity map would only add work (nothing else in the transaction reads the row).
+    """
+    connection = await session.connection()
+    found = await connection.execute(_SELECT_LOCKED if lock else _SELECT, {"p": pseudonym})
+    sealed = found.scalar()
+    if sealed is None:
         return None
-    return ring.open(person.record, record_context(pseudonym))
+    return ring.open(sealed, record_context(pseudonym))
 
 
 async def save_record(
-    session: AsyncSession, ring: KeyRing, pseudonym: bytes, record: bytes, *, today: dt.date
+    session: AsyncSession, ring: KeyRing, pseudonym: bytes, record: bytes, *, today: dt.date, new: bool = False
 ) -> None:
-    """Seal and store a person's record, marking them active today."""
+    """Seal and store a person's record, marking them active today.
+
+    ``new``: the caller found no row in this transaction, so skip straight to the INSERT.
+    Otherwise an UPDATE, and an INSERT only if it changed nothing. Two first writes of one
+    person racing each other end in an IntegrityError for the later one, which the caller
+    retries.
+    """
     sealed = ring.seal(record, record_context(pseudonym))
-    person = await session.get(Person, pseudonym)
-    if person is None:
-        session.add(Person(pseudonym=pseudonym, last_active_on=today, record=sealed))
-    else:
-        person.record = sealed
-        person.last_active_on = today
-    await session.flush()
+    connection = await session.connection()
+    values = {"p": pseudonym, "record": sealed, "day": today}
+    if not new:
+        changed = await connection.execute(_UPDATE, values)
+        if changed.rowcount:
+            return
+    await connection.execute(_INSERT, values)
 
 
 async def erase_person(session: AsyncSession, pseudonym: bytes) -> bool:
@@ -58,8 +79,6 @@ async def purge_inactive(session: AsyncSession, *, today: dt.date, retention_day
 
 async def reseal_record(session: AsyncSession, ring: KeyRing, pseudonym: bytes, record: bytes) -> None:
     """Replace a person's record without marking them active (a change they did not make)."""
-    person = await session.get(Person, pseudonym)
-    if person is None:
-        return
-    person.record = ring.seal(record, record_context(pseudonym))
-    await session.flush()
+    sealed = ring.seal(record, record_context(pseudonym))
+    connection = await session.connection()
+    await connection.execute(update(_PERSONS).where(_PERSONS.c.pseudonym == pseudonym).values(record=sealed))

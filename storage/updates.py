@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import cast
 
-from sqlalchemy import delete
+from sqlalchemy import Table, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ProcessedUpdate
+
+_TABLE = cast(Table, ProcessedUpdate.__table__)
+# Built once (it runs on every update): {on PostgreSQL?: INSERT … ON CONFLICT DO NOTHING}.
+_INSERTS = {
+    dialect is postgresql: dialect.insert(_TABLE)
+    .values(key=bindparam("key"), seen_at=bindparam("seen_at"))
+    .on_conflict_do_nothing()
+    for dialect in (postgresql, sqlite)
+}
 
 
 async def mark_processed(session: AsyncSession, key: bytes, *, now: dt.datetime) -> bool:
@@ -17,11 +27,10 @@ async def mark_processed(session: AsyncSession, key: bytes, *, now: dt.datetime)
     On PostgreSQL a concurrent transaction inserting the same key waits for this one, then
     sees the conflict: the update is handled once even when two workers receive it.
     """
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(ProcessedUpdate).values(key=key, seen_at=now).on_conflict_do_nothing()
-    result = await session.execute(statement)
-    return bool(getattr(result, "rowcount", 0))
+    connection = await session.connection()
+    statement = _INSERTS[connection.dialect.name == "postgresql"]
+    result = await connection.execute(statement, {"key": key, "seen_at": now})
+    return bool(result.rowcount)
 
 
 async def forget_processed(session: AsyncSession, *, before: dt.datetime) -> int:

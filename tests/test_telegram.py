@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from bot.app import TELEGRAM, make_app
 from bot.logs import quiet_libraries
 from bot.bootstrap import Services, open_services
-from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH, TelegramChannel, split_text
+from bot.channels.telegram import RECENT_IDS, SECRET_HEADER, ChatPacer, WEBHOOK_PATH, TelegramChannel, split_text
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.record import PersonRecord
@@ -209,7 +209,8 @@ async def test_quick_exit_removes_the_conversation(
     before = [m["message_id"] for m in all_messages(fake, USER)]
     assert len(before) >= 5
     record = await stored(services, USER)
-    assert record is not None and {m for m, _ in record.messages} >= set(before[2:]), "ids tracked after consent"
+    person = [m["message_id"] for m in all_messages(fake, USER) if m["from"]["id"] == USER]
+    assert record is not None and {m for m, _ in record.messages} >= set(person[1:]), "the person's ids after consent"
     await press(client, fake, USER, "x")
     left = all_messages(fake, USER)
     assert len(left) == 1 and left[0]["text"] == "Đã xong." and not buttons(left[0])
@@ -218,6 +219,36 @@ async def test_quick_exit_removes_the_conversation(
         assert 1 <= len(call["message_ids"]) <= 100
     record = await stored(services, USER)
     assert record is not None and record.messages == (), "the ids are forgotten once used"
+
+
+async def test_quick_exit_from_an_old_button_reaches_the_whole_chat(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """Buttons pressed again and again on one old message: every reply since consent still goes.
+
+    No reply id is ever noted (only the pressed message's), and there are more of them than
+    the RECENT_IDS fallback reaches.
+    """
+    client, services = bot
+    # Telegram's one-message-a-second pace per chat would make this test take minutes.
+    client.app[TELEGRAM].pacer = ChatPacer(burst=10_000)
+    await post(client, fake.user_command(USER, "/start", enqueue=False))
+    await press(client, fake, USER, "c:accept")
+    await say(client, fake, USER, "menu")
+    menu = bot_messages(fake, USER)[-1]
+    first = buttons(menu)[0]
+    for _ in range(RECENT_IDS + 20):
+        assert await post(client, fake.user_callback(USER, first, menu["message_id"], enqueue=False)) == 200
+    before = [m["message_id"] for m in all_messages(fake, USER)]
+    assert before[-1] - before[0] > RECENT_IDS
+    record = await stored(services, USER)
+    assert record is not None and len(record.messages) <= 3, "a pressed message is noted once"
+    assert await post(client, fake.user_callback(USER, "x", menu["message_id"], enqueue=False)) == 200
+    left = all_messages(fake, USER)
+    assert [m["text"] for m in left] == ["Đã xong."]
+    calls = fake.calls_to("deleteMessages")
+    assert all(1 <= len(call["message_ids"]) <= 100 for call in calls)
+    assert max(calls[0]["message_ids"]) == left[0]["message_id"] - 1, "newest first"
 
 
 async def test_quick_exit_works_with_nothing_stored(

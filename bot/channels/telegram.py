@@ -5,10 +5,13 @@ polling when no public URL is configured; otherwise a webhook served by An Tâm'
 server (PTB's Application built with ``updater(None)``), with the secret token checked in
 constant time before the body is read.
 
-Quick exit deletes, in batches of 100, every message id of the private chat that An Tâm
-tracked for the person (consenting people: ids only, sealed, 48 h) together with the most
-recent ids of the chat, so that the welcome and the notice, sent before anything could be
-stored, disappear too. Telegram skips ids that do not exist or are older than 48 hours.
+Quick exit first sends its one neutral line, then deletes, newest first and 100 at a time,
+every id of the private chat below it, down to BEFORE_CONSENT ids below the oldest id noted for
+the person (consenting people: the ids of their messages and pressed buttons, sealed with the
+update's own write, kept 48 h), and at least the last RECENT_IDS, so that the welcome and the
+notice, sent before anything could be stored, go too. A private chat numbers both sides' messages in one sequence, so the
+bot's replies in between are covered without noting them. Telegram skips ids that do not exist
+or are older than 48 hours.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 
@@ -43,7 +46,10 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 MAX_TEXT = 4096
 DELETE_BATCH = 100
-RECENT_IDS = 200  # how far back quick exit reaches beyond the ids it tracked
+RECENT_IDS = 200  # how far back quick exit reaches for someone with no ids noted
+BEFORE_CONSENT = 50  # ids below the oldest noted one: what was said before the notice was accepted
+REPLY_MARGIN = 20  # ids beyond the newest known one that quick exit deletes when its line fails
+MAX_DELETED = 3000  # at most this many ids (30 calls): 48 hours of even a busy chat
 SEND_ATTEMPTS = 4
 MEDIA_KINDS = ("sticker", "photo", "voice", "audio", "video", "video_note", "document", "animation", "contact")
 COMMANDS = ("start", "menu", "thoat", "xoa", "trogiup")
@@ -79,7 +85,7 @@ def to_inbound(update: Update, bot_username: str | None) -> Inbound | None:
     user, chat = update.effective_user, update.effective_chat
     if user is None or chat is None or update.edited_message is not None:
         return None
-    common = {
+    common: dict[str, Any] = {
         "channel": CHANNEL,
         "user_id": str(user.id),
         "update_id": str(update.update_id),
@@ -87,22 +93,28 @@ def to_inbound(update: Update, bot_username: str | None) -> Inbound | None:
         "private": chat.type == chat.PRIVATE,
     }
     if update.callback_query is not None:
-        return Inbound(payload=update.callback_query.data or "", **common)  # type: ignore[arg-type]
+        pressed = update.callback_query.message
+        return Inbound(
+            payload=update.callback_query.data or "",
+            message_id=pressed.message_id if pressed is not None else None,
+            **common,
+        )
     message = update.message
     if message is None:
         return None
+    common["message_id"] = message.message_id
     if not common["private"]:
         # In groups only a command or a mention gets the "private chats only" answer.
         text = message.text or ""
         addressed = text.startswith("/") or (bot_username is not None and f"@{bot_username}" in text)
-        return Inbound(text=text, **common) if addressed else None  # type: ignore[arg-type]
+        return Inbound(text=text, **common) if addressed else None
     if message.location is not None:
         location = Location(message.location.latitude, message.location.longitude)
-        return Inbound(location=location, **common)  # type: ignore[arg-type]
+        return Inbound(location=location, **common)
     if message.text is not None:
-        return Inbound(text=message.text, **common)  # type: ignore[arg-type]
+        return Inbound(text=message.text, **common)
     kind = next((k for k in MEDIA_KINDS if getattr(message, k, None)), "other")
-    return Inbound(media=kind, **common)  # type: ignore[arg-type]
+    return Inbound(media=kind, **common)
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
@@ -198,36 +210,47 @@ class TelegramChannel:
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        if query is not None:
-            with contextlib.suppress(TelegramError):
-                await query.answer()
-        inbound = to_inbound(update, self.application.bot.username)
-        chat = update.effective_chat
-        if inbound is None or chat is None:
-            return
-        async with self.locks.hold(chat.id):
-            replies = await self.runtime.answer(inbound)
-            if not replies:
-                return  # a redelivered update
-            seen = [m.message_id for m in (update.message,) if m is not None]
-            if query is not None and query.message is not None:
-                seen.append(query.message.message_id)
-            sent: list[int] = []
-            for reply in replies:
-                if reply.kind is ReplyKind.QUICK_EXIT:
-                    await self._quick_exit(chat.id, inbound, newest=max(seen + sent, default=0))
+        # Stop the button's spinner while the answer is worked out, not before.
+        answering = asyncio.ensure_future(self._answer_query(query)) if query is not None else None
+        try:
+            inbound = to_inbound(update, self.application.bot.username)
+            chat = update.effective_chat
+            if inbound is None or chat is None:
+                return
+            async with self.locks.hold(chat.id):
+                for reply in await self.runtime.answer(inbound):
+                    if reply.kind is ReplyKind.QUICK_EXIT:
+                        await self._quick_exit(chat.id, inbound, reply)
+                        return
                     await self._send(chat.id, reply)
-                    return
-                sent.extend(await self._send(chat.id, reply))
-            if inbound.private:
-                await self.runtime.remember_messages(inbound, seen + sent)
+        finally:
+            if answering is not None:
+                await answering
 
-    async def _quick_exit(self, chat_id: int, inbound: Inbound, *, newest: int) -> None:
+    @staticmethod
+    async def _answer_query(query: CallbackQuery) -> None:
+        with contextlib.suppress(TelegramError):
+            await query.answer()
+
+    async def _quick_exit(self, chat_id: int, inbound: Inbound, reply: RenderedReply) -> None:
+        """Leave one neutral line, then delete everything above it, newest first.
+
+        A private chat numbers the person's and the bot's messages in one sequence, so the
+        chat since the oldest id noted for the person (or the last RECENT_IDS ids, for someone
+        with nothing stored) is the range below the neutral line's own id.
+        """
         tracked = await self.runtime.take_messages(inbound) or []
-        recent = range(max(1, newest - RECENT_IDS), newest + 1) if newest else range(0)
-        ids = sorted(set(tracked) | set(recent))
+        sent = await self._send(chat_id, reply)
+        if sent:
+            newest = min(sent) - 1
+        else:  # the line could not be sent: reach past the replies we know of
+            newest = max([*tracked, inbound.message_id or 0]) + REPLY_MARGIN
+        below = min(tracked) - BEFORE_CONSENT if tracked else newest
+        oldest = max(1, min(below, newest - RECENT_IDS), newest - MAX_DELETED + 1)
+        ids = list(range(newest, oldest - 1, -1))
         for start in range(0, len(ids), DELETE_BATCH):
-            await self._call(partial(self.application.bot.delete_messages, chat_id, ids[start : start + DELETE_BATCH]))
+            batch = sorted(ids[start : start + DELETE_BATCH])
+            await self._call(partial(self.application.bot.delete_messages, chat_id, batch))
 
     async def _send(self, chat_id: int, reply: RenderedReply) -> list[int]:
         pieces = split_text(reply.text)
