@@ -12,22 +12,23 @@ What is measured (one process, one event loop, like one An Tâm worker):
 * The same updates — ``bench/telegram_mix.py``: /start with and without a peer link, the
   privacy notice's buttons, menu, topics, the services of commune w:3390, referral codes
   (ri:tyt_binh_lu:1), Vietnamese free text, from many people, interleaved — are handed in the
-  same way the webhook route does it (``json.loads`` of the body, ``Update.de_json``,
-  ``await application.process_update``) to:
+  way the webhook route does it, after the secret check and without HTTP (``json.loads`` of the
+  body, ``Update.de_json``, ``await application.process_update``) to:
 
   - **floor**: a PTB ``Application`` (``updater(None)``, same ``base_url``) whose only handler
     sends one message back (the text, or a button's data);
   - **An Tâm**: the real ``TelegramChannel`` (webhook mode) on the real ``Runtime`` and
-    ``open_services``: translation, dedupe, load and open the sealed record, the engine with
-    intent classification, effects (referrals, counters), seal and save, render, send every
-    reply, answer the callback query, then note the message ids in the sealed record — on
-    SQLite and on PostgreSQL.
+    ``open_services``, through ``TelegramChannel.receive`` (the webhook route's body): translation,
+    dedupe, load and open the sealed record, the engine with intent classification, effects
+    (referrals, counters), seal and save (one transaction), render, send every reply, and the
+    route's answer, which for a button press names answerCallbackQuery for Telegram to carry
+    out (counted as "in the webhook's answer") — on SQLite and on PostgreSQL.
 
   Both send over real loopback HTTP (PTB's httpx client) to the tests' fake Bot API
   (``bench/fake_bot_api_server.py``), which runs in its own process so that its CPU time and
   memory stay out of the measured process, as Telegram's servers would.
 
-* Per update: wall time (``perf_counter_ns``) from handing the body in to ``process_update``
+* Per update: wall time (``perf_counter_ns``) from handing the body in to the route's work
   returning, i.e. every reply sent. Per phase: p50/p90/p99/max, throughput, CPU time of this
   process per update (``getrusage``: includes the aiosqlite thread, not the PostgreSQL server),
   Bot API calls per update (counted by the fake), and resident memory (VmRSS) before and
@@ -157,6 +158,7 @@ class PhaseResult:
     rss_after: float
     problems: int = 0
     pacer_waits: int = 0
+    webhook_methods: int = 0
 
     @property
     def throughput(self) -> float:
@@ -293,6 +295,7 @@ class AnTam:
     services: Services
     channel: TelegramChannel
     pacer_waits: list[int] = field(default_factory=lambda: [0])
+    webhook_methods: list[int] = field(default_factory=lambda: [0])
 
     @property
     def application(self) -> Application:
@@ -362,23 +365,48 @@ async def antam(url: str, base_url: str, data_dir: Path) -> AsyncIterator[AnTam]
 # -- feeding updates ---------------------------------------------------------------------------
 
 
+Receive = Callable[[bytes], Awaitable[None]]
+
+
+def floor_receiver(application: Application) -> Receive:
+    """The floor's webhook route, minus HTTP: parse the body, process the update."""
+    bot = application.bot
+
+    async def receive(body: bytes) -> None:
+        data = json.loads(body)
+        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            raise ValueError("not an update")
+        await application.process_update(Update.de_json(data, bot))
+
+    return receive
+
+
+def antam_receiver(bench: AnTam) -> Receive:
+    """An Tâm's webhook route after the secret check (``TelegramChannel.receive``), minus HTTP."""
+
+    async def receive(body: bytes) -> None:
+        response = await bench.channel.receive(body)
+        if response.status != 200:
+            raise RuntimeError(f"the webhook answered {response.status}")
+        if response.content_type == "application/json":
+            bench.webhook_methods[0] += 1  # answerCallbackQuery, carried out by Telegram
+
+    return receive
+
+
 async def feed(
-    application: Application,
+    receive: Receive,
     bodies: Iterable[bytes],
     concurrency: int,
     on_done: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[list[float], float]:
     """Hand every body in as the webhook route does; per-update wall times (ms) and total seconds."""
-    bot = application.bot
     source: Iterator[bytes] = iter(bodies)
     latencies: list[float] = []
 
     async def one(body: bytes) -> None:
         t0 = time.perf_counter_ns()
-        data = json.loads(body)
-        if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-            raise ValueError("not an update")
-        await application.process_update(Update.de_json(data, bot))
+        await receive(body)
         latencies.append((time.perf_counter_ns() - t0) / 1e6)
         if on_done is not None:
             await on_done(len(latencies))
@@ -396,7 +424,7 @@ async def phase(
     name: str,
     backend: str,
     mode: str,
-    application: Application,
+    receive: Receive,
     fake: FakeServer,
     bodies: list[bytes],
     concurrency: int,
@@ -407,11 +435,12 @@ async def phase(
     await fake.reset()
     problems_before = PROBLEMS.count
     waits_before = bench.pacer_waits[0] if bench else 0
+    methods_before = bench.webhook_methods[0] if bench else 0
     rss_before = rss_mib()
     cpu_before = cpu_seconds()
     if profile is not None:
         profile.enable()
-    latencies, wall = await feed(application, bodies, concurrency)
+    latencies, wall = await feed(receive, bodies, concurrency)
     if profile is not None:
         profile.disable()
     cpu = cpu_seconds() - cpu_before
@@ -428,6 +457,7 @@ async def phase(
         rss_after=rss_mib(),
         problems=PROBLEMS.count - problems_before,
         pacer_waits=(bench.pacer_waits[0] - waits_before) if bench else 0,
+        webhook_methods=(bench.webhook_methods[0] - methods_before) if bench else 0,
     )
     print(line(result), flush=True)
     return result
@@ -440,7 +470,8 @@ def line(r: PhaseResult) -> str:
         f"p99 {r.q(0.99):6.2f}  max {r.latencies_ms[-1]:7.1f}  mean {r.mean:6.2f}  "
         f"{r.throughput:7.0f} upd/s  cpu {r.cpu_ms:5.2f} ms/upd  RSS {r.rss_before:.0f}→{r.rss_after:.0f} MiB  "
         f"problems {r.problems}  pacer waits {r.pacer_waits}\n"
-        f"  {'':<22} Bot API calls per update: {r.calls_per_update:.2f} ({calls})"
+        f"  {'':<22} Bot API calls per update: {r.calls_per_update:.2f} ({calls}); "
+        f"in the webhook's answer: {r.webhook_methods / r.updates:.2f}"
     )
 
 
@@ -490,7 +521,7 @@ async def breakdown(bench: AnTam, bodies: list[bytes], backend: str) -> None:
 
     runtime_module.respond = respond  # type: ignore[assignment]
     try:
-        latencies, wall = await feed(bench.application, bodies, 1)
+        latencies, wall = await feed(antam_receiver(bench), bodies, 1)
     finally:
         runtime_module.respond = original_respond
         for name, function in originals.items():
@@ -594,10 +625,11 @@ def workload(args: argparse.Namespace) -> Workload:
 async def run_floor(fake: FakeServer, work: Workload, concurrency: int, label: str) -> list[PhaseResult]:
     floor = await start_floor(fake.base_url)
     try:
-        await feed(floor, work.warmup, concurrency)
+        receive = floor_receiver(floor)
+        await feed(receive, work.warmup, concurrency)
         return [
-            await phase(label, "-", "sequential", floor, fake, work.sequential, 1),
-            await phase(label, "-", f"concurrent {concurrency}", floor, fake, work.concurrent, concurrency),
+            await phase(label, "-", "sequential", receive, fake, work.sequential, 1),
+            await phase(label, "-", f"concurrent {concurrency}", receive, fake, work.concurrent, concurrency),
         ]
     finally:
         await stop_application(floor)
@@ -609,13 +641,14 @@ async def run_antam(
     results = []
     async with antam(url, fake.base_url, data_dir) as bench:
         bench.throttle(as_built=False)
-        await feed(bench.application, work.warmup, args.concurrency)
+        receive = antam_receiver(bench)
+        await feed(receive, work.warmup, args.concurrency)
         profile = cProfile.Profile() if args.profile and backend == args.profile_backend else None
         label = f"An Tâm {backend}"
-        results.append(await phase(label, backend, "sequential", bench.application, fake, work.sequential, 1, bench, profile))
+        results.append(await phase(label, backend, "sequential", receive, fake, work.sequential, 1, bench, profile))
         results.append(
             await phase(
-                label, backend, f"concurrent {args.concurrency}", bench.application, fake, work.concurrent,
+                label, backend, f"concurrent {args.concurrency}", receive, fake, work.concurrent,
                 args.concurrency, bench,
             )
         )
@@ -623,7 +656,7 @@ async def run_antam(
             bench.throttle(as_built=True)
             results.append(
                 await phase(
-                    f"{label} as built", backend, f"concurrent {args.concurrency}", bench.application, fake,
+                    f"{label} as built", backend, f"concurrent {args.concurrency}", receive, fake,
                     work.as_built, args.concurrency, bench,
                 )
             )
@@ -858,7 +891,7 @@ async def feed_shared(
             if path == "runtime":
                 await through_runtime(body)
             else:
-                await application.process_update(Update.de_json(json.loads(body), bot))
+                await bench.channel.receive(body)
             latencies.append((time.perf_counter_ns() - t0) / 1e6)
             done[0] += 1
             await checkpoint(done[0])

@@ -28,23 +28,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from babel.numbers import format_decimal
-from openpyxl import Workbook
-from openpyxl.cell.cell import Cell as SheetCell
-from openpyxl.cell.cell import MergedCell
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.utils import get_column_letter
-from openpyxl.worksheet.properties import PageSetupProperties
-from openpyxl.worksheet.worksheet import Worksheet
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from content.i18n import Catalogs
 from referrals.periods import Period, PeriodKind
 from referrals.report import INDICATORS, UNKNOWN_COMMUNE, CommuneLine, PeriodReport, Progress, ScopeKind
 from referrals.tables import Cell
+
+if TYPE_CHECKING:
+    from openpyxl.cell.cell import Cell as SheetCell
+    from openpyxl.cell.cell import MergedCell
+    from openpyxl.worksheet.worksheet import Worksheet
 
 # Written where a percentage cannot be given (no estimate, nothing issued, or a hidden count).
 NO_PERCENT = "—"
@@ -312,8 +310,6 @@ def csv_bytes(report: PeriodReport, catalogs: Catalogs, locale: str = "vi") -> b
 _HEADER_ROW = 6  # under the four-line title block and one blank line
 _WIDTHS = {_Kind.TEXT: 22.0, _Kind.CODE: 9.0, _Kind.COUNT: 14.0, _Kind.ESTIMATE: 14.0, _Kind.PERCENT: 12.0}
 _FORMATS = {_Kind.COUNT: "#,##0", _Kind.ESTIMATE: "#,##0", _Kind.PERCENT: "0.0", _Kind.CODE: "@"}
-_RIGHT = Alignment(horizontal="right")
-_BOLD = Font(bold=True)
 
 
 def _put(sheet: Worksheet, row: int, column: int, value: Value) -> SheetCell | MergedCell:
@@ -331,6 +327,14 @@ def to_xlsx(report: PeriodReport, catalogs: Catalogs, locale: str = "vi") -> byt
     Shown counts and percentages are numbers (percentages with one decimal); hidden counts are
     the text "<5" or "*". There are no formulas: totals are the report's own protected totals.
     """
+    # openpyxl (5 MiB in memory) is loaded by the first export, not by every worker at start.
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.properties import PageSetupProperties
+
+    right = Alignment(horizontal="right")
+    bold = Font(bold=True)
     grid = _grid(report, catalogs, locale)
     title, scope, period, produced = _title_lines(report, catalogs, locale)
 
@@ -346,7 +350,7 @@ def to_xlsx(report: PeriodReport, catalogs: Catalogs, locale: str = "vi") -> byt
     header_fill = PatternFill(fill_type="solid", start_color="FFDDEBF7", end_color="FFDDEBF7")
     for index, column in enumerate(grid.columns, start=1):
         cell = _put(sheet, _HEADER_ROW, index, column.header)
-        cell.font = _BOLD
+        cell.font = bold
         cell.fill = header_fill
         cell.alignment = Alignment(wrap_text=True, vertical="center", horizontal="center")
         sheet.column_dimensions[get_column_letter(index)].width = _WIDTHS[column.kind]
@@ -367,9 +371,9 @@ def to_xlsx(report: PeriodReport, catalogs: Catalogs, locale: str = "vi") -> byt
                 cell.number_format = _FORMATS[column.kind]
             elif isinstance(value, str) and column.kind is not _Kind.TEXT:
                 # "<5", "*" and "—" line up with the numbers around them.
-                cell.alignment = _RIGHT
+                cell.alignment = right
             if values is grid.total:
-                cell.font = _BOLD
+                cell.font = bold
     # Province, code and commune stay in view while scrolling across the indicators.
     sheet.freeze_panes = f"D{_HEADER_ROW + 1}"
     # Reports also go out on paper: landscape A4, one page wide, the header row on every page.
@@ -381,7 +385,7 @@ def to_xlsx(report: PeriodReport, catalogs: Catalogs, locale: str = "vi") -> byt
     sheet.print_title_rows = f"{_HEADER_ROW}:{_HEADER_ROW}"
 
     row += 2
-    _put(sheet, row, 1, catalogs.text(locale, "report.legend.title")).font = _BOLD
+    _put(sheet, row, 1, catalogs.text(locale, "report.legend.title")).font = bold
     small = Font(size=9)
     for line in _legend(report, catalogs, locale):
         row += 1

@@ -13,6 +13,8 @@ import datetime as dt
 import io
 import json
 import re
+import subprocess
+import sys
 import unicodedata
 import zipfile
 from dataclasses import replace
@@ -582,3 +584,13 @@ def test_missing_mapping_file(tmp_path: Path) -> None:
     """A mapping file that is not there is an ExportError too."""
     with pytest.raises(ExportError, match="nowhere.yaml"):
         load_dhis2_mapping(tmp_path / "nowhere.yaml")
+
+
+def test_openpyxl_is_loaded_by_the_first_xlsx_export_only() -> None:
+    """A worker that never exports keeps openpyxl (about 5 MiB) out of its memory."""
+    code = (
+        "import sys, bot.cli, bot.app, bot.referral_commands, bot.staff.routes, bot.staff.views.export\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'openpyxl'))\n"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"

@@ -180,6 +180,9 @@ async def test_daily_work_on_a_phone(
     stats_url = await page.locator("code.stats-url").inner_text()
     qr = page.locator(".qr-box img").first
     await expect(qr).to_be_visible()
+    # Visible is not loaded: wait for the image to finish (or fail) before looking at it.
+    handle = await qr.element_handle()
+    await page.wait_for_function("image => image.complete", arg=handle, timeout=10_000)
     assert await qr.evaluate("image => image.naturalWidth") > 0, "the QR code loads under the CSP"
     await _fits_a_phone(page)
     await shot(page, tmp_path, "3-peer-link")

@@ -67,10 +67,15 @@ async def bot(
         await services.close()
 
 
-async def post(client: TestClient[Any, Any], update: dict[str, Any], secret: str | None = None) -> int:
+async def post(
+    client: TestClient[Any, Any], update: dict[str, Any], secret: str | None = None, *, fake: FakeTelegramAPI | None = None
+) -> int:
+    """POST an update to the webhook; with ``fake``, what the answer asks for is carried out."""
     channel: TelegramChannel = client.app[TELEGRAM]
     headers = {SECRET_HEADER: channel.secret if secret is None else secret}
     response = await client.post(WEBHOOK_PATH, json=update, headers=headers)
+    if fake is not None:
+        await fake.webhook_answer(response.status, response.content_type, await response.read())
     return response.status
 
 
@@ -92,7 +97,7 @@ def buttons(message: dict[str, Any]) -> list[str]:
 async def press(client: TestClient[Any, Any], fake: FakeTelegramAPI, user: int, data: str) -> None:
     """Press the button with ``data`` on the newest bot message that has it."""
     message = next(m for m in reversed(bot_messages(fake, user)) if data in buttons(m))
-    assert await post(client, fake.user_callback(user, data, message["message_id"], enqueue=False)) == 200
+    assert await post(client, fake.user_callback(user, data, message["message_id"], enqueue=False), fake=fake) == 200
 
 
 async def say(client: TestClient[Any, Any], fake: FakeTelegramAPI, user: int, text: str) -> None:
@@ -328,8 +333,28 @@ async def test_media_edits_and_groups(bot: tuple[TestClient[Any, Any], Services]
         assert await session.scalar(select(func.count()).select_from(Person)) == 0
 
 
+async def test_button_press_is_answered_in_the_webhook_response(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
+) -> None:
+    """With a webhook, the spinner of a pressed button is stopped by the route's own answer."""
+    client, _ = bot
+    await post(client, fake.user_command(USER, "/start", enqueue=False))
+    notice = bot_messages(fake, USER)[-1]
+    update = fake.user_callback(USER, "c:decline", notice["message_id"], enqueue=False)
+    channel: TelegramChannel = client.app[TELEGRAM]
+    response = await client.post(WEBHOOK_PATH, json=update, headers={SECRET_HEADER: channel.secret})
+    query_id = update["callback_query"]["id"]
+    assert await response.json() == {"method": "answerCallbackQuery", "callback_query_id": query_id}
+    assert not fake.calls_to("answerCallbackQuery"), "no request of its own"
+    assert await fake.webhook_answer(response.status, response.content_type, await response.read()) == "answerCallbackQuery"
+    assert query_id in fake.answered_callbacks, "the fake, like Telegram, accepts it"
+    # A message (not a button) gets a plain answer.
+    response = await client.post(WEBHOOK_PATH, json=fake.user_text(USER, "menu", enqueue=False), headers={SECRET_HEADER: channel.secret})
+    assert response.status == 200 and response.content_type == "text/plain"
+
+
 async def test_polling_mode(settings: Settings, fake: FakeTelegramAPI, clock: FixedClock) -> None:
-    """Without a public URL the bot long-polls, answers, and stops cleanly."""
+    """Without a public URL the bot long-polls, answers (button presses too), and stops cleanly."""
     services = await open_services(telegram_settings(settings, fake, webhook=False), clock=clock, warn=lambda _m: None)
     channel = TelegramChannel(Runtime(services), services.settings)
     try:
@@ -338,6 +363,9 @@ async def test_polling_mode(settings: Settings, fake: FakeTelegramAPI, clock: Fi
         fake.user_command(USER, "/start")
         await fake.wait_for_calls("sendMessage", timeout=10)
         assert "quyền riêng tư" in fake.sent_messages(USER)[0]["text"]
+        fake.user_callback(USER, "c:decline", bot_messages(fake, USER)[0]["message_id"])
+        await fake.wait_for_calls("answerCallbackQuery", timeout=10)
+        assert len(fake.answered_callbacks) == 1
     finally:
         await channel.stop()
         await services.close()

@@ -198,20 +198,34 @@ class TelegramChannel:
         given = request.headers.get(SECRET_HEADER, "")
         if not hmac.compare_digest(given.encode(), self.secret.encode()):
             return web.Response(status=403, text="forbidden")
+        return await self.receive(await request.read())
+
+    async def receive(self, body: bytes) -> web.Response:
+        """Handle one webhook body whose secret was checked; the response for Telegram.
+
+        A button press is answered with answerCallbackQuery in the response body.
+        """
         try:
-            data = json.loads(await request.read())
+            data = json.loads(body)
             if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
                 raise ValueError("not an update")
             update = Update.de_json(data, self.application.bot)
         except Exception:  # PTB's parser raises AttributeError and others on odd nested shapes
             return web.Response(status=400, text="malformed update")
         await self.application.process_update(update)
+        if update.callback_query is not None:
+            # Telegram carries out one Bot API call given in the webhook's answer: the button's
+            # spinner stops with no request of our own (in polling mode _on_update calls it).
+            return web.json_response({"method": "answerCallbackQuery", "callback_query_id": update.callback_query.id})
         return web.Response(text="ok")
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
-        # Stop the button's spinner while the answer is worked out, not before.
-        answering = asyncio.ensure_future(self._answer_query(query)) if query is not None else None
+        # Polling: stop the button's spinner while the answer is worked out, not before. (With a
+        # webhook the route's own answer does it.)
+        answering = None
+        if query is not None and not self.webhook_mode:
+            answering = asyncio.ensure_future(self._answer_query(query))
         try:
             inbound = to_inbound(update, self.application.bot.username)
             chat = update.effective_chat

@@ -33,6 +33,8 @@ Behaviour worth knowing when writing tests:
   recorded in the call's params.
 * setWebhook wants an HTTPS URL on port 443, 80, 88 or 8443, as Telegram does; use
   :meth:`FakeTelegramAPI.deliver_webhook` with ``url=`` to POST an update to a local server.
+  A method named in the webhook's JSON answer is carried out, as Telegram does
+  (:meth:`FakeTelegramAPI.webhook_answer`, for a test that posts updates itself).
 * getUpdates answers 409 while a webhook is set, and a newer getUpdates ends an older pending
   one with 409, as Telegram does.
 """
@@ -40,6 +42,7 @@ Behaviour worth knowing when writing tests:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -862,8 +865,32 @@ class FakeTelegramAPI:
         headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret else {}
         async with aiohttp.ClientSession() as session:
             async with session.post(target, json=update, headers=headers) as response:
-                await response.read()
+                body = await response.read()
+                await self.webhook_answer(response.status, response.content_type, body)
                 return response.status
+
+    async def webhook_answer(self, status: int, content_type: str, body: bytes) -> str | None:
+        """Do what Telegram does with a webhook's answer: a 2xx JSON body naming a ``method`` is
+        carried out as that Bot API call (recorded like one; its outcome is not reported back).
+        Returns the method's name, or None when the answer asks for nothing.
+        """
+        if not 200 <= status < 300 or content_type != "application/json":
+            return None
+        try:
+            params = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(params, dict) or not isinstance(params.get("method"), str):
+            return None
+        method = self._canonical(params.pop("method"))
+        self.calls.append(Call(method, params))
+        self._call_event.set()
+        self._call_event = asyncio.Event()
+        entry = self._methods.get(method.lower())
+        if entry is not None:
+            with contextlib.suppress(TelegramAPIError):
+                await entry[1](params)
+        return method
 
     # ---- HTTP --------------------------------------------------------------------------------
 
