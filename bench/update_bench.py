@@ -618,7 +618,8 @@ def workload(args: argparse.Namespace) -> Workload:
         # Three updates per person here: at 30 messages/s one person's updates must stay more
         # than a second apart, or An Tâm's per-chat pacer (1 message/s) would be measured instead.
         as_built=encode(mix.updates(args.as_built_updates, max(1, args.as_built_updates // 3))),
-        breakdown=encode(mix.updates(args.breakdown, people(args.breakdown))),
+        # As many people as the sequential phase: fewer would meet the per-chat pacer.
+        breakdown=encode(mix.updates(args.breakdown, args.people)),
     )
 
 
