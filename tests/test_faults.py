@@ -101,3 +101,28 @@ async def test_database_outage(backend: str, proxy: TcpProxy, tmp_path, master_k
         assert "PEP" in after[0].text and "gián đoạn" not in after[0].text
     finally:
         await services.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_connections_that_died_while_pooled(backend: str, proxy: TcpProxy, tmp_path, master_key: str, clock: FixedClock) -> None:  # type: ignore[no-untyped-def]
+    """The database restarted between two updates: the next one is answered normally.
+
+    Pooled connections are not pinged before use; the first statement on a dead one fails, the
+    pool drops every connection as old as it, and the runtime runs the update again.
+    """
+    url = make_url(PG_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = Settings(ANTAM_DATA_DIR=tmp_path / "data", ANTAM_DATABASE_URL=url, ANTAM_MASTER_KEY=master_key)
+    services = await open_services(settings, clock=clock, warn=lambda _m: None)
+    runtime = Runtime(services)
+    try:
+        # Several pooled connections, all of which will be dead.
+        await asyncio.gather(*(runtime.answer(Inbound("telegram", f"pooled{i}", payload="c:accept")) for i in range(4)))
+        await proxy.cut()
+        await proxy.restore()
+        after = await asyncio.wait_for(runtime.answer(Inbound("telegram", "pooled0", payload="t:pep")), timeout=30)
+        assert "PEP" in after[0].text and "gián đoạn" not in after[0].text
+        again = await asyncio.wait_for(runtime.answer(Inbound("telegram", "pooled1", payload="t:pep")), timeout=30)
+        assert "PEP" in again[0].text
+    finally:
+        await services.close()
