@@ -467,3 +467,27 @@ async def test_per_chat_pacing() -> None:
     assert now[0] == pytest.approx(5.0)
     await pacer.wait(2)
     assert len(waits) == 5, "another chat has its own allowance"
+
+
+async def test_pacing_forgets_chats_once_their_allowance_is_back() -> None:
+    """The pacer holds the chats of the last few seconds, not every chat it ever saw."""
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    pacer = ChatPacer(clock=lambda: now[0], sleep=sleep)
+    for chat in range(1000):
+        await pacer.wait(chat)
+        now[0] += 0.01
+    # One message each: back to a full burst 1 s later, so only the last second's chats remain.
+    assert 90 <= len(pacer.buckets) <= 101
+    now[0] += 5
+    await pacer.wait(5000)
+    assert len(pacer.buckets) == 1
+    # A chat that is still pacing is kept, and keeps its pace.
+    for _ in range(4):
+        await pacer.wait(7)
+    start = now[0]
+    await pacer.wait(7)
+    assert now[0] - start == pytest.approx(1.0)

@@ -51,7 +51,8 @@ def split_text(text: str, limit: int) -> list[str]:
 
 
 class TokenBuckets(Generic[K]):
-    """Token buckets by key: ``capacity`` at once, refilled at ``per_second``; bounded in keys."""
+    """Token buckets by key: ``capacity`` at once, refilled at ``per_second``; bounded in keys,
+    and holding only the keys whose bucket is not full again."""
 
     def __init__(
         self, capacity: float, per_second: float, *, keys: int, clock: Callable[[], float] = time.monotonic
@@ -68,6 +69,15 @@ class TokenBuckets(Generic[K]):
         # the time it was told gets its token.
         wait = 0.0 if tokens >= 1 - 1e-9 else (1 - tokens) / self.per_second
         self._state[key] = (tokens - 1 if wait == 0.0 else tokens, now)
-        while len(self._state) > self.keys:
+        # Keys are in the order they were last used. A bucket that has refilled is the same as
+        # no bucket, so those are forgotten, oldest first: what is held is the keys used in the
+        # last few seconds, not every key ever seen (and never more than ``keys``).
+        while self._state:
+            oldest = next(iter(self._state.values()))
+            if len(self._state) <= self.keys and oldest[0] + (now - oldest[1]) * self.per_second < self.capacity:
+                break
             self._state.popitem(last=False)
         return wait
+
+    def __len__(self) -> int:
+        return len(self._state)
