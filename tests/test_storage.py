@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from bot.maintenance import purge
 from bot.runtime import Runtime
 from handlers.types import Inbound
 from storage.crypto import WrongMasterKeyError, encode_master_key, generate_master_key, sealed_key_id
+from storage.db import Database
 from storage.keys import MissingMasterKeyError, rotate_keys
 from storage.models import DataKey, Person
 from storage.persons import record_context
@@ -259,6 +262,32 @@ async def test_concurrent_accepts_by_one_new_person(runtime: Runtime, services: 
     """Two simultaneous first inserts for the same pseudonym resolve to one row without error."""
     await asyncio.gather(*(runtime.handle(msg("twice", payload="c:accept")) for _ in range(4)))
     assert await count_persons(services) == 1
+
+
+def test_head_revision_is_alembics_head() -> None:
+    """storage.db.HEAD_REVISION names the newest migration (update it with each new one)."""
+    from alembic.script import ScriptDirectory
+
+    from storage.db import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+async def test_starting_on_an_up_to_date_database_does_not_load_alembic(tmp_path: Path) -> None:
+    """A worker restarted on a migrated database keeps Alembic (11 MiB) out of its memory."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'antam.db'}"
+    db = Database(url)
+    await db.upgrade()
+    await db.dispose()
+    code = (
+        "import asyncio, sys\n"
+        "from storage.db import Database\n"
+        f"db = Database({url!r})\n"
+        "asyncio.run(db.upgrade())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))\n"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert found.stdout.strip() == "[]"
 
 
 async def test_migrations_are_idempotent(services: Services) -> None:
