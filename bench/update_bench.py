@@ -110,6 +110,7 @@ from bot.bootstrap import Services, open_services  # noqa: E402
 from bot.channels.telegram import TelegramChannel, to_inbound  # noqa: E402
 from bot.config import Settings  # noqa: E402
 from bot.logs import quiet_libraries  # noqa: E402
+from bot.memory import keep_giving_back  # noqa: E402
 import bot.runtime as runtime_module  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from storage.crypto import encode_master_key, generate_master_key  # noqa: E402
@@ -354,9 +355,12 @@ async def antam(url: str, base_url: str, data_dir: Path) -> AsyncIterator[AnTam]
 
         channel.pacer.sleep = counted_sleep
         await channel.start()
+        # What every `antam run` worker also runs (bot/app.py): free memory goes back once a minute.
+        trimming = asyncio.create_task(keep_giving_back())
         try:
             yield bench
         finally:
+            trimming.cancel()
             await channel.stop()
     finally:
         await services.close()

@@ -16,6 +16,7 @@ from bot.channels.webchat import NEUTRAL_EXIT_URL, WebChat
 from bot.channels.zalo import WEBHOOK_PATH as ZALO_WEBHOOK_PATH
 from bot.channels.zalo import ZaloChannel
 from bot.maintenance import purge
+from bot.memory import keep_giving_back
 from bot.runtime import Runtime
 from bot.staff import add_staff_routes
 
@@ -60,6 +61,14 @@ async def _maintenance(app: web.Application) -> AsyncIterator[None]:
         await task
 
 
+async def _memory(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(keep_giving_back())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 def _channel_context(
     channel: TelegramChannel | ZaloChannel,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
@@ -92,6 +101,7 @@ def make_app(
     add_staff_routes(app, services)
     if maintenance:
         app.cleanup_ctx.append(_maintenance)
+    app.cleanup_ctx.append(_memory)
     use_telegram = services.settings.telegram_bot_token is not None if telegram is None else telegram
     if use_telegram:
         channel = TelegramChannel(runtime, services.settings)
