@@ -541,7 +541,7 @@ async def breakdown(bench: AnTam, bodies: list[bytes], backend: str) -> None:
         print(f"    {name[2:]:<72} {ms:6.2f} ms  {ms / (total / n):5.0%}")
     print(f"    {'  of which the pure engine (handlers.engine.respond, incl. intents)':<72} {engine_ns[0] / 1e6 / n:6.2f} ms")
     rest = total / n - accounted
-    print(f"    {'the rest: json, Update.de_json, PTB dispatch, the route's answer':<72} {rest:6.2f} ms  {rest / (total / n):5.0%}")
+    print(f"    {'the rest: json, Update.de_json, PTB dispatch, the webhook answer':<72} {rest:6.2f} ms  {rest / (total / n):5.0%}")
     print(f"    SQL statements per update: {sum(statements.values()) / n:.2f}")
     for head, count in statements.most_common():
         print(f"      {count / n:5.2f}  {head}")
