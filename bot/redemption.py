@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
@@ -27,6 +26,7 @@ from referrals.counting import Increment, Marks, Where
 from referrals.periods import Period, periods_of
 from referrals.store import Holder, Status, group_redeemed_on, lock_referral
 from storage.crypto import KeyRing
+from storage.db import insert_for
 from storage.persons import load_record, reseal_record
 from storage.referral_models import RedeemFailure
 
@@ -90,8 +90,7 @@ async def _failures(session: AsyncSession, scope: str, start: dt.datetime) -> in
 
 
 async def _record_failure(session: AsyncSession, scope: str, start: dt.datetime) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(RedeemFailure).values(scope=scope, window_start=start, failures=1)
+    statement = insert_for(session.get_bind().dialect.name)(RedeemFailure).values(scope=scope, window_start=start, failures=1)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["scope", "window_start"], set_={"failures": RedeemFailure.failures + 1}

@@ -2,22 +2,23 @@
 
 Increments are applied with one upsert statement per table (a row of parameters per counter),
 ``count = count + n`` in the database, inside the caller's transaction, so a count changes
-together with the event that caused it, and concurrent workers lose no increment. Rows are written in a fixed order so two
-transactions touching the same counters cannot deadlock.
+together with the event that caused it, and concurrent workers lose no increment. Rows are
+written in a fixed order so two transactions touching the same counters cannot deadlock.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.counting import Increment, Where
+from storage.db import insert_for
 from storage.referral_models import Counter, CounterMonth
 
 DayKey = tuple[dt.date, int, str, str, str, str, int]
@@ -39,7 +40,7 @@ async def apply_increments(session: AsyncSession, increments: Iterable[Increment
     if not days:
         return
     connection = await session.connection()
-    daily, monthly = _UPSERTS[connection.dialect.name == "postgresql"]
+    daily, monthly = _upserts(connection.dialect.name)
     # Sorted: the order rows are locked in, the same in every transaction.
     await connection.execute(
         daily,
@@ -58,8 +59,10 @@ async def apply_increments(session: AsyncSession, increments: Iterable[Increment
     )
 
 
-def _upserts(insert: Any) -> tuple[Any, Any]:
-    """INSERT … ON CONFLICT DO UPDATE SET count = count + n, for both tables, built once."""
+@functools.cache
+def _upserts(dialect: str) -> tuple[Any, Any]:
+    """INSERT … ON CONFLICT DO UPDATE SET count = count + n, for both tables, built once per dialect."""
+    insert = insert_for(dialect)
     day_columns = ("day", "commune", "metric", "detail", "channel", "peer", "province")
     daily = insert(_COUNTERS).values({c: bindparam(c) for c in day_columns} | {"count": bindparam("n")})
     daily = daily.on_conflict_do_update(
@@ -73,9 +76,6 @@ def _upserts(insert: Any) -> tuple[Any, Any]:
         set_={"count": _MONTHS.c.count + monthly.excluded.count},
     )
     return daily, monthly
-
-
-_UPSERTS = {dialect is postgresql: _upserts(dialect.insert) for dialect in (postgresql, sqlite)}
 
 
 async def monthly_sums(

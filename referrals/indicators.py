@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.counting import DEFAULT_PACKAGE, ENGAGEMENTS, UNIQUE_INDICATORS
 from referrals.report import DEFAULT_TARGET_PERCENT
 from referrals.tables import DEFAULT_THRESHOLD
+from storage.db import insert_for
 from storage.referral_models import IndicatorTarget, Setting
 
 PACKAGE_KEY = "reach_package"
@@ -41,8 +41,7 @@ class Target:
 
 
 async def _put(session: AsyncSession, key: str, value: object, now: dt.datetime) -> None:
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    statement = insert(Setting).values(key=key, value=json.dumps(value), updated_at=now)
+    statement = insert_for(session.get_bind().dialect.name)(Setting).values(key=key, value=json.dumps(value), updated_at=now)
     await session.execute(
         statement.on_conflict_do_update(
             index_elements=["key"], set_={"value": statement.excluded.value, "updated_at": now}

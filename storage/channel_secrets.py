@@ -21,11 +21,11 @@ import json
 from dataclasses import dataclass, replace
 
 from sqlalchemy import DateTime, String, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.crypto import KeyRing, sealed_key_id
+from storage.db import insert_for
 from storage.models import Base, SealedBytes, sealed_with_key
 
 MAX_SEEDS = 16  # how many past operator-given tokens are remembered (as keyed hashes)
@@ -103,8 +103,7 @@ async def claim_tokens(
         if configured is None or seed is None:
             return None
         seeded = replace(configured, seeds=(seed,))
-        dialect = session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        insert = insert_for(session.get_bind().dialect.name)
         # Two workers starting at once: one insert wins, the other reads the winner's row.
         await session.execute(
             insert(ChannelToken)

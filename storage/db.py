@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, event, inspect, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -27,6 +28,11 @@ _PG_MIGRATION_LOCK = 0x616E74616D
 
 class StorageError(Exception):
     """The database cannot be opened or used."""
+
+
+def insert_for(dialect: str) -> Any:
+    """The ``insert`` construct with ON CONFLICT clauses for a dialect: PostgreSQL's, else SQLite's."""
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def alembic_config() -> Config:

@@ -31,11 +31,11 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.crypto import KeyRing, sealed_key_id
+from storage.db import insert_for
 from storage.models import Base, SealedBytes, sealed_with_key
 
 USERNAME = re.compile(r"^[a-z0-9._-]{3,32}$")
@@ -247,8 +247,7 @@ async def create_first_admin(
 async def _insert_if_absent(session: AsyncSession, **values: object) -> int | None:
     # ON CONFLICT DO NOTHING: two workers (or two admins) creating the same name at once get
     # one row and a clean "taken", never a half-failed transaction.
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = insert_for(session.get_bind().dialect.name)
     defaults = {"totp_required": False, "failed_logins": 0, "active": True, "session_version": 0}
     statement = (
         insert(StaffAccount)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import cast
+import functools
+from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.db import insert_for
 from storage.models import ProcessedUpdate
 
 _TABLE = cast(Table, ProcessedUpdate.__table__)
-# Built once (it runs on every update): {on PostgreSQL?: INSERT … ON CONFLICT DO NOTHING}.
-_INSERTS = {
-    dialect is postgresql: dialect.insert(_TABLE)
-    .values(key=bindparam("key"), seen_at=bindparam("seen_at"))
-    .on_conflict_do_nothing()
-    for dialect in (postgresql, sqlite)
-}
+
+
+@functools.cache
+def _insert(dialect: str) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING, built once per dialect: it runs on every update."""
+    statement = insert_for(dialect)(_TABLE).values(key=bindparam("key"), seen_at=bindparam("seen_at"))
+    return statement.on_conflict_do_nothing()
 
 
 async def mark_processed(session: AsyncSession, key: bytes, *, now: dt.datetime) -> bool:
@@ -28,8 +29,7 @@ async def mark_processed(session: AsyncSession, key: bytes, *, now: dt.datetime)
     sees the conflict: the update is handled once even when two workers receive it.
     """
     connection = await session.connection()
-    statement = _INSERTS[connection.dialect.name == "postgresql"]
-    result = await connection.execute(statement, {"key": key, "seen_at": now})
+    result = await connection.execute(_insert(connection.dialect.name), {"key": key, "seen_at": now})
     return bool(result.rowcount)
 
 
