@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -39,34 +40,38 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "database": "ok"})
 
 
-async def _maintenance(app: web.Application) -> AsyncIterator[None]:
-    async def loop() -> None:
-        while True:
-            await asyncio.sleep(60)
-            try:
-                report = await purge(app[SERVICES])
-                log.info(
-                    "maintenance: removed %d inactive record(s), deleted %d retired key(s)",
-                    report.removed_records,
-                    len(report.deleted_key_ids),
-                )
-            except Exception:
-                log.exception("maintenance failed; will try again")
-            await asyncio.sleep(MAINTENANCE_EVERY - 60)
-
-    task = asyncio.create_task(loop())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+async def _maintenance(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(60)
+        try:
+            report = await purge(app[SERVICES])
+            log.info(
+                "maintenance: removed %d inactive record(s), deleted %d retired key(s)",
+                report.removed_records,
+                len(report.deleted_key_ids),
+            )
+        except Exception:
+            log.exception("maintenance failed; will try again")
+        await asyncio.sleep(MAINTENANCE_EVERY - 60)
 
 
-async def _memory(app: web.Application) -> AsyncIterator[None]:
-    task = asyncio.create_task(keep_giving_back())
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+async def _give_back_memory(app: web.Application) -> None:
+    await keep_giving_back()
+
+
+def _background(
+    loop: Callable[[web.Application], Coroutine[Any, Any, None]],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context running ``loop`` while the server runs, cancelled when it stops."""
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(loop(app))
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return run
 
 
 def _channel_context(
@@ -100,8 +105,8 @@ def make_app(
     webchat.add_routes(app)
     add_staff_routes(app, services)
     if maintenance:
-        app.cleanup_ctx.append(_maintenance)
-    app.cleanup_ctx.append(_memory)
+        app.cleanup_ctx.append(_background(_maintenance))
+    app.cleanup_ctx.append(_background(_give_back_memory))
     use_telegram = services.settings.telegram_bot_token is not None if telegram is None else telegram
     if use_telegram:
         channel = TelegramChannel(runtime, services.settings)

@@ -9,9 +9,9 @@ Quick exit first sends its one neutral line, then deletes, newest first and 100 
 every id of the private chat below it, down to BEFORE_CONSENT ids below the oldest id noted for
 the person (consenting people: the ids of their messages and pressed buttons, sealed with the
 update's own write, kept 48 h), and at least the last RECENT_IDS, so that the welcome and the
-notice, sent before anything could be stored, go too. A private chat numbers both sides' messages in one sequence, so the
-bot's replies in between are covered without noting them. Telegram skips ids that do not exist
-or are older than 48 hours.
+notice, sent before anything could be stored, go too. A private chat numbers both sides'
+messages in one sequence, so the bot's replies in between are covered without noting them.
+Telegram skips ids that do not exist or are older than 48 hours.
 """
 
 from __future__ import annotations
