@@ -47,8 +47,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -61,7 +59,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import asyncpg  # type: ignore[import-untyped]  # noqa: E402
 from sqlalchemy import event, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
@@ -73,9 +70,9 @@ from referrals.periods import Period  # noqa: E402
 from referrals.report import INDICATORS  # noqa: E402
 from referrals.reporting import build_report, province_scope  # noqa: E402
 from storage.db import Database  # noqa: E402
+from update_bench import machine, postgres_url  # noqa: E402
 
 LAST_YEAR = 2026
-SERVER = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 CHANNELS = ("telegram", "zalo", "web")
 PEER_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # as referrals.peers
 SLOTS = 10_000  # resolution of the metric/detail and commune draws
@@ -135,29 +132,6 @@ def sql_text_array(items: list[str]) -> str:
 
 def sql_int_array(items: list[int]) -> str:
     return "ARRAY[" + ",".join(str(int(item)) for item in items) + "]::int[]"
-
-
-def machine(server_version: str) -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    memory = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                memory = f"{int(line.split()[1]) / 1024 / 1024:.0f} GiB"
-    except OSError:
-        pass
-    return (
-        f"machine: {platform.machine()}, {cpu}, {os.cpu_count()} cores, {memory}, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}, "
-        f"PostgreSQL {server_version}"
-    )
 
 
 async def generate(db: Database, args: argparse.Namespace, codes: list[int]) -> None:
@@ -404,39 +378,25 @@ async def run(args: argparse.Namespace) -> None:
     codes = sorted(code for code, c in commune_index().by_code.items() if c.province_code == args.province)
     if not codes:
         raise SystemExit(f"province {args.province} has no 2025 communes")
-    own = args.database_url is None
-    name = f"antam_bench_{os.getpid()}"
-    url = args.database_url or f"postgresql+asyncpg://{SERVER['user']}@{SERVER['host']}:{SERVER['port']}/{name}"
-    if make_url(url).get_backend_name() != "postgresql":
+    if args.database_url and make_url(args.database_url).get_backend_name() != "postgresql":
         raise SystemExit("this benchmark is for PostgreSQL")
-    if own:
-        admin = await asyncpg.connect(database="postgres", **SERVER)
+    async with postgres_url(args.database_url, name_prefix="antam_bench") as url:
+        db = Database(url)
         try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
+            async with db.engine.connect() as conn:
+                version = await conn.scalar(text("SHOW server_version"))
+            print(machine(version))
+            print(
+                f"database {make_url(url).database}{'' if args.database_url else ' (throwaway)'}; "
+                f"{args.events:,} events, {args.years} years to {LAST_YEAR}, province {args.province} "
+                f"({len(codes)} communes)",
+                flush=True,
+            )
+            await db.upgrade()
+            await generate(db, args, codes)
+            await measure(db, args)
         finally:
-            await admin.close()
-    db = Database(url)
-    try:
-        async with db.engine.connect() as conn:
-            version = await conn.scalar(text("SHOW server_version"))
-        print(machine(version))
-        print(
-            f"database {make_url(url).database}{' (throwaway)' if own else ''}; {args.events:,} events, "
-            f"{args.years} years to {LAST_YEAR}, province {args.province} ({len(codes)} communes)",
-            flush=True,
-        )
-        await db.upgrade()
-        await generate(db, args, codes)
-        await measure(db, args)
-    finally:
-        await db.dispose()
-        if own:
-            admin = await asyncpg.connect(database="postgres", **SERVER)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                print(f"dropped database {name}")
-            finally:
-                await admin.close()
+            await db.dispose()
 
 
 def main() -> None:
