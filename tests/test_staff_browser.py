@@ -7,11 +7,13 @@ and …/test_daily_work_on_a_phone_sqlcurrent/).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Browser, BrowserContext, Page, ViewportSize, expect
 
 from bot.bootstrap import Services
 from bot.runtime import Runtime
@@ -32,19 +34,38 @@ async def shot(page: Page, folder: Path, name: str) -> None:
     await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
+@dataclass
+class PhonePage:
+    """A phone-sized page, and what it did that the tests check at the end."""
+
+    context: BrowserContext
+    page: Page
+    outside: list[str] = field(default_factory=list)  # requests to anything but the server
+    failed: list[str] = field(default_factory=list)  # responses of 400 and above
+    console_errors: list[str] = field(default_factory=list)
+
+
+async def phone_page(browser: Browser, base: str, **options: Any) -> PhonePage:
+    context = await browser.new_context(
+        viewport=PHONE, locale="vi-VN", device_scale_factor=2, is_mobile=True, has_touch=True, **options
+    )
+    watched = PhonePage(context, await context.new_page())
+    context.on("request", lambda request: None if request.url.startswith(base) else watched.outside.append(request.url))
+    watched.page.on(
+        "console", lambda message: watched.console_errors.append(message.text) if message.type == "error" else None
+    )
+    watched.page.on("response", lambda response: watched.failed.append(response.url) if response.status >= 400 else None)
+    return watched
+
+
 async def test_first_login_on_a_phone(browser: Browser, server: TestServer, services: Services, tmp_path: Path) -> None:
     """One-time password → new password → home → English → log out, on a 390×844 screen."""
     one_time = new_one_time_password()
     await add_account(services, "lan.nguyen", ward=WARD_A, password=one_time, one_time=True)
     base = f"http://127.0.0.1:{server.port}"
-    context = await browser.new_context(viewport=PHONE, locale="vi-VN", device_scale_factor=2, is_mobile=True, has_touch=True)
-    outside: list[str] = []
-    context.on("request", lambda request: None if request.url.startswith(base) else outside.append(request.url))
-    page = await context.new_page()
-    console_errors: list[str] = []
-    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-    failed: list[str] = []
-    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+    watched = await phone_page(browser, base)
+    context, page = watched.context, watched.page
+    outside, failed, console_errors = watched.outside, watched.failed, watched.console_errors
 
     await page.goto(base + "/staff/")
     await expect(page).to_have_url(base + "/staff/login")
@@ -135,16 +156,9 @@ async def test_daily_work_on_a_phone(
         await set_target(db, year=2026, commune=WARD_A, province=12, indicator="reached", estimate=40,
                          target_percent=70, now=services.clock.now())
     base = f"http://127.0.0.1:{server.port}"
-    context = await browser.new_context(
-        viewport=PHONE, locale="vi-VN", device_scale_factor=2, is_mobile=True, has_touch=True, accept_downloads=True
-    )
-    outside: list[str] = []
-    context.on("request", lambda request: None if request.url.startswith(base) else outside.append(request.url))
-    page = await context.new_page()
-    console_errors: list[str] = []
-    page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
-    failed: list[str] = []
-    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+    watched = await phone_page(browser, base, accept_downloads=True)
+    context, page = watched.context, watched.page
+    outside, failed, console_errors = watched.outside, watched.failed, watched.console_errors
 
     await page.goto(base + "/staff/login")
     await page.get_by_label("Tên đăng nhập").fill("lan.nguyen")
