@@ -21,7 +21,9 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from content.geo import commune_index
 from content.i18n import load_catalogs
-from content.intents import IntentClassifier, load_phrases
+from content.intents import load_phrases
+from content.safety import load_safety_net
+from content.understand import build_understander
 from content.pack import load_pack
 from handlers.common import Context
 from handlers.render import Renderer
@@ -48,7 +50,7 @@ def load_content(*, retention_days: int = 180) -> tuple[Context, Renderer]:
     catalogs = load_catalogs()
     context = Context(
         pack=pack,
-        classifier=IntentClassifier(load_phrases()),
+        understander=build_understander(pack, load_phrases(), load_safety_net(topics=frozenset(pack.topics))),
         communes=commune_index(),
         retention_days=retention_days,
     )

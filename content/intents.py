@@ -52,6 +52,18 @@ TEENCODE: dict[str, str] = {
     "qh": "quan he", "kcj": "khong co gi", "cty": "cong ty", "dth": "dien thoai", "bt": "binh thuong",
     "bth": "binh thuong", "nc": "noi chuyen", "ny": "nguoi yeu", "hqua": "hom qua", "kq": "ket qua",
     "cx": "cung", "nx": "nua", "mn": "moi nguoi", "mng": "moi nguoi", "dag": "dang", "tnao": "the nao",
+    "hk": "khong", "hog": "khong", "khum": "khong", "wa": "qua", "hnay": "hom nay", "ngta": "nguoi ta",
+    "lun": "luon", "iu": "yeu", "thik": "thich", "bhyt": "bao hiem y te", "zay": "vay", "dzay": "vay",
+    "wan": "quan", "rui": "roi", "oy": "roi", "bjk": "biet", "bjt": "biet", "pit": "biet", "chx": "chua",
+    "cg": "cung", "xl": "xin loi", "cv": "cong viec", "gd": "gia dinh", "fai": "phai",
+    "ak": "a", "nt": "nhan tin", "lm": "lam", "mng": "moi nguoi", "hqa": "hom qua",
+}
+# Shorthand typed with tone marks ("mún", "bít", "hổng"): expanded keeping the marks it implies.
+MARKED_TEENCODE: dict[str, str] = {
+    "mún": "muốn", "bít": "biết", "hông": "không", "hổng": "không", "hok": "không", "wá": "quá",
+    "zậy": "vậy", "dzậy": "vậy", "rùi": "rồi", "ròi": "rồi", "kím": "kiếm", "fải": "phải", "iu": "yêu",
+    "đc": "được", "đk": "được", "đt": "điện thoại", "sđt": "số điện thoại", "đag": "đang", "ạk": "ạ",
+    "bít": "biết", "pít": "biết", "thík": "thích", "hum": "hôm", "wen": "quen", "qhệ": "quan hệ",
 }
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -90,8 +102,11 @@ class Token:
 _NON_WORD_MARKED = re.compile(r"[^\w]+|_")
 
 
-def analyse(text: str) -> list[Token]:
-    """Normalise text into tokens (see the module docstring), keeping the marks as typed."""
+def analyse(text: str, *, teencode: bool = True) -> list[Token]:
+    """Normalise text into tokens (see the module docstring), keeping the marks as typed.
+
+    ``teencode=False`` for English text, where "a", "e" or "k" are not Vietnamese shorthand.
+    """
     lowered = unicodedata.normalize("NFC", text[:MAX_CLASSIFIED_CHARS].lower())
     out: list[Token] = []
     for word in _NON_WORD_MARKED.split(lowered):
@@ -101,7 +116,11 @@ def analyse(text: str) -> list[Token]:
         if " " in plain_word:  # letters outside Vietnamese, e.g. "hiv2u": keep the pieces plain
             out.extend(Token(_squeeze(piece), _squeeze(piece)) for piece in plain_word.split())
             continue
-        expanded = TEENCODE.get(plain_word)
+        marked = MARKED_TEENCODE.get(word) if teencode else None
+        if marked is not None:
+            out.extend(Token(strip_diacritics(part), part) for part in marked.split())
+            continue
+        expanded = TEENCODE.get(plain_word) if teencode else None
         # Teencode is typed without tone marks, though "đ" is often kept ("đc", "đt").
         if expanded is not None and word.replace("đ", "d") == plain_word:
             out.extend(Token(part, part) for part in expanded.split())
@@ -183,8 +202,14 @@ class IntentClassifier:
         corrected = self._corrections[token.plain]
         return Token(corrected, corrected) if corrected else token
 
+    def words(self, text: str, *, teencode: bool = True) -> list[Token]:
+        """The message's tokens, with one-letter typos in longer words corrected."""
+        return [self._correct(token) for token in analyse(text, teencode=teencode)]
+
     def classify(self, text: str) -> IntentMatch:
-        words = [self._correct(token) for token in analyse(text)]
+        return self.classify_words(self.words(text))
+
+    def classify_words(self, words: list[Token]) -> IntentMatch:
         if not words:
             return IntentMatch("unknown", 0.0)
         best: dict[str, tuple[float, tuple[Token, ...]]] = {}

@@ -60,7 +60,12 @@ class TopicTexts(_Strict):
 class Topic(_Strict):
     id: TopicId
     group: Literal["hiv_sti", "reproductive", "drugs", "wellbeing", "safety", "livelihood", "privacy"]
+    # Intents that open this topic directly (each intent opens at most one topic).
     intents: list[str] = Field(default_factory=list)
+    # The coarse intent a topic that no intent opens answers more finely ("syphilis" under "sti").
+    under: str | None = None
+    # How people ask about it, in either language: the retrieval stage reads these first.
+    phrases: list[str] = Field(default_factory=list)
     sensitive: bool
     source: Annotated[str, StringConstraints(min_length=3)]
     reviewed: dt.date
@@ -71,6 +76,11 @@ class Topic(_Strict):
     def texts(self, locale: str) -> TopicTexts:
         return self.en if locale == "en" else self.vi
 
+    @property
+    def intent(self) -> str | None:
+        """The intent id this topic answers: the one that opens it, else the one it is under."""
+        return self.intents[0] if self.intents else self.under
+
 
 class HotlineTexts(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=60)]
@@ -80,11 +90,13 @@ class HotlineTexts(_Strict):
 
 class Hotline(_Strict):
     id: TopicId
-    number: Annotated[str, StringConstraints(pattern=r"^[0-9][0-9 .]{1,15}$")]
+    number: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 .]{1,17}$")]
     verified: bool
     source: Annotated[str, StringConstraints(min_length=3)]
     verified_on: dt.date | None = None
     national: bool = False
+    # A line for people outside Vietnam: shown to someone abroad, never in the list of local numbers.
+    abroad: bool = False
     vi: HotlineTexts
     en: HotlineTexts
 
@@ -177,8 +189,12 @@ class ContentPack:
         return [group for group in GROUPS if group in present]
 
     def shown_hotlines(self) -> list[Hotline]:
-        """Hotlines a person may be shown: verified ones only."""
-        return [line for line in self.hotlines if line.verified]
+        """Hotlines a person in Vietnam may be shown: verified ones only."""
+        return [line for line in self.hotlines if line.verified and not line.abroad]
+
+    def abroad_hotlines(self) -> list[Hotline]:
+        """Verified lines that work for someone outside Vietnam."""
+        return [line for line in self.hotlines if line.verified and line.abroad]
 
 
 def _format_error(where: str, exc: ValidationError) -> Iterable[str]:
@@ -290,6 +306,10 @@ def _cross_check(topics: dict[str, Topic], hotlines: list[Hotline]) -> Iterable[
                 yield f"{where}: related lists the topic itself"
             elif related not in topics:
                 yield f"{where}: related topic '{related}' does not exist"
+        if topic.under is not None and topic.under not in INTENT_IDS:
+            yield f"{where}: under: unknown intent id '{topic.under}'"
+        if topic.under is not None and topic.intents:
+            yield f"{where}: a topic opened by an intent is under no other intent"
         for intent in topic.intents:
             if intent not in INTENT_IDS:
                 yield f"{where}: unknown intent id '{intent}'"

@@ -7,6 +7,7 @@ from enum import Enum
 
 from content.geo import CommuneIndex
 from content.intents import IntentClassifier
+from content.understand import Understander
 from content.pack import ContentPack
 from handlers.state import State
 from handlers.types import Button, Effect, Msg, Reply, TurnFacts
@@ -14,15 +15,19 @@ from handlers.types import Button, Effect, Msg, Reply, TurnFacts
 
 @dataclass(frozen=True)
 class Context:
-    """Read-only knowledge the flows use: the content pack and the intent classifier."""
+    """Read-only knowledge the flows use: the content pack and what understands messages."""
 
     pack: ContentPack
-    classifier: IntentClassifier
+    understander: Understander
     communes: CommuneIndex
     # Stated in the privacy notice, so the notice is true for this deployment.
     retention_days: int = 180
     # How long a referral code can be used.
     referral_days: int = 30
+
+    @property
+    def classifier(self) -> IntentClassifier:
+        return self.understander.classifier
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,15 @@ import re
 import unicodedata
 from collections.abc import Callable
 
+from dataclasses import replace
+
 from content.intents import strip_diacritics
 from content.pack import SAFETY_INTENTS
-from handlers import info, menu, onboarding, privacy, referral, safety, services
+from content.understand import NON_TOPIC_INTENTS, Understanding
+from handlers import info, menu, onboarding, privacy, referral, safety, services, smalltalk
 from handlers.common import Context, Outcome, Turn, nav
 from handlers.state import DEFAULT_LOCALE, LOCALES, PEER_CODE, State, Step
-from handlers.types import Inbound, Msg, Reply, TurnFacts
+from handlers.types import Button, Inbound, Msg, Reply, TurnFacts
 
 MAX_TEXT_CHARS = 4096
 MAX_PAYLOAD_CHARS = 64
@@ -99,18 +102,49 @@ def respond(state: State | None, inbound: Inbound, ctx: Context, facts: TurnFact
     language = _LANGUAGE_WORDS.get(_plain(text))
     if language is not None:
         return menu.switch_language(Turn(state, locale, ctx, "language", facts), language)
-    intent = ctx.classifier.classify(text).intent
-    if intent not in SAFETY_INTENTS:
-        awaiting = state is not None and state.step is Step.AWAIT_COMMUNE
-        if awaiting or intent == "unknown":
-            place = services.commune_typed(Turn(state, locale, ctx, "commune", facts), text, fuzzy=awaiting)
-            if place is not None:
-                return place
-            if awaiting and intent == "unknown":
-                return services.commune_not_found(Turn(state, locale, ctx, "commune", facts))
-    if state is not None and state.step is Step.AWAIT_COMMUNE:
+    understood = ctx.understander.understand(text)
+    switched = understood.language is not None and understood.language != locale
+    if switched:
+        # Answer in the language the person writes in, and remember it (with a way back).
+        locale = understood.language or locale
+        state = replace(state, locale=locale) if state is not None else None
+        turn = Turn(state=state, locale=locale, ctx=ctx, facts=facts)
+    outcome = _answer_text(turn, text, understood)
+    return _with_way_back(outcome) if switched and locale != DEFAULT_LOCALE else outcome
+
+
+def _answer_text(turn: Turn, text: str, understood: Understanding) -> Outcome:
+    state, locale, ctx, facts = turn.state, turn.locale, turn.ctx, turn.facts
+    intent = understood.intent
+    if understood.safety:
+        t = Turn(state, locale, ctx, intent, facts)
+        return safety.cue_answer(t, understood.safety, understood.topic)
+    if understood.smalltalk is not None:
+        return smalltalk.smalltalk(Turn(state, locale, ctx, "smalltalk", facts), understood.smalltalk)
+    awaiting = state is not None and state.step is Step.AWAIT_COMMUNE
+    if intent not in SAFETY_INTENTS and (awaiting or understood.classified == "unknown"):
+        place = services.commune_typed(Turn(state, locale, ctx, "commune", facts), text, fuzzy=awaiting)
+        if place is not None:
+            return place
+        if awaiting and intent == "unknown" and not understood.alternatives:
+            return services.commune_not_found(Turn(state, locale, ctx, "commune", facts))
+    if awaiting and state is not None:
         turn = Turn(state=state.moved(Step.MENU), locale=locale, ctx=ctx, facts=facts)
+    if understood.alternatives:
+        return smalltalk.clarify(Turn(turn.state, locale, ctx, "clarify", facts), understood.alternatives)
+    known_topic = understood.topic is not None and understood.topic in ctx.pack.topics
+    if known_topic and understood.topic and intent not in SAFETY_INTENTS and intent not in NON_TOPIC_INTENTS:
+        return info.topic(Turn(turn.state, locale, ctx, intent, facts), understood.topic)
     return _route_intent(turn, intent)
+
+
+def _with_way_back(outcome: Outcome) -> Outcome:
+    """Add a one-tap way back to Vietnamese to the last reply of an automatic switch."""
+    if not outcome.replies:
+        return outcome
+    *first, last = outcome.replies
+    back = Button(Msg("language.to_vi"), "l:vi")
+    return replace(outcome, replies=(*first, replace(last, buttons=(*last.buttons, back))))
 
 
 def _with_intent(turn: Turn, intent: str, flow: Flow) -> Outcome:

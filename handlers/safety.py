@@ -6,9 +6,10 @@ question, and before the privacy notice for someone who has not seen it yet.
 
 from __future__ import annotations
 
+from content.safety import SafetyCheck
 from handlers.common import Outcome, Turn, nav
 from handlers.info import topic
-from handlers.types import Button, Engaged, HotlineList, Msg, Reply, TopicPart, TopicText
+from handlers.types import Button, Engaged, HotlineList, Msg, Reply, Text, TopicPart, TopicText
 
 _LEAD = {
     "crisis": "safety.crisis",
@@ -40,4 +41,57 @@ def safety_answer(turn: Turn, intent: str) -> Outcome:
     if follow and follow in turn.ctx.pack.topics:
         buttons.append(Button(TopicText(follow, TopicPart.TITLE), f"t:{follow}"))
     reply = Reply((Msg(_LEAD.get(intent, "safety.emergency")), HotlineList()), nav(*buttons), protect=True)
+    return turn.answer(reply, effects=(Engaged("hotlines"),))
+
+
+# The line each danger cue puts first, most urgent first (content/data/safety_cues.yaml).
+_CUE_LEADS = (
+    ("suicide", "safety.crisis"),
+    ("overdose", "safety.overdose"),
+    ("bleeding", "safety.bleeding"),
+    ("fire", "safety.fire"),
+    ("injured", "safety.emergency"),
+    ("threatened", "safety.emergency"),
+    ("help_now", "safety.emergency"),
+    ("rape", "safety.violence"),
+    ("beaten", "safety.violence"),
+    ("held", "safety.trafficking"),
+    ("minor_at_risk", "safety.trafficking"),
+    ("abroad", "safety.abroad"),
+)
+# Topics whose short answer carries the rest of what the person needs right now.
+_CARRYING_TOPICS = frozenset({"pep", "sexual_violence"})
+
+
+def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
+    """Answer every danger cue of a message first, whatever else it asked, then the topic."""
+    leads: list[Text] = []
+    seen: set[str] = set()
+    for cue, key in _CUE_LEADS:
+        if cue in check.cues and key not in seen:
+            seen.add(key)
+            if key == "safety.abroad":
+                numbers = ", ".join(line.number for line in turn.ctx.pack.abroad_hotlines())
+                if not numbers:
+                    continue  # no verified line for abroad: the trafficking line and topic remain
+                leads.append(Msg(key, {"number": numbers}))
+            else:
+                leads.append(Msg(key))
+    if "pep" in check.help:
+        leads.append(Msg("safety.pep_late" if check.pep_late else "safety.pep"))
+    if "ec" in check.help:
+        leads.append(Msg("safety.ec"))
+    if not leads:  # only "which number do I call": the numbers themselves
+        return emergency_menu(turn)
+    pack = turn.ctx.pack
+    if topic_id in _CARRYING_TOPICS and topic_id in pack.topics and not check.pep_late:
+        return topic(turn, topic_id, lead=tuple(leads))
+    buttons = []
+    follow = [topic_id] if topic_id else []
+    if check.pep_late:
+        follow = ["hiv_testing", *follow]
+    for other in dict.fromkeys(follow):
+        if other in pack.topics:
+            buttons.append(Button(TopicText(other, TopicPart.TITLE), f"t:{other}"))
+    reply = Reply((*leads, HotlineList()), nav(*buttons), protect=True)
     return turn.answer(reply, effects=(Engaged("hotlines"),))

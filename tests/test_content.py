@@ -80,10 +80,12 @@ def test_no_obsolete_number_or_stigmatising_words(pack: ContentPack) -> None:
 
 
 def test_only_verified_hotlines_are_shown(pack: ContentPack) -> None:
-    """Only verified hotlines are shown to people, and 113, 115 and 111 are among them."""
+    """Only verified hotlines are shown to people, and 113, 115 and 111 are among them; a line
+    for people abroad is kept apart from the local numbers."""
     shown = pack.shown_hotlines()
     assert shown
-    assert shown == [line for line in pack.hotlines if line.verified]
+    assert shown == [line for line in pack.hotlines if line.verified and not line.abroad]
+    assert all(line.abroad and line.verified for line in pack.abroad_hotlines())
     numbers = {line.number.replace(" ", "") for line in shown}
     assert {"113", "115", "111"} <= numbers
     for line in shown:

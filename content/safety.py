@@ -1,0 +1,310 @@
+"""The safety net: danger cues found in any message, independent of what else it asks.
+
+A message may ask about a job and say, in passing, that the boss keeps the person's ID card;
+it may start with an exclamation of dismay and say that the condom broke. The classifier picks
+one answer; this module looks for every danger cue (data/safety_cues.yaml) so that the first
+reply carries each help they call for — the number to call, or the 72-hour PEP message — before
+anything else. It also reads *when* an exposure happened: "tối qua" is within PEP's 72 hours,
+"tuần trước" is past it and gets the after-72-hours advice first.
+
+Pure and synchronous, like the classifier: tokens in, a SafetyCheck out.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from content.intents import MAX_CLASSIFIED_CHARS, SAFETY_ORDER, Token, analyse
+from content.pack import DATA_DIR, SAFETY_INTENTS, ContentError
+
+# The help a first reply can carry. Order = the order of the lines in the reply.
+HELP_KINDS = (
+    "crisis",  # thoughts of suicide or self-harm: 115 and someone close
+    "ambulance",  # 115
+    "fire",  # 114
+    "police",  # 113
+    "trafficking_line",  # 111
+    "consular",  # the citizen-protection line, for someone abroad
+    "pep",  # PEP within 72 hours (or the after-72-hours advice, by the timing)
+    "ec",  # emergency contraception
+    "hotlines",  # every number, for "which number do I call"
+)
+
+_DAY_WORDS = {
+    "mot": 1, "hai": 2, "ba": 3, "bon": 4, "nam": 5, "sau": 6, "bay": 7, "tam": 8, "chin": 9,
+    "muoi": 10, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+}
+_COUNT = r"(\d{1,3}|" + "|".join(_DAY_WORDS) + r")"
+# "3 ngày trước", "cách đây 5 hôm", "2 days ago", "4 bữa nay"; hours: "10 tiếng trước".
+_DAYS_AGO = re.compile(
+    rf"\b{_COUNT} (?:ngay|hom|bua|days?)(?: nay| truoc| roi| qua| ago)"
+    rf"|cach day (?:hon |khoang |tam |)(?:{_COUNT}) (?:ngay|hom|bua)|about {_COUNT} days ago"
+)
+_HOURS_AGO = re.compile(rf"\b{_COUNT} (?:tieng|gio|hours?)(?: truoc| roi| ago| nay)")
+_WEEKS_AGO = re.compile(
+    rf"\b{_COUNT} (?:tuan|thang|weeks?|months?)(?: truoc| roi| qua| ago| nay)"
+    rf"|cach day (?:hon |khoang |tam |)(?:{_COUNT}) (?:tuan|thang)"
+)
+_EXPOSURE = ("condom", "needle", "shared_injection", "unprotected", "rape")
+PEP_WINDOW_DAYS = 3  # 72 hours (WHO 2024 PEP guidelines; the pep topic cites them)
+EC_WINDOW_DAYS = 5  # emergency contraception works up to 5 days (WHO family planning handbook 2022)
+
+
+@dataclass(frozen=True)
+class SafetyCheck:
+    """What the safety net found: cue names, the help they call for, and when it happened."""
+
+    cues: tuple[str, ...] = ()
+    help: tuple[str, ...] = ()
+    intent: str | None = None
+    topic: str | None = None
+    # "recent" (within 72 h), "late" (past it) or None (not said).
+    timing: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.cues)
+
+    @property
+    def pep_late(self) -> bool:
+        return "pep" in self.help and self.timing == "late"
+
+
+@dataclass(frozen=True)
+class _Phrase:
+    words: tuple[Token, ...]
+    unless_next: frozenset[str]
+    unless_prev: frozenset[str]
+    # Counts only when typed with tone marks: without them the word is another one.
+    marked_only: bool = False
+
+
+@dataclass(frozen=True)
+class _Rule:
+    concepts: tuple[str, ...]
+    window: int
+    with_any: tuple[str, ...]
+    and_any: tuple[str, ...]
+    max_words: int | None
+
+
+@dataclass(frozen=True)
+class _Cue:
+    name: str
+    rules: tuple[_Rule, ...]
+    help: tuple[str, ...]
+    intent: str
+    topic: str | None
+
+
+class SafetyNet:
+    """Finds danger cues in a message (see the module docstring)."""
+
+    def __init__(self, raw: dict[str, Any], topics: frozenset[str] | None = None) -> None:
+        problems: list[str] = []
+        self._index: dict[str, list[tuple[_Phrase, str]]] = defaultdict(list)
+        concepts = raw.get("concepts") or {}
+        timing = raw.get("timing") or {}
+        entries = {
+            **concepts,
+            **{name: value if isinstance(value, dict) else {"phrases": value} for name, value in timing.items()},
+        }
+        for name, entry in entries.items():
+            phrases = entry.get("phrases") if isinstance(entry, dict) else None
+            if not isinstance(phrases, list) or not phrases:
+                problems.append(f"safety_cues.yaml: concept '{name}' needs a list of phrases")
+                continue
+            unless_next = frozenset(str(w) for w in entry.get("unless_next") or ())
+            unless_prev = frozenset(str(w) for w in entry.get("unless_prev") or ())
+            marked_only = bool(entry.get("marked_only", False))
+            for phrase in phrases:
+                words = tuple(analyse(str(phrase)))
+                if not words:
+                    problems.append(f"safety_cues.yaml: {name}: '{phrase}' is empty once normalised")
+                    continue
+                self._index[words[0].plain].append((_Phrase(words, unless_next, unless_prev, marked_only), str(name)))
+        self._cues: list[_Cue] = []
+        for name, entry in (raw.get("cues") or {}).items():
+            try:
+                rules = tuple(self._rule(rule, entries) for rule in entry["rules"])
+                help_kinds = tuple(entry["help"])
+                intent = str(entry["intent"])
+                topic = entry.get("topic")
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(f"safety_cues.yaml: cue '{name}': {exc}")
+                continue
+            unknown = [kind for kind in help_kinds if kind not in HELP_KINDS]
+            if unknown:
+                problems.append(f"safety_cues.yaml: cue '{name}': unknown help {unknown}")
+            if intent not in SAFETY_INTENTS:
+                problems.append(f"safety_cues.yaml: cue '{name}': '{intent}' is not a safety intent")
+            if topic is not None and topics is not None and topic not in topics:
+                problems.append(f"safety_cues.yaml: cue '{name}': topic '{topic}' does not exist")
+            self._cues.append(_Cue(str(name), rules, help_kinds, intent, topic))
+        if problems:
+            raise ContentError(problems)
+
+    @staticmethod
+    def _rule(raw: dict[str, Any], concepts: dict[str, Any]) -> _Rule:
+        names = tuple(raw["near"]) if "near" in raw else (raw["concept"],)
+        extra_with = tuple(raw.get("with_any") or ())
+        extra_and = tuple(raw.get("and_any") or ())
+        for name in (*names, *extra_with, *extra_and):
+            if name not in concepts:
+                raise ValueError(f"unknown concept '{name}'")
+        return _Rule(names, int(raw.get("window", 0)), extra_with, extra_and, raw.get("max_words"))
+
+    def _spans(self, words: list[Token]) -> dict[str, list[tuple[int, int]]]:
+        """Where each concept is met: (first word, last word) of every match."""
+        found: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        for start, word in enumerate(words):
+            for phrase, concept in self._index.get(word.plain, ()):
+                matched = _match(words, start, phrase.words)
+                if matched is None:
+                    continue
+                if phrase.marked_only and not all(words[i].has_marks for i in matched):
+                    continue
+                end = matched[-1]
+                following = words[end + 1].plain if end + 1 < len(words) else ""
+                preceding = words[start - 1].plain if start > 0 else ""
+                if following in phrase.unless_next or preceding in phrase.unless_prev:
+                    continue
+                found[concept].append((start, end))
+        return found
+
+    def check(self, text: str, *, teencode: bool = True) -> SafetyCheck:
+        """Every cue in the message, the help they call for (in reply order) and the timing."""
+        words = clause_tokens(text, teencode=teencode)
+        spans = self._spans(words)
+        length = sum(word is not BOUNDARY for word in words)
+        fired = [cue for cue in self._cues if any(_holds(rule, spans, length) for rule in cue.rules)]
+        if not fired:
+            return SafetyCheck()
+        timing, days = _timing(words, spans)
+        helps: set[str] = set()
+        for cue in fired:
+            helps.update(cue.help)
+        if "ec" in helps and days is not None and days > EC_WINDOW_DAYS:
+            helps.discard("ec")
+        intent = next(i for i in SAFETY_ORDER if any(cue.intent == i for cue in fired))
+        topic = next((cue.topic for cue in fired if cue.intent == intent and cue.topic), None)
+        if topic is None:
+            topic = next((cue.topic for cue in fired if cue.topic), None)
+        return SafetyCheck(
+            cues=tuple(cue.name for cue in fired),
+            help=tuple(kind for kind in HELP_KINDS if kind in helps),
+            intent=intent,
+            topic=topic,
+            timing=timing,
+        )
+
+
+BOUNDARY = Token("|", "|")  # between two sentences or clauses: "bể bao. Giờ…" is not "bao giờ"
+_CLAUSE = re.compile(r"[.!?;:\n…]+|,(?=\s)")
+MAX_GAP = 1
+
+
+def clause_tokens(text: str, *, teencode: bool = True) -> list[Token]:
+    """The message's tokens, with a boundary token between its sentences and clauses."""
+    out: list[Token] = []
+    for clause in _CLAUSE.split(text[:MAX_CLASSIFIED_CHARS]):
+        words = analyse(clause, teencode=teencode)
+        if words:
+            if out:
+                out.append(BOUNDARY)
+            out.extend(words)
+    return out
+
+
+def _match(words: list[Token], start: int, phrase: tuple[Token, ...]) -> list[int] | None:
+    """Indices of the words matching ``phrase`` from ``start`` (one word may stand between two
+    of its words), each typed with the phrase's tone marks or with none; else None."""
+    if words[start].marks_disagree(phrase[0]):
+        return None
+    matched = [start]
+    # A word may slip into a phrase of three words or more, never into a pair ("bạn vì trong"
+    # is not "bắn trong").
+    allowed = MAX_GAP if len(phrase) > 2 else 0
+    for wanted in phrase[1:]:
+        for step in range(1, allowed + 2):
+            candidate = matched[-1] + step
+            if candidate < len(words) and words[candidate].plain == wanted.plain:
+                if words[candidate].marks_disagree(wanted):
+                    return None
+                matched.append(candidate)
+                break
+            if candidate < len(words) and words[candidate] is BOUNDARY:
+                return None
+        else:
+            return None
+    return matched
+
+
+def _holds(rule: _Rule, spans: dict[str, list[tuple[int, int]]], length: int) -> bool:
+    if rule.max_words is not None and length > rule.max_words:
+        return False
+    if any(name not in spans for name in rule.concepts):
+        return False
+    if rule.with_any and not any(name in spans for name in rule.with_any):
+        return False
+    if rule.and_any and not any(name in spans for name in rule.and_any):
+        return False
+    if len(rule.concepts) == 1:
+        return True
+    first, second = rule.concepts[0], rule.concepts[1]
+    for a_start, a_end in spans[first]:
+        for b_start, b_end in spans[second]:
+            overlap = a_start <= b_end and b_start <= a_end
+            distance = b_start - a_end if b_start > a_end else a_start - b_end
+            if not overlap and distance <= rule.window:
+                return True
+    return False
+
+
+def _count(word: str) -> int:
+    return int(word) if word.isdigit() else _DAY_WORDS[word]
+
+
+def _timing(words: list[Token], spans: dict[str, list[tuple[int, int]]]) -> tuple[str | None, int | None]:
+    """("recent" | "late" | None, days ago when said) of the exposure the message describes.
+
+    When a message names several times ("tháng trước … hôm qua nghe nó nói"), the one nearest
+    to the exposure (the condom, the needle, the assault) counts.
+    """
+    text = " ".join(word.plain for word in words)
+    # The first mention of the exposure: later ones are often about something else ("kim mới").
+    starts = [start for name in _EXPOSURE for start, _ in spans.get(name, ())]
+    exposure = [min(starts)] if starts else []
+    found: list[tuple[int, str, int | None]] = []  # (word index, recent|late, days)
+    for regex, unit in ((_DAYS_AGO, 1), (_HOURS_AGO, 0), (_WEEKS_AGO, 7)):
+        for match in regex.finditer(text):
+            value = _count(next(group for group in match.groups() if group))
+            days = value // 24 if unit == 0 else value * unit
+            index = text.count(" ", 0, match.start())
+            found.append((index, "late" if days > PEP_WINDOW_DAYS else "recent", days))
+    for kind in ("recent", "late"):
+        for start, _ in spans.get(kind, ()):
+            found.append((start, kind, None))
+    if not found:
+        return None, None
+    if exposure:
+        found.sort(key=lambda item: min(abs(item[0] - e) for e in exposure))
+    else:
+        found.sort(key=lambda item: item[0])
+    return found[0][1], found[0][2]
+
+
+def load_safety_net(path: Path = DATA_DIR / "safety_cues.yaml", topics: frozenset[str] | None = None) -> SafetyNet:
+    """Read the danger cues; raise ContentError listing every problem."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ContentError([f"safety_cues.yaml: cannot read: {exc}"]) from exc
+    if not isinstance(raw, dict):
+        raise ContentError(["safety_cues.yaml: must hold 'concepts', 'cues' and 'timing'"])
+    return SafetyNet(raw, topics)

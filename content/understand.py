@@ -1,0 +1,192 @@
+"""Understanding one message: its intent, the topic that answers it, danger cues, its language.
+
+Three stages, each pure and fast:
+1. The safety net (content/safety.py) looks for every danger cue, whatever else the message asks.
+2. The intent classifier (content/intents.py) names one of the contract's intent ids.
+3. The topic index (content/topic_index.py) ranks the counselling topics by their own words,
+   so that every topic can be reached by typing, not only the ones an intent opens.
+
+They are combined here: a cue decides the safety intent; a topic the classifier's intent
+answers is preferred, unless the topic index points much more clearly elsewhere; a message
+whose best answer is weak is not guessed at — the person is asked which of the likeliest
+topics they mean (never for a danger cue, which is answered at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from content import language
+from content.intents import SAFETY_ORDER, IntentClassifier, IntentMatch, Token, analyse
+from content.pack import SAFETY_INTENTS, ContentPack
+from content.safety import SafetyCheck, SafetyNet
+from content.topic_index import RankedTopic, TopicIndex
+
+# Intents answered by something other than a counselling topic.
+NON_TOPIC_INTENTS = frozenset(
+    {"greeting", "menu", "services_nearby", "privacy", "delete_data", "quick_exit", "human_counselor"}
+)
+TOPIC_ACCEPT = 4.0  # least topic-index score to answer with a topic when no intent was named
+TOPIC_MARGIN = 1.25  # … and the best must beat the runner-up by this factor
+TOPIC_ASK = 8.0  # least score to answer with a topic, or to ask which of the likeliest is meant
+STRONG_TOPIC = 7.0  # a greeting or "menu" phrase gives way to a topic this clear
+ANCHORED_ONLY = True  # only topics sharing a phrase or title word with the message compete
+CHILD_FACTOR = 1.3  # a finer topic wins over the one its intent opens with this much more evidence
+PHRASE_BONUS = 12.0  # how much a phrase of an intent weighs for its topics, in topic-index points
+WORD_BONUS = 4.0  # … and word evidence for it
+CHILD_SHARE = 1.0  # the part of that bonus a finer topic under the intent gets
+ASK_LIMIT = 3
+
+# Short messages that need a short friendly answer, not the welcome text again.
+SMALLTALK: dict[str, str] = {}
+for kind, phrases in {
+    "thanks": "cam on|cam on ban|cam on nhieu|thanks|thank you|thank u|thank|tks|thx|ty|da cam on|"
+    "cam on an tam|cam on em|cam on chi|cam on anh|ok cam on|ok thanks|thanks a lot|thank you so much|"
+    "many thanks|cam on nhieu lam|cam on rat nhieu|cam on ad",
+    "ack": "ok|oke|oki|okie|okay|okela|uh|uhm|um|u|da|vang|ok roi|duoc roi|dc roi|hieu roi|roi|biet roi|"
+    "got it|alright|fine|nice|tot|tot qua|hay qua|cool|ok ban|ok em|da vang|vang a|da a|ukm|uk|oh|o|a",
+    "anyone": "co ai khong|co ai ko|co ai k|co ai o do khong|co ai o day khong|co ai khong a|ai do|"
+    "co nguoi khong|ban la ai|ban la nguoi hay may|ban la nguoi that khong|bot ha|may ha|"
+    "la bot ha|nguoi that khong|are you a bot|is anyone there|anyone there|anybody there|who are you|"
+    "are you real|are you human|is this a bot|hello anyone|alo co ai khong|co ai tra loi khong|"
+    "sao khong ai tra loi|sao ko ai tra loi|ban co that khong|an tam la ai",
+    "laugh": "hi hi|hihi|haha|hehe|kk|kkk|hix|hic|lol|huhu|hu hu",
+    "bye": "tam biet|bye|bye bye|bai|bb|goodbye|hen gap lai|see you|chao nhe|thoi nhe",
+}.items():
+    for phrase in phrases.split("|"):
+        SMALLTALK[phrase] = kind
+_FILLERS = frozenset("nha nhe nhieu a ad admin nhiu lam qua so much ban em chi anh you very".split())
+
+
+@dataclass(frozen=True)
+class Understanding:
+    """What a message means, as far as An Tâm can tell."""
+
+    intent: str
+    score: float
+    topic: str | None = None
+    safety: SafetyCheck = field(default_factory=SafetyCheck)
+    # "en" / "vi" when the message is clearly written in it, else None.
+    language: str | None = None
+    # When unsure: the likeliest topics to offer as "Bạn muốn hỏi về…?".
+    alternatives: tuple[str, ...] = ()
+    # thanks, ack, anyone, laugh, bye: small talk that gets a short friendly answer.
+    smalltalk: str | None = None
+    ranked: tuple[RankedTopic, ...] = ()
+    # What the intent classifier alone said (the commune-name check reads it).
+    classified: str = "unknown"
+
+
+def smalltalk_kind(text: str) -> str | None:
+    """The kind of small talk a short message is, if it is nothing more."""
+    plain = [token.plain for token in analyse(text, teencode=False)]
+    if not plain or len(plain) > 7:
+        return None
+    whole = " ".join(plain)
+    if whole in SMALLTALK:
+        return SMALLTALK[whole]
+    kept = [word for word in plain if word not in _FILLERS]
+    return SMALLTALK.get(" ".join(kept)) if kept else None
+
+
+class Understander:
+    """The three stages together (see the module docstring)."""
+
+    def __init__(self, pack: ContentPack, classifier: IntentClassifier, net: SafetyNet, index: TopicIndex) -> None:
+        self.pack = pack
+        self.classifier = classifier
+        self.net = net
+        self.index = index
+        self._intent_of = {topic.id: topic.intent for topic in pack.topics.values()}
+
+    def understand(self, text: str) -> Understanding:
+        lang = language.detect(text)
+        words = self.classifier.words(text, teencode=lang != "en")
+        match = self.classifier.classify_words(words)
+        return replace(self._understand(text, lang, words, match), classified=match.intent)
+
+    def _understand(self, text: str, lang: str | None, words: list[Token], match: IntentMatch) -> Understanding:
+        if not words:
+            return Understanding("unknown", 0.0, language=lang)
+        check = self.net.check(text, teencode=lang != "en")
+        ranked = tuple(r for r in self.index.rank(words) if r.anchored or not ANCHORED_ONLY)
+        if check:
+            return self._safety(check, ranked, lang)
+        small = smalltalk_kind(text)
+        if small is not None:
+            return Understanding("greeting", 1.0, language=lang, smalltalk=small, ranked=ranked)
+        phrase_matched = match.phrase is not None
+        if match.intent in SAFETY_INTENTS and phrase_matched:
+            # The classifier's own safety phrases: answered as before, with the intent's topic.
+            topic = self._choose_in(match.intent, ranked)
+            return Understanding(match.intent, match.score, topic, language=lang, ranked=ranked)
+        best = ranked[0] if ranked else None
+        if match.intent in NON_TOPIC_INTENTS:
+            if match.intent in ("greeting", "menu") and best is not None and best.score >= STRONG_TOPIC:
+                return self._topic(best, ranked, lang)
+            if phrase_matched or best is None or best.score < TOPIC_ACCEPT:
+                return Understanding(match.intent, match.score, language=lang, ranked=ranked)
+        elif match.intent not in ("unknown", *SAFETY_INTENTS):
+            # The classifier's intent counts as evidence for its topics, the more for a phrase met.
+            bonus = (PHRASE_BONUS if phrase_matched else WORD_BONUS) * max(match.score, 0.3)
+            primary = self._primary(match.intent)
+            combined = {r.topic: r.score for r in ranked}
+            for topic_id, intent in self._intent_of.items():
+                if intent == match.intent:
+                    extra = bonus if topic_id == primary else bonus * CHILD_SHARE
+                    combined[topic_id] = combined.get(topic_id, 0.0) + extra
+            chosen = max(combined, key=lambda t: combined[t])
+            if combined[chosen] >= TOPIC_ASK:
+                intent = self._intent_of.get(chosen) or match.intent
+                return Understanding(intent, match.score, chosen, language=lang, ranked=ranked)
+        if best is None or best.score < TOPIC_ASK:
+            return Understanding("unknown", 0.0, language=lang, ranked=ranked)
+        runner = ranked[1].score if len(ranked) > 1 else 0.0
+        if best.score >= TOPIC_ACCEPT and best.score >= TOPIC_MARGIN * runner:
+            return self._topic(best, ranked, lang)
+        offered = tuple(r.topic for r in ranked[:ASK_LIMIT] if r.score >= 0.5 * best.score)
+        return Understanding("unknown", 0.0, language=lang, alternatives=offered, ranked=ranked)
+
+    def _topic(self, best: RankedTopic, ranked: tuple[RankedTopic, ...], lang: str | None) -> Understanding:
+        intent = self._intent_of.get(best.topic) or "unknown"
+        return Understanding(intent, round(best.score / (best.score + TOPIC_ACCEPT), 3), best.topic, language=lang, ranked=ranked)
+
+    def _safety(self, check: SafetyCheck, ranked: tuple[RankedTopic, ...], lang: str | None) -> Understanding:
+        intent = check.intent or "emergency"
+        topic = check.topic
+        if check.pep_late and intent == "pep":
+            # Past PEP's window the next step is testing: the reply leads with that advice.
+            intent, topic = "hiv_testing", "hiv_testing"
+        elif topic is None and ranked and ranked[0].score >= TOPIC_ASK:
+            topic = ranked[0].topic  # heavy bleeding after an abortion: the abortion topic follows
+        return Understanding(intent, 1.0, topic, safety=check, language=lang, ranked=ranked)
+
+    def _choose_in(self, intent: str, ranked: tuple[RankedTopic, ...]) -> str | None:
+        """The topic answering ``intent``: a finer one only when its words clearly point to it."""
+        primary = self._primary(intent)
+        scores = {r.topic: r.score for r in ranked}
+        inside = self._best_ranked_in(intent, ranked)
+        if inside is None or inside.topic == primary:
+            return primary or (inside.topic if inside else None)
+        if primary is None or inside.score >= CHILD_FACTOR * scores.get(primary, 0.0):
+            return inside.topic
+        return primary
+
+    def _best_ranked_in(self, intent: str, ranked: tuple[RankedTopic, ...]) -> RankedTopic | None:
+        return next((r for r in ranked if self._intent_of.get(r.topic) == intent), None)
+
+    def _best_in(self, intent: str, ranked: tuple[RankedTopic, ...]) -> str | None:
+        found = self._best_ranked_in(intent, ranked)
+        return found.topic if found else None
+
+    def _primary(self, intent: str) -> str | None:
+        topic = self.pack.topic_for_intent(intent)
+        return topic.id if topic else None
+
+
+def build_understander(pack: ContentPack, phrases: dict[str, list[str]], net: SafetyNet) -> Understander:
+    """The understander over a loaded content pack, phrase table and safety net."""
+    return Understander(pack, IntentClassifier(phrases), net, TopicIndex(pack, phrases))
+
+
+__all__ = ["Token", "Understander", "Understanding", "build_understander", "smalltalk_kind"]
