@@ -21,8 +21,10 @@ from bot.maintenance import purge
 from bot.runtime import Runtime
 from bot.staff import commands as staff_commands
 from content.i18n import load_catalogs
-from content.intents import IntentClassifier, load_phrases
+from content.intents import load_phrases
 from content.pack import ContentError, load_pack
+from content.safety import load_safety_net
+from content.understand import build_understander
 from storage.crypto import CryptoError
 from storage.db import StorageError
 from storage.keys import RETIRED_KEY_GRACE, rotate_keys
@@ -100,11 +102,19 @@ async def _chat(services: Services, user: str, as_json: bool) -> int:
 
 
 def _intent(text: str | None, out: TextIO) -> int:
-    classifier = IntentClassifier(load_phrases())
+    pack = load_pack()
+    understander = build_understander(pack, load_phrases(), load_safety_net(topics=frozenset(pack.topics)))
 
     def show(line: str) -> None:
-        match = classifier.classify(line)
-        out.write(json.dumps({"text": line, "intent": match.intent, "score": match.score}, ensure_ascii=False) + "\n")
+        found = understander.understand(line)
+        shown: dict[str, object] = {"text": line, "intent": found.intent, "score": found.score, "topic": found.topic}
+        shown["safety"] = {"cues": list(found.safety.cues), "help": list(found.safety.help), "timing": found.safety.timing}
+        shown["language"] = found.language
+        if found.alternatives:
+            shown["ask"] = list(found.alternatives)
+        if found.smalltalk:
+            shown["smalltalk"] = found.smalltalk
+        out.write(json.dumps(shown, ensure_ascii=False) + "\n")
 
     if text is not None:
         show(text)
@@ -115,10 +125,24 @@ def _intent(text: str | None, out: TextIO) -> int:
     return EXIT_OK
 
 
+def _topic_ids() -> frozenset[str] | None:
+    """The content pack's topic ids, or None when the pack itself has problems (listed apart)."""
+    try:
+        return frozenset(load_pack().topics)
+    except ContentError:
+        return None
+
+
 def _content_check(out: TextIO) -> int:
     problems: list[str] = []
     counts = {}
-    for name, loader in (("pack", load_pack), ("intents", load_phrases), ("catalogs", load_catalogs)):
+    loaders: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("pack", load_pack),
+        ("intents", load_phrases),
+        ("catalogs", load_catalogs),
+        ("safety cues", lambda: load_safety_net(topics=_topic_ids())),
+    )
+    for name, loader in loaders:
         try:
             loaded = loader()
         except ContentError as exc:
@@ -133,7 +157,7 @@ def _content_check(out: TextIO) -> int:
     pack = load_pack()
     print(
         f"Content pack OK: {len(pack.topics)} topics, {len(pack.hotlines)} hotlines "
-        f"({len(pack.shown_hotlines())} verified), {len(pack.services)} services "
+        f"({sum(line.verified for line in pack.hotlines)} verified), {len(pack.services)} services "
         f"({sum(s.verified for s in pack.services)} verified), {len(load_phrases())} intents with phrases, "
         f"{len(load_catalogs().keys())} interface messages in vi and en.",
         file=out,

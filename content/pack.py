@@ -66,6 +66,9 @@ class Topic(_Strict):
     under: str | None = None
     # How people ask about it, in either language: the retrieval stage reads these first.
     phrases: list[str] = Field(default_factory=list)
+    # What people call the subject itself ("giang mai", "PrEP", "phá thai"): naming it is strong
+    # evidence for this topic, whatever coarse intent the rest of the message suggests.
+    names: list[str] = Field(default_factory=list)
     sensitive: bool
     source: Annotated[str, StringConstraints(min_length=3)]
     reviewed: dt.date
@@ -299,6 +302,7 @@ def _check_services(services: list[Service]) -> Iterable[str]:
 
 def _cross_check(topics: dict[str, Topic], hotlines: list[Hotline]) -> Iterable[str]:
     claimed: dict[str, str] = {}
+    named: dict[str, str] = {}
     for topic in topics.values():
         where = f"topics/{topic.id}.yaml"
         for related in topic.related:
@@ -317,6 +321,11 @@ def _cross_check(topics: dict[str, Topic], hotlines: list[Hotline]) -> Iterable[
                 yield f"{where}: intent '{intent}' already opens topic '{claimed[intent]}'"
             else:
                 claimed[intent] = topic.id
+        for name in topic.names:
+            key = " ".join(name.lower().split())
+            if key in named and named[key] != topic.id:
+                yield f"{where}: name '{name}' is also a name of topic '{named[key]}'"
+            named.setdefault(key, topic.id)
         if (topic.vi.more is None) != (topic.en.more is None):
             yield f"{where}: 'more' must exist in both locales or in neither"
     seen: set[str] = set()

@@ -79,10 +79,17 @@ class TopicIndex:
         self._anchors: dict[str, frozenset[str]] = {}
         for topic in pack.topics.values():
             self._docs[topic.id] = self._document(topic, intent_phrases)
-            strong = [*topic.phrases, topic.vi.title, topic.en.title]
+            strong = [*topic.names, *topic.phrases, topic.vi.title, topic.en.title]
             for intent in topic.intents:
                 strong.extend(intent_phrases.get(intent, ()))
             self._anchors[topic.id] = frozenset(f for text in strong for f in features(analyse(text)))
+        self._names: dict[tuple[str, ...], set[str]] = {}
+        for topic in pack.topics.values():
+            for name in topic.names:
+                key = tuple(word.plain for word in analyse(name))
+                if key:
+                    self._names.setdefault(key, set()).add(topic.id)
+        self._longest_name = max((len(key) for key in self._names), default=0)
         self._lengths = {topic: sum(doc.values()) for topic, doc in self._docs.items()}
         self._average = sum(self._lengths.values()) / max(1, len(self._lengths))
         df: Counter[str] = Counter()
@@ -104,7 +111,7 @@ class TopicIndex:
             for feature in set(features(analyse(text))):
                 doc[feature] += weight
 
-        for phrase in topic.phrases:
+        for phrase in (*topic.names, *topic.phrases):
             add(phrase, PHRASE_WEIGHT)
         for intent in topic.intents:
             for phrase in intent_phrases.get(intent, ()):
@@ -114,6 +121,15 @@ class TopicIndex:
             add(texts.summary, SUMMARY_WEIGHT)
             add(texts.more, MORE_WEIGHT)
         return dict(doc)
+
+    def named(self, words: list[Token]) -> frozenset[str]:
+        """The topics whose subject the message names ("giang mai" → syphilis)."""
+        plain = [word.plain for word in words]
+        found: set[str] = set()
+        for size in range(1, self._longest_name + 1):
+            for start in range(len(plain) - size + 1):
+                found.update(self._names.get(tuple(plain[start : start + size]), ()))
+        return frozenset(found)
 
     def rank(self, words: list[Token], limit: int = 5) -> list[RankedTopic]:
         """The best topics for a message, best first, with their BM25 scores (0: nothing shared)."""

@@ -35,6 +35,7 @@ CHILD_FACTOR = 1.3  # a finer topic wins over the one its intent opens with this
 PHRASE_BONUS = 12.0  # how much a phrase of an intent weighs for its topics, in topic-index points
 WORD_BONUS = 4.0  # … and word evidence for it
 CHILD_SHARE = 1.0  # the part of that bonus a finer topic under the intent gets
+NAME_BONUS = 20.0  # what naming a topic's subject adds to its evidence
 ASK_LIMIT = 3
 
 # Short messages that need a short friendly answer, not the welcome text again.
@@ -110,25 +111,41 @@ class Understander:
             return Understanding("unknown", 0.0, language=lang)
         check = self.net.check(text, teencode=lang != "en")
         ranked = tuple(r for r in self.index.rank(words) if r.anchored or not ANCHORED_ONLY)
+        named = self.index.named(words)
+        if named:
+            # Naming a subject adds to its topics' evidence in every branch below.
+            scores = {r.topic: r.score for r in ranked}
+            for topic_id in named:
+                scores[topic_id] = scores.get(topic_id, 0.0) + NAME_BONUS
+            ranked = tuple(
+                RankedTopic(t, round(v, 3)) for t, v in sorted(scores.items(), key=lambda item: -item[1])
+            )
         if check:
             return self._safety(check, ranked, lang)
         small = smalltalk_kind(text)
         if small is not None:
             return Understanding("greeting", 1.0, language=lang, smalltalk=small, ranked=ranked)
         phrase_matched = match.phrase is not None
+        best_named = next((r for r in ranked if r.topic in named), None)
+        if match.intent == "pep" and best_named is not None and self._intent_of.get(best_named.topic) != "pep":
+            # A PEP phrase without a danger cue ("phơi nhiễm") gives way to a subject named outright
+            # ("PrEP – dự phòng trước phơi nhiễm"): the safety net already caught any real exposure.
+            return self._topic(best_named, ranked, lang)
         if match.intent in SAFETY_INTENTS and phrase_matched:
             # The classifier's own safety phrases: answered as before, with the intent's topic.
             topic = self._choose_in(match.intent, ranked)
             return Understanding(match.intent, match.score, topic, language=lang, ranked=ranked)
         best = ranked[0] if ranked else None
         if match.intent in NON_TOPIC_INTENTS:
+            if best is not None and best.topic in named and best.score >= STRONG_TOPIC:
+                return self._topic(best, ranked, lang)
             if match.intent in ("greeting", "menu") and best is not None and best.score >= STRONG_TOPIC:
                 return self._topic(best, ranked, lang)
             if phrase_matched or best is None or best.score < TOPIC_ACCEPT:
                 return Understanding(match.intent, match.score, language=lang, ranked=ranked)
         elif match.intent not in ("unknown", *SAFETY_INTENTS):
             # The classifier's intent counts as evidence for its topics, the more for a phrase met.
-            bonus = (PHRASE_BONUS if phrase_matched else WORD_BONUS) * max(match.score, 0.3)
+            bonus = PHRASE_BONUS if phrase_matched else WORD_BONUS * match.score
             primary = self._primary(match.intent)
             combined = {r.topic: r.score for r in ranked}
             for topic_id, intent in self._intent_of.items():
@@ -136,7 +153,7 @@ class Understander:
                     extra = bonus if topic_id == primary else bonus * CHILD_SHARE
                     combined[topic_id] = combined.get(topic_id, 0.0) + extra
             chosen = max(combined, key=lambda t: combined[t])
-            if combined[chosen] >= TOPIC_ASK:
+            if phrase_matched or combined[chosen] >= TOPIC_ASK:
                 intent = self._intent_of.get(chosen) or match.intent
                 return Understanding(intent, match.score, chosen, language=lang, ranked=ranked)
         if best is None or best.score < TOPIC_ASK:

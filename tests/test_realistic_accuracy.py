@@ -1,0 +1,49 @@
+"""Understanding measured on messages written the way people at risk really type them.
+
+Both sets were written apart from the phrase table, from a description of the people and their
+situations (tests/realistic_eval.py says how each row is scored). intent_realistic_dev.tsv is
+tuned against; intent_realistic_heldout.tsv is never read while tuning — only its scores are
+looked at. The scores are printed with the test output.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from handlers.common import Context
+from handlers.render import Renderer
+from tests.realistic_eval import DATA, evaluate, read_rows
+
+
+def test_development_set(ctx: Context, renderer: Renderer, capsys: pytest.CaptureFixture[str]) -> None:
+    """On the set tuned against: safety help first ≥ 97 %, topics ≥ 85 %, English ≥ 90 %."""
+    rows = read_rows(DATA / "intent_realistic_dev.tsv")
+    assert len(rows) >= 300
+    score = evaluate(rows, ctx, renderer)
+    with capsys.disabled():
+        print("\nrealistic development set: " + score.report())
+    assert score.safety_first_reply >= 0.97
+    assert score.topic_accuracy >= 0.85
+    assert score.english >= 0.90
+    assert score.unknown_precision >= 0.80
+
+
+def test_held_out_set(ctx: Context, renderer: Renderer, capsys: pytest.CaptureFixture[str]) -> None:
+    """On messages never used for tuning, understanding does not fall below its measured level.
+
+    Measured on 2026-12-02 (see bench/RESULTS.md): the floors below sit just under it and catch a
+    regression. They are below the issue's targets (99 % / 90 % / 95 %): raising them means better
+    generalisation, never tuning on this file.
+    """
+    rows = read_rows(DATA / "intent_realistic_heldout.tsv")
+    assert len(rows) >= 400
+    score = evaluate(rows, ctx, renderer)
+    with capsys.disabled():
+        # Scores only: the held-out messages must not be seen while tuning.
+        print("\nrealistic held-out set: " + score.report())
+    assert score.safety_first_reply >= HELD_OUT_FLOORS["safety"], f"{score.safety_first_reply:.1%}"
+    assert score.topic_accuracy >= HELD_OUT_FLOORS["topic"], f"{score.topic_accuracy:.1%}"
+    assert score.english >= HELD_OUT_FLOORS["english"], f"{score.english:.1%}"
+
+
+HELD_OUT_FLOORS = {"safety": 0.83, "topic": 0.78, "english": 0.92}
