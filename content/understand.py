@@ -43,20 +43,29 @@ SMALLTALK: dict[str, str] = {}
 for kind, phrases in {
     "thanks": "cam on|cam on ban|cam on nhieu|thanks|thank you|thank u|thank|tks|thx|ty|da cam on|"
     "cam on an tam|cam on em|cam on chi|cam on anh|ok cam on|ok thanks|thanks a lot|thank you so much|"
-    "many thanks|cam on nhieu lam|cam on rat nhieu|cam on ad",
+    "many thanks|cam on nhieu lam|cam on rat nhieu|cam on ad|thanks nha|thank you nha|ok em cam on|"
+    "da em cam on|hihi cam on|cam on ban nha|cam on chi nhieu|thanks so much|thank you very much|tks nha|"
+    "cam on vi da tra loi|cam on da giup|cam on da lang nghe|thanks for your help|thank you for helping|cam o",
     "ack": "ok|oke|oki|okie|okay|okela|uh|uhm|um|u|da|vang|ok roi|duoc roi|dc roi|hieu roi|roi|biet roi|"
-    "got it|alright|fine|nice|tot|tot qua|hay qua|cool|ok ban|ok em|da vang|vang a|da a|ukm|uk|oh|o|a",
+    "got it|alright|fine|nice|tot|tot qua|hay qua|cool|ok ban|ok em|da vang|vang a|da a|ukm|uk|oh|o|a|"
+    "ok a|oke a|okie a|da ok|uh ok|um ok|o ha|vay ha|that ha|oh ok|ok ok|great|good|ok good|hieu roi a|"
+    "vang em hieu roi|ok de em thu|de em xem|de em coi|de em suy nghi|em se thu|ok chi|ok anh|chuc ngu ngon|"
+    "good night|ngu ngon|ngu ngon nha|chuc ban ngu ngon|alright thanks|sure|yes|yeah|ok thank|dc|duoc",
     "anyone": "co ai khong|co ai ko|co ai k|co ai o do khong|co ai o day khong|co ai khong a|ai do|"
     "co nguoi khong|ban la ai|ban la nguoi hay may|ban la nguoi that khong|bot ha|may ha|"
     "la bot ha|nguoi that khong|are you a bot|is anyone there|anyone there|anybody there|who are you|"
     "are you real|are you human|is this a bot|hello anyone|alo co ai khong|co ai tra loi khong|"
-    "sao khong ai tra loi|sao ko ai tra loi|ban co that khong|an tam la ai",
+    "sao khong ai tra loi|sao ko ai tra loi|ban co that khong|an tam la ai|bot oi|ad oi co do khong|"
+    "co do khong|co do ko|con do khong|con do ko|ai dang tra loi vay|ai dang tra loi|ban ten gi|you there|"
+    "are you there|hello co ai khong|alo alo|alo co ai khong|co ai online khong|ban co o do khong|"
+    "day la bot ha|day la may ha|nguoi that hay bot|is this a real person|am i talking to a bot|"
+    "ngu chua bot|bot ngu chua|ban ngu chua|an com chua|ban an com chua|ban khoe khong|how are you",
     "laugh": "hi hi|hihi|haha|hehe|kk|kkk|hix|hic|lol|huhu|hu hu",
     "bye": "tam biet|bye|bye bye|bai|bb|goodbye|hen gap lai|see you|chao nhe|thoi nhe",
 }.items():
     for phrase in phrases.split("|"):
         SMALLTALK[phrase] = kind
-_FILLERS = frozenset("nha nhe nhieu a ad admin nhiu lam qua so much ban em chi anh you very".split())
+_FILLERS = frozenset("nha nhe nhieu a ad admin nhiu lam qua so much ban em chi anh you very vay z ha ah nhi".split())
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,12 @@ class Understanding:
     ranked: tuple[RankedTopic, ...] = ()
     # What the intent classifier alone said (the commune-name check reads it).
     classified: str = "unknown"
+
+
+def thanks_first(text: str) -> bool:
+    """The message opens with a thank-you ("cảm ơn nhiều lắm, em đỡ lo rồi")."""
+    plain = [token.plain for token in analyse(text, teencode=False)]
+    return plain[:2] in (["cam", "on"], ["thank", "you"]) or plain[:1] in (["thanks"], ["tks"], ["thx"])
 
 
 def smalltalk_kind(text: str) -> str | None:
@@ -136,6 +151,8 @@ class Understander:
             topic = self._choose_in(match.intent, ranked)
             return Understanding(match.intent, match.score, topic, language=lang, ranked=ranked)
         best = ranked[0] if ranked else None
+        if thanks_first(text) and match.intent in ("unknown", "greeting") and (best is None or best.score < TOPIC_ASK):
+            return Understanding("greeting", 1.0, language=lang, smalltalk="thanks", ranked=ranked)
         if match.intent in NON_TOPIC_INTENTS:
             if best is not None and best.topic in named and best.score >= STRONG_TOPIC:
                 return self._topic(best, ranked, lang)
