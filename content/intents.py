@@ -110,23 +110,29 @@ def analyse(text: str, *, teencode: bool = True) -> list[Token]:
     lowered = unicodedata.normalize("NFC", text[:MAX_CLASSIFIED_CHARS].lower())
     out: list[Token] = []
     for word in _NON_WORD_MARKED.split(lowered):
-        plain_word = _NON_WORD.sub(" ", strip_diacritics(word)).strip()
-        if not plain_word:
-            continue
-        if " " in plain_word:  # letters outside Vietnamese, e.g. "hiv2u": keep the pieces plain
-            out.extend(Token(_squeeze(piece), _squeeze(piece)) for piece in plain_word.split())
-            continue
-        marked = MARKED_TEENCODE.get(word) if teencode else None
-        if marked is not None:
-            out.extend(Token(strip_diacritics(part), part) for part in marked.split())
-            continue
-        expanded = TEENCODE.get(plain_word) if teencode else None
-        # Teencode is typed without tone marks, though "đ" is often kept ("đc", "đt").
-        if expanded is not None and word.replace("đ", "d") == plain_word:
-            out.extend(Token(part, part) for part in expanded.split())
-        else:
-            out.append(Token(_squeeze(plain_word), _squeeze_marked(word)))
+        if word:
+            out.extend(_analyse_word(word, teencode))
     return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _analyse_word(word: str, teencode: bool) -> tuple[Token, ...]:
+    """The tokens of one lower-case NFC word (cached: people use few words, very often)."""
+    plain_word = _NON_WORD.sub(" ", strip_diacritics(word)).strip()
+    if not plain_word:
+        return ()
+    if " " in plain_word:  # letters outside Vietnamese, e.g. "hiv2u": keep the pieces plain
+        return tuple(Token(_squeeze(piece), _squeeze(piece)) for piece in plain_word.split())
+    marked = MARKED_TEENCODE.get(word) if teencode else None
+    if marked is not None:
+        return tuple(Token(strip_diacritics(part), part) for part in marked.split())
+    expanded = TEENCODE.get(plain_word) if teencode else None
+    # Teencode is typed without tone marks, though "đ" is often kept ("đc", "đt").
+    if expanded is not None and word.replace("đ", "d") == plain_word:
+        return tuple(Token(part, part) for part in expanded.split())
+    squeezed = _squeeze(plain_word)
+    # Only a word with a stretched letter needs the slower marked squeeze.
+    return (Token(squeezed, word if squeezed == plain_word else _squeeze_marked(word)),)
 
 
 def tokens(text: str) -> list[str]:

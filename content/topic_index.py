@@ -96,10 +96,16 @@ class TopicIndex:
         for doc in self._docs.values():
             df.update(doc.keys())
         total = len(self._docs)
-        self._idf = {
+        idf = {
             term: math.log(1 + (total - n + 0.5) / (n + 0.5)) * (PAIR_BOOST if " " in term else 1.0)
             for term, n in df.items()
         }
+        # Each term's BM25 weight in each topic, computed once: a message only sums them.
+        self._postings: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        for topic, doc in self._docs.items():
+            norm = K1 * (1 - B + B * self._lengths[topic] / self._average)
+            for term, tf in doc.items():
+                self._postings[term].append((topic, idf[term] * tf * (K1 + 1) / (tf + norm)))
 
     @staticmethod
     def _document(topic: Topic, intent_phrases: dict[str, list[str]]) -> dict[str, float]:
@@ -134,15 +140,9 @@ class TopicIndex:
     def rank(self, words: list[Token], limit: int = 5) -> list[RankedTopic]:
         """The best topics for a message, best first, with their BM25 scores (0: nothing shared)."""
         query = set(features(words))
-        scores: dict[str, float] = {}
-        for topic, doc in self._docs.items():
-            norm = K1 * (1 - B + B * self._lengths[topic] / self._average)
-            total = 0.0
-            for term in query:
-                tf = doc.get(term)
-                if tf:
-                    total += self._idf[term] * tf * (K1 + 1) / (tf + norm)
-            if total > 0:
-                scores[topic] = total
+        scores: dict[str, float] = defaultdict(float)
+        for term in query:
+            for topic, weight in self._postings.get(term, ()):
+                scores[topic] += weight
         ranked = sorted(scores.items(), key=lambda item: -item[1])[:limit]
         return [RankedTopic(topic, round(score, 3), bool(query & self._anchors[topic])) for topic, score in ranked]
