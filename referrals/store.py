@@ -20,6 +20,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import KeyRing
+from storage.db import wipe_after_commit
 from storage.referral_models import Referral, holder_context
 
 # Rows are kept this long after expiry or use, so a late visitor hears "expired" or "already
@@ -163,4 +164,6 @@ async def forget_referrals(session: AsyncSession, *, today: dt.date) -> tuple[in
         .values(holder=None)
     )
     deleted = await session.execute(delete(Referral).where(Referral.expires_on < today - KEEP_AFTER))
+    if getattr(unlinked, "rowcount", 0):
+        wipe_after_commit(session)  # the sealed links must not survive in the SQLite log
     return int(getattr(unlinked, "rowcount", 0)), int(getattr(deleted, "rowcount", 0))
