@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration (tests check it is Alembic's head). A database already at it is never
 # handed to Alembic, so a worker starting on an up-to-date database does not load it (11 MiB).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 # Any constant works; it only has to be the same for every An Tâm process on one database.
 _PG_MIGRATION_LOCK = 0x616E74616D
 # session.info key: this transaction deleted or replaced personal data (see wipe_after_commit).
@@ -90,7 +90,9 @@ def _checkpoint_truncate(connection: Connection) -> tuple[int, int, int]:
         cursor.execute(f"PRAGMA busy_timeout={_WIPE_WAIT_MS}")
         try:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            busy, frames, done = cursor.fetchone()
+            row = cursor.fetchone()
+            assert row is not None, "wal_checkpoint answers one row"
+            busy, frames, done = row
         finally:
             cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
     finally:

@@ -24,7 +24,7 @@ from storage.crypto import (
 from storage.db import Database, wipe_after_commit
 from storage.models import DataKey, Person, sealed_with_key
 from storage.persons import record_context
-from storage.referral_models import Referral, holder_context
+from storage.referral_models import Referral, holder_context, pad_holder
 from storage.staff import reencrypt_staff_secrets, staff_secrets_using_key
 
 KEY_FILE_NAME = "master.key"
@@ -235,7 +235,8 @@ async def _reencrypt_referral_holders(session: AsyncSession, ring: KeyRing, only
         if key_id == ring.active_id or (only_key_ids is not None and key_id not in only_key_ids):
             continue
         context = holder_context(row.code_hash)
-        row.holder = ring.seal(ring.open(row.holder, context), context)
+        # Padded: a link sealed before holders had one size gets it now.
+        row.holder = ring.seal(pad_holder(ring.open(row.holder, context).rstrip(b" ")), context)
         count += 1
     return count
 
