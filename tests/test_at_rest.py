@@ -8,7 +8,10 @@ import asyncio
 import datetime as dt
 import io
 import json
+import re
 from typing import Any
+
+import pytest
 
 from sqlalchemy import func, inspect, select, text
 
@@ -28,7 +31,10 @@ from referrals.store import Holder
 from storage.keys import rotate_keys
 from storage.models import Person, ProcessedUpdate
 from storage.referral_models import HOLDER_BYTES, Counter, CounterMonthLink, Referral, holder_context
+from tests.staff_fixtures import add_account, browser_factory, server  # noqa: F401  (fixtures)
 from tests.test_referrals import BINH_LU, HERE, LAI_CHAU, get_code, press, totals
+
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 
 async def test_declining_stores_only_hour_grained_update_keys(
@@ -146,13 +152,14 @@ async def test_rotation_pads_a_holder_sealed_before_padding(
 
 
 async def test_old_daily_counters_are_rolled_into_months(
-    runtime: Runtime, services: Services, clock: FixedClock
+    runtime: Runtime, services: Services, clock: FixedClock, browser_factory: Any
 ) -> None:
     """Daily rows older than the previous month are summed by month and deleted; every sum the
     overview, the peer pages and the reports read stays the same, and `antam purge` says so."""
     async with services.db.transaction() as session:
-        peer = (await add_peer(session, services.secrets.pepper, alias="Chị Hoa", commune=BINH_LU,
-                               province=LAI_CHAU, today=clock.now().date())).link.code
+        created = await add_peer(session, services.secrets.pepper, alias="Chị Hoa", commune=BINH_LU,
+                                 province=LAI_CHAU, today=clock.now().date())
+    peer = created.link.code
     clock.at = dt.datetime(2026, 1, 12, 3, 0, tzinfo=dt.UTC)
     await get_code(runtime, "jan-1")
     await runtime.handle(Inbound("zalo", "jan-2", text=f"/start {peer}"))
@@ -163,6 +170,10 @@ async def test_old_daily_counters_are_rolled_into_months(
     await get_code(runtime, "mar-1")
     before = await figures(services, peer)
     assert before["by channel"][("zalo",)] >= 1 and before["by peer"].get((peer,), 0) >= 1, before
+    await add_account(services, "staff-a", ward=BINH_LU)
+    staff = browser_factory()
+    assert (await staff.login("staff-a")).status == 303
+    pages = await staff_pages(staff, created.stats_token)
 
     out = io.StringIO()
     assert await _purge(services, out) == 0
@@ -173,11 +184,22 @@ async def test_old_daily_counters_are_rolled_into_months(
     assert oldest == dt.date(2026, 2, 20), "February (the previous month) and March stay daily"
     assert links
     assert await figures(services, peer) == before
+    assert await staff_pages(staff, created.stats_token) == pages, "the overview and the peer page read the same"
     assert (await purge(services)).rolled_counter_days == 0, "nothing left to roll"
     # A month later February goes too, and still nothing changes.
     clock.at = dt.datetime(2026, 4, 2, 3, 0, tzinfo=dt.UTC)
     assert (await purge(services)).rolled_counter_days > 0
     assert await figures(services, peer) == before
+
+
+async def staff_pages(staff: Any, token: str) -> list[str]:
+    """The overview of 2026, its first half and January, and the peer page, without CSRF tokens."""
+    pages = []
+    for path in ("/staff/?period=2026", "/staff/?period=2026-H1", "/staff/?period=2026-01", f"/staff/peer/{token}"):
+        response, page = await staff.get(path)
+        assert response.status == 200, path
+        pages.append(re.sub(r'name="csrf" value="[^"]*"', "", page))
+    return pages
 
 
 async def figures(services: Services, peer: str) -> dict[str, Any]:
