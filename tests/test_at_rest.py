@@ -221,3 +221,45 @@ async def figures(services: Services, peer: str) -> dict[str, Any]:
                                               metrics=["reached:h", "referral_issued"], by=("metric",), peer=peer)
         found["trend"] = await month_series(session, months=[dt.date(2026, m, 1) for m in (1, 2, 3)], metric="reached:m")
     return found
+
+
+async def test_migration_drops_the_group_link_and_keeps_the_codes(database_url: str) -> None:
+    """A database at revision 0005 with two grouped codes upgrades to the head: the codes stay,
+    the holder_group column and its index are gone, the monthly link table exists."""
+    from alembic import command
+
+    from storage.db import Database, alembic_config
+
+    db = Database(database_url)
+    try:
+        def to_0005(connection: Any) -> None:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "0005")
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(to_0005)
+            for n in (1, 2):
+                await conn.execute(
+                    text(
+                        "INSERT INTO referrals (code_hash, service, service_type, commune, province, channel, peer, "
+                        "issued_on, expires_on, status, holder_group) VALUES (:h, 's', 'hiv_testing', 3390, 12, "
+                        "'telegram', '', :d, :d, 'issued', :g)"
+                    ),
+                    {"h": bytes([n]) * 32, "d": dt.date(2026, 3, 2), "g": b"g" * 16},
+                )
+        await db.upgrade()
+        async with db.engine.connect() as conn:
+            columns, indexes, tables = await conn.run_sync(
+                lambda c: (
+                    {col["name"] for col in inspect(c).get_columns("referrals")},
+                    {ix["name"] for ix in inspect(c).get_indexes("referrals")},
+                    set(inspect(c).get_table_names()),
+                )
+            )
+            kept = await conn.scalar(text("SELECT count(*) FROM referrals"))
+        assert kept == 2
+        assert "holder_group" not in columns and "ix_referrals_holder_group" not in indexes
+        assert "counter_month_links" in tables
+    finally:
+        await db.dispose()
