@@ -116,31 +116,32 @@ async def daily_sums(
     start: dt.date,
     end: dt.date,
     metrics: Sequence[str],
-    by: Sequence[str] = ("metric",),
+    by: Sequence[str] = ("metric", "detail"),
     province: int | None = None,
     commune: int | None = None,
     peer: str | None = None,
 ) -> dict[tuple[object, ...], int]:
-    """Sums between two days (inclusive), grouped by the named columns (of _SUMMED_BY).
+    """Sums between two days (inclusive), grouped by the named columns.
 
     Recent days come from the daily counters; months rolled up by the housekeeping come from
-    their monthly rows, for each month wholly inside the range (every period is).
+    their monthly rows, for each month wholly inside the range (every period is). Those keep
+    only the columns in _SUMMED_BY: grouping by ``day`` or ``detail`` works for the days still
+    kept daily, and raises ValueError if the range reaches a rolled-up month.
     """
-    unknown = set(by) - set(_SUMMED_BY)
-    if unknown:
-        raise ValueError(f"cannot sum by {', '.join(sorted(unknown))}: older months keep only {', '.join(_SUMMED_BY)}")
     found: Tally[tuple[object, ...]] = Tally()
+    monthly = set(by) <= set(_SUMMED_BY)
     for table, when, since, until in (
         (Counter, Counter.day, start, end),
         (CounterMonthLink, CounterMonthLink.month, start, _first_of_month(end + dt.timedelta(days=1))),
     ):
-        columns = [getattr(table, name) for name in by]
+        columns = [getattr(table, name) for name in by] if table is Counter or monthly else []
         query = (
             select(*columns, func.sum(table.count))
             .where(when >= since, table.metric.in_(list(metrics)))
             .where(when <= until if table is Counter else when < until)
-            .group_by(*columns)
         )
+        if columns:
+            query = query.group_by(*columns)
         if province is not None:
             query = query.where(table.province == province)
         if commune is not None:
@@ -148,6 +149,13 @@ async def daily_sums(
         if peer is not None:
             query = query.where(table.peer == peer)
         for row in (await session.execute(query)).all():
+            if row[-1] is None:
+                continue  # an ungrouped sum over no rows
+            if not columns and table is not Counter:
+                raise ValueError(
+                    f"cannot sum by {', '.join(by)} over months already rolled up "
+                    f"(they keep only {', '.join(_SUMMED_BY)})"
+                )
             found[tuple(row[:-1])] += int(row[-1])
     return dict(found)
 

@@ -263,3 +263,25 @@ async def test_migration_drops_the_group_link_and_keeps_the_codes(database_url: 
         assert "counter_month_links" in tables
     finally:
         await db.dispose()
+
+
+async def test_sums_by_day_work_for_kept_days_only(services: Services, clock: FixedClock) -> None:
+    """Grouping by day or service type still works over the days kept daily, and is refused,
+    not silently short, over a month already rolled up."""
+    from referrals.counters import apply_increments, roll_up_old_days
+    from referrals.counting import Increment, Where
+
+    where = Where(BINH_LU, LAI_CHAU, "telegram", "")
+    async with services.db.transaction() as session:
+        await apply_increments(session, [Increment(dt.date(2026, 1, 5), where, "referral_issued", "prep"),
+                                         Increment(dt.date(2026, 3, 1), where, "referral_issued", "hiv_testing")])
+        assert await roll_up_old_days(session, today=dt.date(2026, 3, 2)) == 1
+    async with services.db.transaction() as session:
+        recent = await daily_sums(session, start=dt.date(2026, 2, 1), end=dt.date(2026, 3, 31),
+                                  metrics=["referral_issued"], by=("day", "detail"))
+        assert recent == {(dt.date(2026, 3, 1), "hiv_testing"): 1}
+        assert await daily_sums(session, start=dt.date(2026, 1, 1), end=dt.date(2026, 6, 30),
+                                metrics=["referral_issued"], by=("channel",)) == {("telegram",): 2}
+        with pytest.raises(ValueError, match="rolled up"):
+            await daily_sums(session, start=dt.date(2026, 1, 1), end=dt.date(2026, 6, 30),
+                             metrics=["referral_issued"], by=("detail",))
