@@ -209,7 +209,8 @@ async def figures(services: Services, peer: str) -> dict[str, Any]:
         for period in ("2026", "2026-H1", "2026-01"):
             p = Period.parse(period)
             metrics = [f"reached:{p.kind.value}", "referral_issued", "referral_redeemed", "consented"]
-            found[f"sums {period}"] = await daily_sums(session, start=p.start, end=p.end, metrics=metrics)
+            found[f"sums {period}"] = await daily_sums(session, start=p.start, end=p.end, metrics=metrics,
+                                                       by=("metric",))
             report = await build_report(session, period=p, scope=ward_scope(services.context.communes, BINH_LU),
                                         communes=services.context.communes, policy=Policy(threshold=1),
                                         now=services.clock.now())
