@@ -8,7 +8,8 @@
 - failed-redemption counts of past windows are forgotten;
 - daily counters older than the previous month are summed by month (with their channel and
   peer link) and deleted: reports and the staff overview read the monthly rows for them;
-- retired data keys no record uses any more are deleted.
+- retired data keys no record uses any more are deleted;
+- on SQLite, a wipe of the write-ahead log still pending after an erasure is done.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ async def purge(services: Services) -> PurgeReport:
         await session.execute(delete(RedeemFailure).where(RedeemFailure.window_start < services.clock.now() - dt.timedelta(days=1)))
     pruned = await prune_message_ids(services)
     deleted, kept = await prune_retired_keys(services.db, services.secrets, now=services.clock.now())
+    if services.db.wipe_pending:
+        await services.db.wipe_old_versions()
     return PurgeReport(
         removed, day - dt.timedelta(days=days), deleted, kept, forgotten, pruned, unlinked, gone, rolled,
         keep_daily_from(day),

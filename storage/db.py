@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,9 @@ _PG_MIGRATION_LOCK = 0x616E74616D
 _WIPE = "antam.wipe_after_commit"
 _BUSY_TIMEOUT_MS = 10000
 _WIPE_WAIT_MS = 2000
+# A pending wipe is retried after a transaction at most this often, and without waiting: a
+# long read in another process must not slow every update down.
+_WIPE_RETRY_SECONDS = 10.0
 
 log = logging.getLogger("antam.storage")
 
@@ -80,14 +84,14 @@ def wipe_after_commit(session: AsyncSession) -> None:
     session.info[_WIPE] = True
 
 
-def _checkpoint_truncate(connection: Connection) -> tuple[int, int, int]:
+def _checkpoint_truncate(connection: Connection, wait_ms: int) -> tuple[int, int, int]:
     # On the driver's own cursor: through SQLAlchemy the statement would open a transaction
     # (BEGIN IMMEDIATE, see _begin_immediate), and SQLite cannot checkpoint inside one.
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         # Wait briefly for readers in other processes: this runs in the turn of a person's
         # update, and an unfinished wipe is simply retried later.
-        cursor.execute(f"PRAGMA busy_timeout={_WIPE_WAIT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
         try:
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             row = cursor.fetchone()
@@ -139,6 +143,7 @@ class Database:
         # A wipe that could not finish (another process was reading): retried after the next
         # transaction of this process, and by the hourly housekeeping.
         self.wipe_pending = False
+        self._wipe_tried_at = 0.0
 
     @property
     def dialect(self) -> str:
@@ -159,8 +164,10 @@ class Database:
         async with self._turns:
             async with self.sessions() as session, session.begin():
                 yield session
-            if session.info.get(_WIPE) or self.wipe_pending:
-                await self._wipe_in_turn()
+            if session.info.get(_WIPE):
+                await self._wipe_in_turn(_WIPE_WAIT_MS)
+            elif self.wipe_pending and time.monotonic() - self._wipe_tried_at >= _WIPE_RETRY_SECONDS:
+                await self._wipe_in_turn(0)
 
     async def wipe_old_versions(self) -> bool:
         """Leave no earlier version of deleted or replaced rows in any file of the database.
@@ -170,20 +177,22 @@ class Database:
         the log still holds every earlier version of their pages. A TRUNCATE checkpoint copies
         the newest pages into the main file (where the erased rows are zeroed) and cuts the log
         to zero bytes. It waits (busy_timeout) for readers in other processes; if one still
-        holds an old snapshot, the wipe stays pending and is tried again after the next
-        transaction. Returns whether the log is now empty. PostgreSQL: nothing to do here
+        holds an old snapshot, the wipe stays pending and is tried again, without waiting,
+        after a transaction at most every _WIPE_RETRY_SECONDS, and by the housekeeping. Returns whether the log is now empty. PostgreSQL: nothing to do here
         (see the README on its WAL, dead tuples and backups).
         """
         if self._turns is None:
             return True
         async with self._turns:
-            return await self._wipe_in_turn()
+            return await self._wipe_in_turn(_WIPE_WAIT_MS)
 
-    async def _wipe_in_turn(self) -> bool:
+    async def _wipe_in_turn(self, wait_ms: int) -> bool:
         # In this process's turn, so no transaction of ours writes meanwhile.
+        self._wipe_tried_at = time.monotonic()
+        was_pending = self.wipe_pending
         try:
             async with self.engine.connect() as conn:
-                busy, frames, done = await conn.run_sync(_checkpoint_truncate)
+                busy, frames, done = await conn.run_sync(_checkpoint_truncate, wait_ms)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("could not wipe the write-ahead log: %s", type(exc).__name__)
             self.wipe_pending = True
@@ -191,7 +200,7 @@ class Database:
         # busy: another connection kept an old snapshot or wrote meanwhile; the log then
         # still holds pages and is not truncated.
         self.wipe_pending = bool(busy) or frames > 0
-        if self.wipe_pending:
+        if self.wipe_pending and not was_pending:
             log.warning("the write-ahead log could not be wiped yet (another process is using the database); will retry")
         return not self.wipe_pending
 
