@@ -77,18 +77,32 @@ async def open_secrets(
                     f"and {settings.key_file} does not exist. Restore the key from your backup."
                 )
             master_or_none = create_key_file(settings.key_file)
-            warn(
-                f"Đã tạo khóa chính mới: {settings.key_file}\n"
-                "  Hãy sao lưu tệp này ở nơi an toàn, tách khỏi cơ sở dữ liệu. Mất khóa là mất mọi bản ghi mã hóa.\n"
-                f"A new master key was created at {settings.key_file}. Back it up now, apart from the\n"
-                "  database: without it no encrypted record can ever be read again."
-            )
+            warn(_new_key_message(settings))
         elif not key_file_is_private(settings.key_file):
             warn(f"Cảnh báo / warning: {settings.key_file} can be read by other users; run chmod 600 on it.")
         master = master_or_none
     secrets = MasterSecrets.from_master_key(master)
     await verify_master_key(db, secrets)
     return secrets
+
+
+def _new_key_message(settings: Settings) -> str:
+    message = (
+        f"Đã tạo khóa chính mới: {settings.key_file}\n"
+        "  Hãy sao lưu tệp này ở nơi an toàn, tách khỏi cơ sở dữ liệu. Mất khóa là mất mọi bản ghi mã hóa.\n"
+        f"A new master key was created at {settings.key_file}. Back it up now, apart from the\n"
+        "  database: without it no encrypted record can ever be read again."
+    )
+    if settings.key_beside_data:
+        message += (
+            f"\n  CẢNH BÁO: khóa nằm trong thư mục dữ liệu {settings.data_dir}. Ai có bản sao thư mục này là có\n"
+            "  tất cả: đọc được mọi bản ghi. Để giữ khóa ở nơi khác, đặt ANTAM_MASTER_KEY_FILE (một đường dẫn\n"
+            "  ngoài thư mục dữ liệu) hoặc ANTAM_MASTER_KEY.\n"
+            f"  WARNING: the key is inside the data directory {settings.data_dir}. A copy of that directory is a\n"
+            "  copy of everything: whoever has it can read every record. To keep the key elsewhere, set\n"
+            "  ANTAM_MASTER_KEY_FILE (a path outside the data directory) or ANTAM_MASTER_KEY."
+        )
+    return message
 
 
 class KeyRingCache:

@@ -203,6 +203,12 @@ async def _purge(services: Services, out: TextIO) -> int:
             f"{report.deleted_referrals} long-expired code(s) deleted.",
             file=out,
         )
+    if report.rolled_counter_days and report.counters_kept_from is not None:
+        print(
+            f"Daily counters: {report.rolled_counter_days} row(s) from before "
+            f"{report.counters_kept_from.isoformat()} summed into monthly totals and deleted.",
+            file=out,
+        )
     if report.deleted_key_ids:
         print(f"Deleted retired key(s): {', '.join(f'#{k}' for k in report.deleted_key_ids)}.", file=out)
     return EXIT_OK

@@ -24,6 +24,9 @@ class Settings(BaseModel):
     data_dir: Path = Field(Path("antam-data"), alias="ANTAM_DATA_DIR")
     database_url: str | None = Field(None, alias="ANTAM_DATABASE_URL")
     master_key: SecretStr | None = Field(None, alias="ANTAM_MASTER_KEY")
+    # Where the key file lives; by default inside the data dir, so a copy of that dir is a
+    # copy of everything. Point it elsewhere (another disk, a mounted secret) to split them.
+    master_key_file: Path | None = Field(None, alias="ANTAM_MASTER_KEY_FILE")
     http_host: str = Field("127.0.0.1", alias="ANTAM_HTTP_HOST", min_length=1)
     http_port: Annotated[int, Field(ge=1, le=65535)] = Field(8080, alias="ANTAM_HTTP_PORT")
     public_url: str | None = Field(None, alias="ANTAM_PUBLIC_URL")
@@ -117,7 +120,17 @@ class Settings(BaseModel):
 
     @property
     def key_file(self) -> Path:
-        return self.data_dir / "master.key"
+        return self.master_key_file or self.data_dir / "master.key"
+
+    @property
+    def key_beside_data(self) -> bool:
+        """The master key is a file in the data dir beside the SQLite database (the embedded default)."""
+        if self.master_key is not None or not self.effective_database_url.startswith("sqlite"):
+            return False
+        try:
+            return self.key_file.resolve().is_relative_to(self.data_dir.resolve())
+        except OSError:
+            return True
 
 
 def load_settings(environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:

@@ -6,7 +6,10 @@
 - expired referral codes lose their holder link, and rows long expired are deleted (reports
   read the counters, not these rows);
 - failed-redemption counts of past windows are forgotten;
-- retired data keys no record uses any more are deleted.
+- daily counters older than the previous month are summed by month (with their channel and
+  peer link) and deleted: reports and the staff overview read the monthly rows for them;
+- retired data keys no record uses any more are deleted;
+- on SQLite, a wipe of the write-ahead log still pending after an erasure is done.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy import delete, select
 from bot.bootstrap import Services
 from bot.clock import today
 from bot.record import MESSAGE_LIFETIME, PersonRecord
+from referrals.counters import keep_daily_from, roll_up_old_days
 from referrals.store import forget_referrals
 from storage.keys import prune_retired_keys
 from storage.models import Person
@@ -39,6 +43,8 @@ class PurgeReport:
     pruned_message_lists: int = 0
     unlinked_referrals: int = 0
     deleted_referrals: int = 0
+    rolled_counter_days: int = 0
+    counters_kept_from: dt.date | None = None
 
 
 async def prune_message_ids(services: Services) -> int:
@@ -69,7 +75,13 @@ async def purge(services: Services) -> PurgeReport:
         removed = await purge_inactive(session, today=day, retention_days=days)
         forgotten = await forget_processed(session, before=services.clock.now() - UPDATE_MEMORY)
         unlinked, gone = await forget_referrals(session, today=day)
+        rolled = await roll_up_old_days(session, today=day)
         await session.execute(delete(RedeemFailure).where(RedeemFailure.window_start < services.clock.now() - dt.timedelta(days=1)))
     pruned = await prune_message_ids(services)
     deleted, kept = await prune_retired_keys(services.db, services.secrets, now=services.clock.now())
-    return PurgeReport(removed, day - dt.timedelta(days=days), deleted, kept, forgotten, pruned, unlinked, gone)
+    if services.db.wipe_pending:
+        await services.db.wipe_old_versions()
+    return PurgeReport(
+        removed, day - dt.timedelta(days=days), deleted, kept, forgotten, pruned, unlinked, gone, rolled,
+        keep_daily_from(day),
+    )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
@@ -24,7 +25,7 @@ from referrals import codes, counting
 from referrals.counters import apply_increments
 from referrals.counting import Increment, Marks, Where
 from referrals.periods import Period, periods_of
-from referrals.store import Holder, Status, group_redeemed_on, lock_referral
+from referrals.store import Holder, Status, lock_referral, share_counted_periods
 from storage.crypto import KeyRing
 from storage.db import insert_for
 from storage.persons import load_record, reseal_record
@@ -77,6 +78,9 @@ class Result:
         return self.outcome is Outcome.REDEEMED
 
 
+_DEADLOCK = "40P01"
+
+
 def _window_start(now: dt.datetime) -> dt.datetime:
     seconds = int(now.timestamp()) // int(WINDOW.total_seconds()) * int(WINDOW.total_seconds())
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
@@ -105,14 +109,22 @@ async def redeem(services: Services, text: str, place: Place, *, actor: str | No
     start = _window_start(now)
     scopes = [place.throttle_scope] + ([f"staff:{actor}"] if actor else [])
 
-    async with services.db.transaction() as session:
-        for scope in scopes:
-            if await _failures(session, scope, start) >= MAX_FAILURES:
-                return Result(Outcome.THROTTLED, retry_after=start + WINDOW - now)
-        result = await _redeem(services, session, text, place, day)
-        if not result.ok:
-            for scope in scopes:
-                await _record_failure(session, scope, start)
+    for attempt in range(3):
+        try:
+            async with services.db.transaction() as session:
+                for scope in scopes:
+                    if await _failures(session, scope, start) >= MAX_FAILURES:
+                        return Result(Outcome.THROTTLED, retry_after=start + WINDOW - now)
+                result = await _redeem(services, session, text, place, day)
+                if not result.ok:
+                    for scope in scopes:
+                        await _record_failure(session, scope, start)
+            break
+        except DBAPIError as exc:
+            # Two codes of one erased person used at the same moment lock each other's rows
+            # (share_counted_periods); PostgreSQL aborts one of them: run it again.
+            if attempt == 2 or getattr(exc.orig, "sqlstate", None) != _DEADLOCK:
+                raise
     if result.ok and result.service_type:
         metrics.REFERRALS_REDEEMED.labels(result.service_type).inc()
     return result
@@ -139,7 +151,7 @@ async def _redeem(services: Services, session: AsyncSession, text: str, place: P
     ring = await services.keys.get(session)
     where = Where(row.commune, row.province, row.channel, row.peer)
     increments = [Increment(day, where, counting.REFERRAL_REDEEMED, row.service_type)]
-    increments.extend(await _count_connected(session, ring, row.code_hash, row.holder, row.holder_group, day, where))
+    increments.extend(await _count_connected(session, ring, row.code_hash, row.holder, day, where))
     row.status = Status.REDEEMED.value
     row.redeemed_on = day
     row.holder = None  # whom to count is no longer needed
@@ -153,7 +165,6 @@ async def _count_connected(
     ring: KeyRing,
     code_hash: bytes,
     sealed_holder: bytes | None,
-    group: bytes | None,
     day: dt.date,
     where: Where,
 ) -> list[Increment]:
@@ -171,15 +182,15 @@ async def _count_connected(
         # The record expired meanwhile: nothing says this person was counted already.
         return counting.count_unique(Marks(), "connected", day, where)[1]
     # After erasure: the periods counted before it, and those in which another of the same
-    # person's codes was used since.
-    counted = set(holder.prior_periods)
-    if group is not None:
-        for other_day in await group_redeemed_on(session, group, other_than=code_hash):
-            counted.update(period.key for period in periods_of(other_day))
+    # person's codes was used since (its use wrote them into this holder).
     increments = []
     for period in periods_of(day):
-        if period.key not in counted:
+        if period.key not in holder.prior_periods:
             increments.append(Increment(day, where, counting.unique_metric("connected", period.kind)))
+    if sealed_holder is not None:
+        await share_counted_periods(
+            session, ring, holder.siblings, frozenset(period.key for period in periods_of(day))
+        )
     return increments
 
 

@@ -1,5 +1,10 @@
 """Writing and reading the aggregate counters (daily, and the monthly roll-up reports read).
 
+Daily rows are kept for the current and the previous month only (what the staff overview's
+trend needs); the housekeeping sums older ones by month, commune, metric, channel and peer link
+into ``counter_month_links`` and deletes them (roll_up_old_days), and daily_sums reads those
+monthly rows for whole months that have no daily rows left.
+
 Increments are applied with one upsert statement per table (a row of parameters per counter),
 ``count = count + n`` in the database, inside the caller's transaction, so a count changes
 together with the event that caused it, and concurrent workers lose no increment. Rows are
@@ -14,12 +19,13 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import Table, bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from referrals.counting import Increment, Where
 from storage.db import insert_for
-from storage.referral_models import Counter, CounterMonth
+from storage.db import wipe_after_commit
+from storage.referral_models import Counter, CounterMonth, CounterMonthLink
 
 DayKey = tuple[dt.date, int, str, str, str, str, int]
 MonthKey = tuple[dt.date, int, str, str, int]
@@ -27,6 +33,9 @@ MonthKey = tuple[dt.date, int, str, str, int]
 
 _COUNTERS = cast(Table, Counter.__table__)
 _MONTHS = cast(Table, CounterMonth.__table__)
+_LINKS = cast(Table, CounterMonthLink.__table__)
+# The columns daily_sums can group by: both the daily rows and the monthly link rows have them.
+_SUMMED_BY = ("metric", "channel", "peer", "commune", "province")
 
 
 async def apply_increments(session: AsyncSession, increments: Iterable[Increment]) -> None:
@@ -112,21 +121,97 @@ async def daily_sums(
     commune: int | None = None,
     peer: str | None = None,
 ) -> dict[tuple[object, ...], int]:
-    """Sums from the daily counters between two days (inclusive), grouped by the named columns."""
-    columns = [getattr(Counter, name) for name in by]
-    query = (
-        select(*columns, func.sum(Counter.count))
-        .where(Counter.day >= start, Counter.day <= end, Counter.metric.in_(list(metrics)))
-        .group_by(*columns)
+    """Sums between two days (inclusive), grouped by the named columns.
+
+    Recent days come from the daily counters; months rolled up by the housekeeping come from
+    their monthly rows, for each month wholly inside the range (every period is). Those keep
+    only the columns in _SUMMED_BY: grouping by ``day`` or ``detail`` works for the days still
+    kept daily, and raises ValueError if the range reaches a rolled-up month.
+    """
+    found: Tally[tuple[object, ...]] = Tally()
+    monthly = set(by) <= set(_SUMMED_BY)
+    for table, when, since, until in (
+        (Counter, Counter.day, start, end),
+        (CounterMonthLink, CounterMonthLink.month, start, _first_of_month(end + dt.timedelta(days=1))),
+    ):
+        columns = [getattr(table, name) for name in by] if table is Counter or monthly else []
+        query = (
+            select(*columns, func.sum(table.count))
+            .where(when >= since, table.metric.in_(list(metrics)))
+            .where(when <= until if table is Counter else when < until)
+        )
+        if columns:
+            query = query.group_by(*columns)
+        if province is not None:
+            query = query.where(table.province == province)
+        if commune is not None:
+            query = query.where(table.commune == commune)
+        if peer is not None:
+            query = query.where(table.peer == peer)
+        for row in (await session.execute(query)).all():
+            if row[-1] is None:
+                continue  # an ungrouped sum over no rows
+            if not columns and table is not Counter:
+                raise ValueError(
+                    f"cannot sum by {', '.join(by)} over months already rolled up "
+                    f"(they keep only {', '.join(_SUMMED_BY)})"
+                )
+            found[tuple(row[:-1])] += int(row[-1])
+    return dict(found)
+
+
+def _first_of_month(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def keep_daily_from(today: dt.date) -> dt.date:
+    """The first day whose daily counters are kept: the first of the previous month."""
+    return _first_of_month(_first_of_month(today) - dt.timedelta(days=1))
+
+
+async def roll_up_old_days(session: AsyncSession, *, today: dt.date) -> int:
+    """Sum daily counters older than the previous month into monthly link rows; delete them.
+
+    Returns how many daily rows were deleted. The monthly roll-up (counter_months) already holds
+    the same counts: it is written with every increment.
+    """
+    cutoff = keep_daily_from(today)
+    oldest = await session.scalar(select(func.min(Counter.day)).where(Counter.day < cutoff))
+    if oldest is None:
+        return 0
+    connection = await session.connection()
+    upsert = _link_upsert(connection.dialect.name)
+    month = _first_of_month(oldest)
+    while month < cutoff:
+        following = _first_of_month(month + dt.timedelta(days=32))
+        sums = await session.execute(
+            select(Counter.commune, Counter.metric, Counter.channel, Counter.peer, Counter.province, func.sum(Counter.count))
+            .where(Counter.day >= month, Counter.day < following)
+            .group_by(Counter.commune, Counter.metric, Counter.channel, Counter.peer, Counter.province)
+            .order_by(Counter.commune, Counter.metric, Counter.channel, Counter.peer)
+        )
+        rows = [
+            {"month": month, "commune": c, "metric": m, "channel": ch, "peer": pe, "province": pr, "n": int(n)}
+            for c, m, ch, pe, pr, n in sums.all()
+        ]
+        if rows:
+            await connection.execute(upsert, rows)
+        month = following
+    deleted = await session.execute(delete(Counter).where(Counter.day < cutoff))
+    removed = int(getattr(deleted, "rowcount", 0))
+    if removed:
+        wipe_after_commit(session)
+    return removed
+
+
+@functools.cache
+def _link_upsert(dialect: str) -> Any:
+    columns = ("month", "commune", "metric", "channel", "peer", "province")
+    statement = insert_for(dialect)(_LINKS).values({c: bindparam(c) for c in columns} | {"count": bindparam("n")})
+    return statement.on_conflict_do_update(
+        index_elements=["month", "commune", "metric", "channel", "peer"],
+        set_={"count": _LINKS.c.count + statement.excluded.count},
     )
-    if province is not None:
-        query = query.where(Counter.province == province)
-    if commune is not None:
-        query = query.where(Counter.commune == commune)
-    if peer is not None:
-        query = query.where(Counter.peer == peer)
-    rows = await session.execute(query)
-    return {tuple(row[:-1]): int(row[-1]) for row in rows.all()}
 
 
 async def month_series(
@@ -156,4 +241,4 @@ async def month_series(
     return {month: found.get(month, 0) for month in wanted}
 
 
-__all__ = ["Where", "apply_increments", "daily_sums", "month_series", "monthly_sums"]
+__all__ = ["Where", "apply_increments", "daily_sums", "keep_daily_from", "month_series", "monthly_sums", "roll_up_old_days"]

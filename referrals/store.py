@@ -3,24 +3,26 @@
 A row is keyed by the code's keyed hash. ``holder`` is sealed with the key ring and bound to
 the row (associated data: the code hash); it says whom to count as "connected" when the code
 is used, and is cleared as soon as it is no longer needed: at use, at cancellation, at
-expiry, and at erasure (when it keeps only the periods the person was already counted in).
+expiry, and at erasure (when it keeps only the periods the person was already counted in, and
+the hashes of their other open codes, so that using two of them still counts one person).
+Every holder is padded to one size before sealing (storage.referral_models.HOLDER_BYTES), and
+no column links one erased person's codes to each other: only the sealed holders do.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import KeyRing
-from storage.referral_models import Referral, holder_context
+from storage.db import wipe_after_commit
+from storage.referral_models import HOLDER_BYTES, Referral, holder_context, pad_holder
 
 # Rows are kept this long after expiry or use, so a late visitor hears "expired" or "already
 # used" rather than "unknown"; reports read the counters, not these rows.
@@ -36,23 +38,38 @@ class Status(StrEnum):
 @dataclass(frozen=True)
 class Holder:
     """Whom a code counts for: a person's pseudonym, or (after erasure) only the periods that
-    person had already been counted as connected in."""
+    person had already been counted as connected in and the hashes of their other open codes
+    (``siblings``), whose holders learn the periods this one counts when it is used."""
 
     pseudonym: bytes | None = None
     prior_periods: frozenset[str] = frozenset()
+    siblings: tuple[bytes, ...] = ()
 
     def seal(self, ring: KeyRing, code_hash: bytes) -> bytes:
-        data: dict[str, Any] = (
-            {"p": self.pseudonym.hex()} if self.pseudonym is not None else {"m": sorted(self.prior_periods)}
-        )
-        return ring.seal(json.dumps(data).encode("ascii"), holder_context(code_hash))
+        return ring.seal(pad_holder(self._json()), holder_context(code_hash))
+
+    def _json(self) -> bytes:
+        if self.pseudonym is not None:
+            return json.dumps({"p": self.pseudonym.hex()}).encode("ascii")
+        siblings = list(self.siblings)
+        while True:
+            data = {"m": sorted(self.prior_periods), "s": [sibling.hex() for sibling in siblings]}
+            encoded = json.dumps(data, separators=(",", ":")).encode("ascii")
+            # Three open codes per person leave room to spare; were there ever more, a sibling
+            # left out could count the person twice, never leak anything.
+            if len(encoded) <= HOLDER_BYTES or not siblings:
+                return encoded
+            siblings.pop()
 
     @classmethod
     def open(cls, ring: KeyRing, sealed: bytes, code_hash: bytes) -> Holder:
         data = json.loads(ring.open(sealed, holder_context(code_hash)))
         if "p" in data:
             return cls(pseudonym=bytes.fromhex(data["p"]))
-        return cls(prior_periods=frozenset(str(key) for key in data.get("m", [])))
+        return cls(
+            prior_periods=frozenset(str(key) for key in data.get("m", [])),
+            siblings=tuple(bytes.fromhex(str(sibling)) for sibling in data.get("s", [])),
+        )
 
 
 async def insert_referral(
@@ -125,34 +142,52 @@ async def orphan_referrals(
 ) -> int:
     """On erasure: cut the codes' link to the person, keeping them usable and counted once.
 
-    The open codes keep only the periods the person was already counted as connected in, and
-    share a random group id so that using two of them still counts one person.
+    Each open code keeps, sealed, only the periods the person was already counted as connected
+    in and the hashes of the person's other open codes (see share_counted_periods).
     """
     rows = (
         await session.scalars(
             select(Referral)
             .where(Referral.code_hash.in_(list(code_hashes)), Referral.status == Status.ISSUED.value)
+            .order_by(Referral.code_hash)
             .with_for_update()
         )
     ).all()
-    group = os.urandom(16) if len(rows) > 1 else None
     for row in rows:
-        row.holder = Holder(prior_periods=connected_periods).seal(ring, row.code_hash)
-        row.holder_group = group
+        siblings = tuple(other.code_hash for other in rows if other.code_hash != row.code_hash)
+        row.holder = Holder(prior_periods=connected_periods, siblings=siblings).seal(ring, row.code_hash)
     await session.flush()
     return len(rows)
 
 
-async def group_redeemed_on(session: AsyncSession, group: bytes, *, other_than: bytes) -> list[dt.date]:
-    """Days on which other codes of the same erased holder were used."""
-    rows = await session.scalars(
-        select(Referral.redeemed_on).where(
-            Referral.holder_group == group,
-            Referral.code_hash != other_than,
-            Referral.status == Status.REDEEMED.value,
+async def share_counted_periods(
+    session: AsyncSession, ring: KeyRing, siblings: Sequence[bytes], periods: frozenset[str]
+) -> None:
+    """A code of an erased person was used: its still-open siblings learn the periods it
+    counted in, so using one of them later in the same period counts nobody new."""
+    if not siblings or not periods:
+        return
+    rows = (
+        await session.scalars(
+            select(Referral)
+            .where(
+                Referral.code_hash.in_(list(siblings)),
+                Referral.status == Status.ISSUED.value,
+                Referral.holder.is_not(None),
+            )
+            .order_by(Referral.code_hash)
+            .with_for_update()
         )
-    )
-    return [day for day in rows.all() if day is not None]
+    ).all()
+    for row in rows:
+        assert row.holder is not None
+        holder = Holder.open(ring, row.holder, row.code_hash)
+        if holder.pseudonym is not None or periods <= holder.prior_periods:
+            continue
+        row.holder = Holder(prior_periods=holder.prior_periods | periods, siblings=holder.siblings).seal(
+            ring, row.code_hash
+        )
+    await session.flush()
 
 
 async def forget_referrals(session: AsyncSession, *, today: dt.date) -> tuple[int, int]:
@@ -163,4 +198,6 @@ async def forget_referrals(session: AsyncSession, *, today: dt.date) -> tuple[in
         .values(holder=None)
     )
     deleted = await session.execute(delete(Referral).where(Referral.expires_on < today - KEEP_AFTER))
+    if getattr(unlinked, "rowcount", 0):
+        wipe_after_commit(session)  # the sealed links must not survive in the SQLite log
     return int(getattr(unlinked, "rowcount", 0)), int(getattr(deleted, "rowcount", 0))

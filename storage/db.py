@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,9 +23,18 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration (tests check it is Alembic's head). A database already at it is never
 # handed to Alembic, so a worker starting on an up-to-date database does not load it (11 MiB).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 # Any constant works; it only has to be the same for every An Tâm process on one database.
 _PG_MIGRATION_LOCK = 0x616E74616D
+# session.info key: this transaction deleted or replaced personal data (see wipe_after_commit).
+_WIPE = "antam.wipe_after_commit"
+_BUSY_TIMEOUT_MS = 10000
+_WIPE_WAIT_MS = 2000
+# A pending wipe is retried after a transaction at most this often, and without waiting: a
+# long read in another process must not slow every update down.
+_WIPE_RETRY_SECONDS = 10.0
+
+log = logging.getLogger("antam.storage")
 
 
 class StorageError(Exception):
@@ -57,13 +68,40 @@ def _harden_sqlite(dbapi_connection: Any, _record: Any) -> None:
         "journal_mode=WAL",
         "secure_delete=ON",
         "foreign_keys=ON",
-        "busy_timeout=10000",
+        f"busy_timeout={_BUSY_TIMEOUT_MS}",
         "synchronous=NORMAL",
     ):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
     # Let SQLAlchemy, not the driver, open transactions (see _begin_immediate).
     dbapi_connection.isolation_level = None
+
+
+def wipe_after_commit(session: AsyncSession) -> None:
+    """Note that this transaction erases or replaces personal data (an erasure, a retention
+    purge, a re-encryption): once it commits, Database.transaction wipes earlier versions of
+    the rows from the SQLite write-ahead log (see Database.wipe_old_versions)."""
+    session.info[_WIPE] = True
+
+
+def _checkpoint_truncate(connection: Connection, wait_ms: int) -> tuple[int, int, int]:
+    # On the driver's own cursor: through SQLAlchemy the statement would open a transaction
+    # (BEGIN IMMEDIATE, see _begin_immediate), and SQLite cannot checkpoint inside one.
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        # Wait briefly for readers in other processes: this runs in the turn of a person's
+        # update, and an unfinished wipe is simply retried later.
+        cursor.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = cursor.fetchone()
+            assert row is not None, "wal_checkpoint answers one row"
+            busy, frames, done = row
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+    return int(busy), int(frames), int(done)
 
 
 def _begin_immediate(connection: Connection) -> None:
@@ -102,6 +140,10 @@ class Database:
         # transactions therefore queue here, first come first served, and SQLite's own lock
         # only arbitrates between processes (a CLI command next to the server).
         self._turns = asyncio.Lock() if self.dialect == "sqlite" else None
+        # A wipe that could not finish (another process was reading): retried after the next
+        # transaction of this process, and by the hourly housekeeping.
+        self.wipe_pending = False
+        self._wipe_tried_at = 0.0
 
     @property
     def dialect(self) -> str:
@@ -112,14 +154,55 @@ class Database:
         """Open a session and commit on success, roll back on error.
 
         On SQLite, transactions of this process run one at a time: never open one inside
-        another.
+        another. A transaction marked with wipe_after_commit is followed, still in its turn,
+        by wipe_old_versions.
         """
         if self._turns is None:
             async with self.sessions() as session, session.begin():
                 yield session
             return
-        async with self._turns, self.sessions() as session, session.begin():
-            yield session
+        async with self._turns:
+            async with self.sessions() as session, session.begin():
+                yield session
+            if session.info.get(_WIPE):
+                await self._wipe_in_turn(_WIPE_WAIT_MS)
+            elif self.wipe_pending and time.monotonic() - self._wipe_tried_at >= _WIPE_RETRY_SECONDS:
+                await self._wipe_in_turn(0)
+
+    async def wipe_old_versions(self) -> bool:
+        """Leave no earlier version of deleted or replaced rows in any file of the database.
+
+        SQLite in WAL mode appends every changed page to ``-wal`` and copies it into the main
+        file only at a checkpoint; ``secure_delete`` zeroes deleted rows in the main file, but
+        the log still holds every earlier version of their pages. A TRUNCATE checkpoint copies
+        the newest pages into the main file (where the erased rows are zeroed) and cuts the log
+        to zero bytes. It waits (busy_timeout) for readers in other processes; if one still
+        holds an old snapshot, the wipe stays pending and is tried again, without waiting,
+        after a transaction at most every _WIPE_RETRY_SECONDS, and by the housekeeping. Returns whether the log is now empty. PostgreSQL: nothing to do here
+        (see the README on its WAL, dead tuples and backups).
+        """
+        if self._turns is None:
+            return True
+        async with self._turns:
+            return await self._wipe_in_turn(_WIPE_WAIT_MS)
+
+    async def _wipe_in_turn(self, wait_ms: int) -> bool:
+        # In this process's turn, so no transaction of ours writes meanwhile.
+        self._wipe_tried_at = time.monotonic()
+        was_pending = self.wipe_pending
+        try:
+            async with self.engine.connect() as conn:
+                busy, frames, done = await conn.run_sync(_checkpoint_truncate, wait_ms)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("could not wipe the write-ahead log: %s", type(exc).__name__)
+            self.wipe_pending = True
+            return False
+        # busy: another connection kept an old snapshot or wrote meanwhile; the log then
+        # still holds pages and is not truncated.
+        self.wipe_pending = bool(busy) or frames > 0
+        if self.wipe_pending and not was_pending:
+            log.warning("the write-ahead log could not be wiped yet (another process is using the database); will retry")
+        return not self.wipe_pending
 
     async def has_table(self, name: str) -> bool:
         try:

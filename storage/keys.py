@@ -21,10 +21,10 @@ from storage.crypto import (
     parse_master_key,
     sealed_key_id,
 )
-from storage.db import Database
+from storage.db import Database, wipe_after_commit
 from storage.models import DataKey, Person, sealed_with_key
 from storage.persons import record_context
-from storage.referral_models import Referral, holder_context
+from storage.referral_models import Referral, holder_context, pad_holder
 from storage.staff import reencrypt_staff_secrets, staff_secrets_using_key
 
 KEY_FILE_NAME = "master.key"
@@ -163,6 +163,9 @@ async def reencrypt_records(
         count = await reencrypt_channel_tokens(session, ring)
         count += await _reencrypt_referral_holders(session, ring, only_key_ids)
         count += await reencrypt_staff_secrets(session, ring)
+        if count:
+            # The blobs sealed under the old key must not survive in the SQLite log.
+            wipe_after_commit(session)
     after = b""
     while True:
         async with db.transaction() as session:
@@ -176,6 +179,7 @@ async def reencrypt_records(
                 context = record_context(person.pseudonym)
                 person.record = ring.seal(ring.open(person.record, context), context)
                 count += 1
+                wipe_after_commit(session)
         if len(people) < _BATCH:
             return count
         after = people[-1].pseudonym
@@ -217,6 +221,7 @@ async def prune_retired_keys(
                 continue
             await session.execute(delete(DataKey).where(DataKey.id == key_id))
             deleted.append(key_id)
+            wipe_after_commit(session)
     return deleted, sorted(kept)
 
 
@@ -230,7 +235,8 @@ async def _reencrypt_referral_holders(session: AsyncSession, ring: KeyRing, only
         if key_id == ring.active_id or (only_key_ids is not None and key_id not in only_key_ids):
             continue
         context = holder_context(row.code_hash)
-        row.holder = ring.seal(ring.open(row.holder, context), context)
+        # Padded: a link sealed before holders had one size gets it now.
+        row.holder = ring.seal(pad_holder(ring.open(row.holder, context).rstrip(b" ")), context)
         count += 1
     return count
 

@@ -9,6 +9,7 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import KeyRing
+from storage.db import wipe_after_commit
 from storage.models import Person
 
 _PERSONS = cast(Table, Person.__table__)
@@ -65,7 +66,11 @@ async def save_record(
 
 
 async def erase_person(session: AsyncSession, pseudonym: bytes) -> bool:
-    """Delete everything stored under a pseudonym; return whether anything was there."""
+    """Delete everything stored under a pseudonym; return whether anything was there.
+
+    Once the transaction commits, earlier versions of the row are wiped from the SQLite log.
+    """
+    wipe_after_commit(session)
     result = await session.execute(delete(Person).where(Person.pseudonym == pseudonym))
     return bool(getattr(result, "rowcount", 0))
 
@@ -74,7 +79,10 @@ async def purge_inactive(session: AsyncSession, *, today: dt.date, retention_day
     """Delete the records of people inactive for more than ``retention_days``."""
     cutoff = today - dt.timedelta(days=retention_days)
     result = await session.execute(delete(Person).where(Person.last_active_on < cutoff))
-    return int(getattr(result, "rowcount", 0))
+    removed = int(getattr(result, "rowcount", 0))
+    if removed:
+        wipe_after_commit(session)
+    return removed
 
 
 async def reseal_record(session: AsyncSession, ring: KeyRing, pseudonym: bytes, record: bytes) -> None:

@@ -21,6 +21,19 @@ def holder_context(code_hash: bytes) -> bytes:
     return b"referrals.holder:" + code_hash
 
 
+# Every sealed holder opens to exactly this many bytes (JSON, padded with spaces), so the size
+# of the column says nothing: not whether a code still names a person or belongs to someone who
+# erased, nor how many codes they held.
+HOLDER_BYTES = 384
+
+
+def pad_holder(plaintext: bytes) -> bytes:
+    """``plaintext`` padded with spaces to HOLDER_BYTES (JSON ignores trailing whitespace)."""
+    if len(plaintext) > HOLDER_BYTES:
+        raise ValueError(f"a holder link is at most {HOLDER_BYTES} bytes")
+    return plaintext + b" " * (HOLDER_BYTES - len(plaintext))
+
+
 class Referral(Base):
     """One referral code, kept as a keyed hash: the database alone cannot redeem it."""
 
@@ -37,12 +50,10 @@ class Referral(Base):
     expires_on: Mapped[dt.date] = mapped_column(Date, nullable=False, index=True)
     status: Mapped[str] = mapped_column(String(12), nullable=False)
     redeemed_on: Mapped[dt.date | None] = mapped_column(Date)
-    # Sealed: whom to count as "connected" at redemption (a pseudonym, or after erasure only
-    # the periods that person was already counted in). Associated data: the code hash.
+    # Sealed, always HOLDER_BYTES before sealing: whom to count as "connected" at redemption
+    # (a pseudonym, or after erasure only the periods that person was already counted in and
+    # the hashes of their other open codes). Associated data: the code hash.
     holder: Mapped[bytes | None] = mapped_column(SealedBytes)
-    # After erasure, the former holder's open codes share a random group id, so that using
-    # two of them still counts one person; no row ties the group to anyone.
-    holder_group: Mapped[bytes | None] = mapped_column(LargeBinary(16), index=True)
 
 
 class PeerLink(Base):
@@ -94,6 +105,30 @@ class CounterMonth(Base):
     count: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
     __table_args__ = (Index("ix_counter_months_province_month", "province", "month"),)
+
+
+class CounterMonthLink(Base):
+    """Daily counters older than the previous month, summed by month, commune, metric, channel
+    and peer link (without the detail), then deleted: a copy of the database holds no day on
+    which one person came through a peer link and a channel, except for the last two months
+    (what the staff overview's trend needs), yet the overview's and the peer pages' breakdowns
+    by channel and link still add up for older periods.
+    """
+
+    __tablename__ = "counter_month_links"
+
+    month: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    commune: Mapped[int] = mapped_column(Integer, primary_key=True)
+    metric: Mapped[str] = mapped_column(String(32), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True, default="")
+    peer: Mapped[str] = mapped_column(String(32), primary_key=True, default="")
+    province: Mapped[int] = mapped_column(Integer, nullable=False)
+    count: Mapped[int] = mapped_column(BigInteger, nullable=False)
+
+    __table_args__ = (
+        Index("ix_counter_month_links_province_month", "province", "month"),
+        Index("ix_counter_month_links_peer_month", "peer", "month"),
+    )
 
 
 class IndicatorTarget(Base):

@@ -133,6 +133,8 @@ def test_scripted_chat_prints_json_replies_and_creates_a_private_key(
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert str(key_file) in result.stderr
     assert "Back it up" in result.stderr
+    assert "A copy of that directory is a\n  copy of everything" in result.stderr
+    assert "ANTAM_MASTER_KEY_FILE" in result.stderr
 
 
 def test_scripted_chat_reports_a_bad_line_and_answers_the_rest(clean_env: dict[str, str], tmp_path: Path) -> None:
@@ -193,6 +195,30 @@ def test_missing_master_key_is_refused_and_not_recreated(clean_env: dict[str, st
     assert "no master key" in result.stderr
     assert "Traceback" not in result.stderr
     assert not key_file.exists()
+
+
+def test_key_file_kept_outside_the_data_dir(clean_env: dict[str, str], tmp_path: Path) -> None:
+    """ANTAM_MASTER_KEY_FILE puts the key file elsewhere: the data dir then holds no key, a copy
+    of it opens nothing, and without the setting the database is refused."""
+    secrets = tmp_path / "secrets"
+    key_file = secrets / "antam.key"
+    env = dict(clean_env, ANTAM_MASTER_KEY_FILE=str(key_file))
+    first = chat("hal", ["/start", "#button c:accept"], env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert key_file.is_file() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    assert str(key_file) in first.stderr
+    assert "copy of everything" not in first.stderr, "the key is not beside the database"
+    assert not (data_dir(clean_env) / "master.key").exists()
+
+    again = chat("hal", ["/start"], env=env, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "A new master key" not in again.stderr
+
+    without = chat("hal", ["/start"], env=clean_env, cwd=tmp_path)
+    assert without.returncode == 2
+    assert "no master key" in without.stderr
+    assert not (data_dir(clean_env) / "master.key").exists()
 
 
 def test_malformed_master_key_is_refused_readably(clean_env: dict[str, str], tmp_path: Path) -> None:

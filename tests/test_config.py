@@ -23,6 +23,24 @@ def test_defaults() -> None:
     assert settings.master_key is None
 
 
+def test_key_file_path_is_a_setting(tmp_path: Path) -> None:
+    """ANTAM_MASTER_KEY_FILE moves the key file out of the data dir; only the default is "beside"."""
+    default = load_settings(environ={"ANTAM_DATA_DIR": str(tmp_path / "d")}, env_file=None)
+    assert default.key_file == tmp_path / "d" / "master.key" and default.key_beside_data
+    moved = load_settings(
+        environ={"ANTAM_DATA_DIR": str(tmp_path / "d"), "ANTAM_MASTER_KEY_FILE": str(tmp_path / "k" / "key")},
+        env_file=None,
+    )
+    assert moved.key_file == tmp_path / "k" / "key" and not moved.key_beside_data
+    inside = load_settings(
+        environ={"ANTAM_DATA_DIR": str(tmp_path / "d"), "ANTAM_MASTER_KEY_FILE": str(tmp_path / "d" / "x.key")},
+        env_file=None,
+    )
+    assert inside.key_beside_data
+    postgres = load_settings(environ={"ANTAM_DATABASE_URL": "postgresql://u@db/antam"}, env_file=None)
+    assert not postgres.key_beside_data
+
+
 def test_sqlite_url_follows_the_data_dir(tmp_path: Path) -> None:
     """The default SQLite database lives inside ANTAM_DATA_DIR."""
     settings = load_settings(environ={"ANTAM_DATA_DIR": str(tmp_path / "d")}, env_file=None)

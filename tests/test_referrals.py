@@ -141,7 +141,7 @@ async def test_erasure_keeps_codes_usable_and_counts_once(runtime: Runtime, serv
         rows = (await session.scalars(select(Referral).where(Referral.status == "issued"))).all()
         ring = await services.keys.get(session)
     pseudonym = services.secrets.pseudonym("telegram", "p1")
-    assert len(rows) == 2 and rows[0].holder_group is not None and rows[0].holder_group == rows[1].holder_group
+    assert len(rows) == 2 and not hasattr(rows[0], "holder_group"), "no column links the two codes"
     for row in rows:
         assert row.holder is not None
         opened = json.loads(ring.open(row.holder, b"referrals.holder:" + row.code_hash))
