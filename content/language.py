@@ -36,7 +36,7 @@ ENGLISH = frozenset(
     beat hit raped rape forced locked passport trafficked sold debt escape home country
     near nearby where free cheap cost price today tonight yesterday last night week month ago
     now still yet already ever never always often sometimes friend friends talk speak real
-    human bot anybody there mean does how long main send best tell show give know any
+    human bot anybody there mean does how long main menu send nudes best tell show give know any
     which whats wheres cost much many someone somewhere foreigner foreign english speak
     rights dating stop stopped moving move arvs treatment prevent prevention risk risky
     symptoms symptom check checked clinic clinics night late morning evening
@@ -77,10 +77,15 @@ def detect(text: str) -> str | None:
         return "vi"
     if english >= 3 and english >= 2 * vietnamese and english >= 0.5 * len(words):
         return "en"
-    # Two words are enough when both are English and one is an English function word.
-    if english >= 2 and vietnamese == 0 and len(words) <= 3 and any(w in _FUNCTION for w in words):
+    # Two words are enough when both are English and one of them is not also used in Vietnamese
+    # typing ("ok", "hello", "menu", "test", "bye" are said in both).
+    if english >= 2 and vietnamese == 0 and len(words) <= 3 and any(w not in _LOANWORDS for w in words if w in ENGLISH):
         return "en"
     return None
 
 
-_FUNCTION = frozenset("i me my you your is are am the a an what where how can do does not".split())
+_LOANWORDS = frozenset(
+    """ok okay hello hi hey menu test hiv prep pep bye thanks thank sorry help sex online shop ship love
+    baby boy girl massage karaoke bar hotel sugar daddy money condom app zalo facebook fb check
+    stress free""".split()
+)
