@@ -51,6 +51,27 @@ _WEEKS_AGO = re.compile(
     rf"\b{_COUNT} (?:tuan|thang|weeks?|months?)(?: truoc| roi| qua| ago| nay)"
     rf"|cach day (?:hon |khoang |tam |)(?:{_COUNT}) (?:tuan|thang)"
 )
+_WEEKDAY = re.compile(r"\b(?:thu (2|3|4|5|6|7|hai|ba|tu|nam|sau|bay)|(chu nhat|cn))\b")
+_WEEKDAY_NUMBER = {"2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "hai": 2, "ba": 3, "tu": 4, "nam": 5, "sau": 6, "bay": 7}
+_LAST_TIME = re.compile(r"\b(?:lan gan nhat|lan cuoi|gan nhat la|moi nhat|last time|most recent)\b")
+
+
+def _weekdays_apart(text: str) -> tuple[int, int] | None:
+    """(word index, days) for "bể bao hôm thứ 2, nay thứ 6": the days between two named weekdays."""
+    days = [
+        (match.start(), 8 if match.group(2) else _WEEKDAY_NUMBER[match.group(1)], match.end())
+        for match in _WEEKDAY.finditer(text)
+    ]
+    if len(days) < 2:
+        return None
+    (start, first, end), (_, second, _) = days[0], days[1]
+    apart = (second - first) % 7 if second != 8 else (8 - first) % 7 or 7
+    if text[end:].startswith(" tuan truoc") or text[end:].startswith(" tuan roi"):
+        apart += 7
+    return text.count(" ", 0, start), apart
+
+
+_TIMING = frozenset({"recent", "late", "today"})
 _EXPOSURE = ("condom", "needle", "shared_injection", "unprotected", "rape")
 PEP_WINDOW_DAYS = 3  # 72 hours (WHO 2024 PEP guidelines; the pep topic cites them)
 EC_WINDOW_DAYS = 5  # emergency contraception works up to 5 days (WHO family planning handbook 2022)
@@ -123,11 +144,16 @@ class SafetyNet:
             unless_prev = frozenset(str(w) for w in entry.get("unless_prev") or ())
             marked_only = bool(entry.get("marked_only", False))
             for phrase in phrases:
-                words = tuple(analyse(str(phrase)))
-                if not words:
+                # As a Vietnamese message reads it (teencode expanded) and as an English one does
+                # ("without a condom": "a" is not "anh").
+                variants = {tuple(analyse(str(phrase))), tuple(analyse(str(phrase), teencode=False))}
+                if not any(variants):
                     problems.append(f"safety_cues.yaml: {name}: '{phrase}' is empty once normalised")
                     continue
-                self._index[words[0].plain].append((_Phrase(words, unless_next, unless_prev, marked_only), str(name)))
+                for words in variants:
+                    if words:
+                        entry = _Phrase(words, unless_next, unless_prev, marked_only)
+                        self._index[words[0].plain].append((entry, str(name)))
         self._cues: list[_Cue] = []
         for name, entry in (raw.get("cues") or {}).items():
             try:
@@ -170,10 +196,13 @@ class SafetyNet:
                 if phrase.marked_only and not all(words[i].has_marks for i in matched):
                     continue
                 end = matched[-1]
-                following = words[end + 1].plain if end + 1 < len(words) else ""
-                preceding = words[start - 1].plain if start > 0 else ""
-                if following in phrase.unless_next or preceding in phrase.unless_prev:
-                    continue
+                # The guards are for one word ("bao" before "nhiêu"), and for the times of day
+                # ("mấy tháng" before "khách" is "mấy thằng khách").
+                if len(phrase.words) == 1 or concept in _TIMING:
+                    following = words[end + 1].plain if end + 1 < len(words) else ""
+                    preceding = words[start - 1].plain if start > 0 else ""
+                    if following in phrase.unless_next or preceding in phrase.unless_prev:
+                        continue
                 found[concept].append((start, end))
         return found
 
@@ -259,9 +288,10 @@ def _holds(rule: _Rule, spans: dict[str, list[tuple[int, int]]], length: int) ->
     first, second = rule.concepts[0], rule.concepts[1]
     for a_start, a_end in spans[first]:
         for b_start, b_end in spans[second]:
-            overlap = a_start <= b_end and b_start <= a_end
-            distance = b_start - a_end if b_start > a_end else a_start - b_end
-            if not overlap and distance <= rule.window:
+            if (a_start, a_end) == (b_start, b_end):
+                continue  # one phrase does not stand for two concepts
+            distance = max(0, b_start - a_end, a_start - b_end)
+            if distance <= rule.window:
                 return True
     return False
 
@@ -285,13 +315,21 @@ def _timing(words: list[Token], spans: dict[str, list[tuple[int, int]]]) -> tupl
         for match in regex.finditer(text):
             value = _count(next(group for group in match.groups() if group))
             days = value // 24 if unit == 0 else value * unit
+            if unit == 1 and text[: match.start()].endswith("hon "):
+                days += 1  # "hơn 3 ngày": more than 72 hours
             index = text.count(" ", 0, match.start())
             found.append((index, "late" if days > PEP_WINDOW_DAYS else "recent", days))
     for kind in ("recent", "late"):
         for start, _ in spans.get(kind, ()):
             found.append((start, kind, None))
+    between = _weekdays_apart(text)
+    if between is not None:
+        found.append((between[0], "late" if between[1] > PEP_WINDOW_DAYS else "recent", between[1]))
     if not found:
-        return None, None
+        # "hôm nay" alone: most often the day of writing, and then the exposure was today too.
+        return ("recent", None) if "today" in spans else (None, None)
+    if "recent" in spans and any(kind == "late" for _, kind, _ in found) and _LAST_TIME.search(text):
+        return "recent", None  # "… mấy tháng nay, lần gần nhất là tối qua": the last time counts
     if exposure:
         found.sort(key=lambda item: min(abs(item[0] - e) for e in exposure))
     else:
