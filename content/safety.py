@@ -196,12 +196,15 @@ class SafetyNet:
                 if phrase.marked_only and not all(words[i].has_marks for i in matched):
                     continue
                 end = matched[-1]
-                # The guards are for one word ("bao" before "nhiêu"), and for the times of day
-                # ("mấy tháng" before "khách" is "mấy thằng khách").
+                # The word before guards any phrase ("sợ muốn chết" is an idiom); the word after
+                # guards one word ("bao" before "nhiêu") and the times of day ("mấy tháng" before
+                # "khách" is "mấy thằng khách").
+                preceding = words[start - 1].plain if start > 0 else ""
+                if preceding in phrase.unless_prev:
+                    continue
                 if len(phrase.words) == 1 or concept in _TIMING:
                     following = words[end + 1].plain if end + 1 < len(words) else ""
-                    preceding = words[start - 1].plain if start > 0 else ""
-                    if following in phrase.unless_next or preceding in phrase.unless_prev:
+                    if following in phrase.unless_next:
                         continue
                 found[concept].append((start, end))
         return found
