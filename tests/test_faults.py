@@ -1,69 +1,38 @@
-"""Faults: the database goes away and comes back (through a real TCP proxy on 127.0.0.1).
+"""Faults: the database goes away, stalls, or is locked, and comes back.
 
-While PostgreSQL is unreachable people still get a short "tạm thời gián đoạn" answer with the
-hotlines, which need no database; when it returns, the worker answers normally again by itself.
+PostgreSQL sits behind a real TCP proxy on 127.0.0.1 that can refuse connections (``cut``) or
+keep them open and forward nothing (``freeze``, a stalled server). SQLite is locked by another
+process. While the database is unreachable or silent, people still get an answer within
+ANTAM_DB_TIMEOUT_SECONDS: a safety message its full first reply (the engine needs no database),
+anything else a short "tạm thời gián đoạn" with the hotlines; nothing is stored for that
+message. When the database is back, the worker answers and stores normally again by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from bot.bootstrap import open_services
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.runtime import Runtime
+from bot.bootstrap import Services
+from handlers.render import RenderedReply
 from handlers.types import Inbound
+from storage.db import DatabaseTimeout
+from storage.models import Person, ProcessedUpdate
 from tests.conftest import PG_URL, _reset_postgres
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to the database; ``cut`` drops every connection and refuses new ones."""
-
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self.upstream = (upstream_host, upstream_port)
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.CancelledError):
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            sink.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-        for writer in self._writers:
-            writer.close()
-        self._writers.clear()
-
-    async def restore(self) -> None:
-        await self.start()
-
-    async def close(self) -> None:
-        await self.cut()
+from tests.fakes.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -125,4 +94,121 @@ async def test_connections_that_died_while_pooled(backend: str, proxy: TcpProxy,
         again = await asyncio.wait_for(runtime.answer(Inbound("telegram", "pooled1", payload="t:pep")), timeout=30)
         assert "PEP" in again[0].text
     finally:
+        await services.close()
+
+
+# The deadline used below, and what "in time" means on a shared 2-core machine. Before the
+# deadlines, a frozen PostgreSQL held a pooled request for minutes and a new one for 60 s, and
+# a locked SQLite answered its queued messages after 10, 20, 30… s.
+DEADLINE = 2.0
+IN_TIME = 15.0
+HOTLINES = ("113", "115", "111")
+
+
+async def timed(runtime: Runtime, inbound: Inbound) -> tuple[float, str]:
+    started = time.perf_counter()
+    replies = await asyncio.wait_for(runtime.answer(inbound), timeout=IN_TIME)
+    return time.perf_counter() - started, _text(replies)
+
+
+def _text(replies: list[RenderedReply]) -> str:
+    return "\n".join(reply.text for reply in replies)
+
+
+async def _stored(services: Services) -> tuple[int, int]:
+    async with services.db.transaction() as session:
+        people = await session.scalar(select(func.count()).select_from(Person))
+        updates = await session.scalar(select(func.count()).select_from(ProcessedUpdate))
+    return int(people or 0), int(updates or 0)
+
+
+async def _answers_while_stalled(runtime: Runtime, stall: str) -> None:
+    """The same three messages at once, from a consenting person and a new one."""
+    results = await asyncio.gather(
+        timed(runtime, Inbound("telegram", "stall-old", text="em không muốn sống", update_id="2")),
+        timed(runtime, Inbound("telegram", "stall-old", text="bị thủng bao tối qua", update_id="3")),
+        timed(runtime, Inbound("telegram", "stall-new", text="xin chào", update_id="4")),
+    )
+    (crisis_s, crisis), (pep_s, pep), (plain_s, plain) = results
+    for seconds in (crisis_s, pep_s, plain_s):
+        assert seconds < IN_TIME, f"{stall}: answered after {seconds:.1f} s"
+    # Safety messages: their own full first reply, not the apology.
+    assert "gián đoạn" not in crisis and "Bạn không một mình" in crisis
+    assert all(number in crisis for number in HOTLINES)
+    assert "gián đoạn" not in pep and "72 giờ" in pep
+    # Anything else: the short apology, with the numbers.
+    assert "tạm thời gián đoạn" in plain
+    assert all(number in plain for number in HOTLINES)
+
+
+async def _normal_again(runtime: Runtime, services: Services, before: tuple[int, int]) -> None:
+    """After the stall: nothing was stored for the stalled messages; the next ones are handled
+    and stored, a redelivery of a stalled one included."""
+    assert await _stored(services) == before
+    again = await asyncio.wait_for(runtime.answer(Inbound("telegram", "stall-old", text="em không muốn sống", update_id="2")), timeout=IN_TIME)
+    assert "Bạn không một mình" in _text(again)
+    accepted = await asyncio.wait_for(runtime.answer(Inbound("telegram", "stall-new", payload="c:accept", update_id="5")), timeout=IN_TIME)
+    assert "Cảm ơn bạn" in _text(accepted)
+    people, updates = await _stored(services)
+    assert people == before[0] + 1 and updates == before[1] + 2
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_frozen_database(backend: str, proxy: TcpProxy, tmp_path: Path, master_key: str, clock: FixedClock) -> None:
+    """PostgreSQL stops answering (connections open, no reset): safety answers and the hotlines
+    still come within the deadline, on a pooled connection and on a new one; then all is normal."""
+    url = make_url(PG_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = Settings(
+        ANTAM_DATA_DIR=tmp_path / "data", ANTAM_DATABASE_URL=url, ANTAM_MASTER_KEY=master_key,
+        ANTAM_DB_TIMEOUT_SECONDS=DEADLINE,
+    )
+    services = await open_services(settings, clock=clock, warn=lambda _m: None)
+    await services.db.engine.dispose()  # one pooled connection below: the others must connect
+    runtime = Runtime(services)
+    try:
+        await runtime.answer(Inbound("telegram", "stall-old", payload="c:accept", update_id="1"))
+        before = await _stored(services)
+        proxy.freeze()
+        await _answers_while_stalled(runtime, "frozen PostgreSQL")
+        with pytest.raises(DatabaseTimeout):  # /healthz's check gives up in time too
+            await asyncio.wait_for(services.db.ping(), timeout=IN_TIME)
+        proxy.thaw()
+        await _normal_again(runtime, services, before)
+    finally:
+        proxy.thaw()
+        await services.close()
+
+
+LOCKER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+sys.stdin.read()
+db.execute("ROLLBACK")
+"""
+
+
+async def test_locked_sqlite(tmp_path: Path, master_key: str, clock: FixedClock) -> None:
+    """Another process holds SQLite's write lock: every queued message is answered within the
+    deadline (not one busy timeout after another), then all is normal."""
+    settings = Settings(ANTAM_DATA_DIR=tmp_path / "data", ANTAM_MASTER_KEY=master_key, ANTAM_DB_TIMEOUT_SECONDS=DEADLINE)
+    services = await open_services(settings, clock=clock, warn=lambda _m: None)
+    runtime = Runtime(services)
+    locker = None
+    try:
+        await runtime.answer(Inbound("telegram", "stall-old", payload="c:accept", update_id="1"))
+        before = await _stored(services)
+        locker = subprocess.Popen(
+            [sys.executable, "-c", LOCKER, str(services.db.sqlite_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        await _answers_while_stalled(runtime, "locked SQLite")
+        locker.communicate("", timeout=30)
+        await _normal_again(runtime, services, before)
+    finally:
+        if locker is not None and locker.poll() is None:
+            locker.kill()
+            locker.wait()
         await services.close()
