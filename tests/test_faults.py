@@ -15,13 +15,15 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from bot.app import make_app
 from bot.bootstrap import open_services
 from bot.clock import FixedClock
 from bot.config import Settings
@@ -33,6 +35,8 @@ from storage.db import DatabaseTimeout
 from storage.models import Person, ProcessedUpdate
 from tests.conftest import PG_URL, _reset_postgres
 from tests.fakes.tcp_proxy import TcpProxy
+from tests.fakes.telegram_api import FakeTelegramAPI
+from tests.fakes.zalo_api import FakeZaloAPI
 
 
 @pytest.fixture
@@ -190,25 +194,114 @@ db.execute("ROLLBACK")
 """
 
 
+@contextlib.contextmanager
+def locked(path: Path | None) -> Iterator[None]:
+    """Another process holds the SQLite database's write lock until the block ends."""
+    assert path is not None
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
+        yield
+        locker.communicate("", timeout=30)
+    finally:
+        if locker.poll() is None:
+            locker.kill()
+            locker.wait()
+
+
+def sqlite_settings(tmp_path: Path, master_key: str) -> Settings:
+    return Settings(ANTAM_DATA_DIR=tmp_path / "data", ANTAM_MASTER_KEY=master_key, ANTAM_DB_TIMEOUT_SECONDS=DEADLINE)
+
+
 async def test_locked_sqlite(tmp_path: Path, master_key: str, clock: FixedClock) -> None:
     """Another process holds SQLite's write lock: every queued message is answered within the
     deadline (not one busy timeout after another), then all is normal."""
-    settings = Settings(ANTAM_DATA_DIR=tmp_path / "data", ANTAM_MASTER_KEY=master_key, ANTAM_DB_TIMEOUT_SECONDS=DEADLINE)
-    services = await open_services(settings, clock=clock, warn=lambda _m: None)
+    services = await open_services(sqlite_settings(tmp_path, master_key), clock=clock, warn=lambda _m: None)
     runtime = Runtime(services)
-    locker = None
     try:
         await runtime.answer(Inbound("telegram", "stall-old", payload="c:accept", update_id="1"))
         before = await _stored(services)
-        locker = subprocess.Popen(
-            [sys.executable, "-c", LOCKER, str(services.db.sqlite_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        assert locker.stdout is not None and locker.stdout.readline().strip() == "locked"
-        await _answers_while_stalled(runtime, "locked SQLite")
-        locker.communicate("", timeout=30)
+        with locked(services.db.sqlite_path):
+            await _answers_while_stalled(runtime, "locked SQLite")
         await _normal_again(runtime, services, before)
     finally:
-        if locker is not None and locker.poll() is None:
-            locker.kill()
-            locker.wait()
         await services.close()
+
+
+# -- each channel, end to end, while the database is locked -------------------------------------
+
+
+async def test_web_chat_answers_while_the_database_is_locked(tmp_path: Path, master_key: str, clock: FixedClock) -> None:
+    """POST /chat/send and the WebSocket both bring the safety answer and the hotlines in time."""
+    services = await open_services(sqlite_settings(tmp_path, master_key), clock=clock, warn=lambda _m: None)
+    client = TestClient(TestServer(make_app(services, maintenance=False, telegram=False), host="127.0.0.1"))
+    await client.start_server()
+    session = "StallStallStallStall0123"
+    try:
+        with locked(services.db.sqlite_path):
+            started = time.perf_counter()
+            response = await client.post("/chat/send", json={"session": session, "id": "stall0001", "text": "cứu với"})
+            assert response.status == 200
+            body = "\n".join(r["text"] for r in (await response.json())["replies"])
+            assert "gián đoạn" not in body and all(n in body for n in HOTLINES)
+            ws = await client.ws_connect("/chat/ws")
+            await ws.send_json({"session": session, "id": "stall0002", "text": "giá vàng hôm nay"})
+            answer = await asyncio.wait_for(ws.receive_json(), timeout=IN_TIME)
+            await ws.close()
+            body = "\n".join(r["text"] for r in answer["replies"])
+            assert "tạm thời gián đoạn" in body and all(n in body for n in HOTLINES)
+            assert time.perf_counter() - started < 2 * IN_TIME
+        assert await _stored(services) == (0, 0)
+    finally:
+        await client.close()
+        await services.close()
+
+
+async def test_telegram_answers_and_quick_exit_while_the_database_is_locked(
+    tmp_path: Path, master_key: str, clock: FixedClock
+) -> None:
+    """Through the webhook: a safety message gets its answer, and /thoat still wipes the chat."""
+    from tests.test_telegram import TOKEN, USER, all_messages, post, telegram_settings
+
+    async with FakeTelegramAPI(token=TOKEN, seed=1) as fake:
+        settings = telegram_settings(sqlite_settings(tmp_path, master_key), fake, webhook=True)
+        services = await open_services(settings, clock=clock, warn=lambda _m: None)
+        client = TestClient(TestServer(make_app(services, maintenance=False), host="127.0.0.1"))
+        await client.start_server()
+        try:
+            await post(client, fake.user_command(USER, "/start", enqueue=False))
+            with locked(services.db.sqlite_path):
+                started = time.perf_counter()
+                assert await post(client, fake.user_text(USER, "bị người yêu đánh", enqueue=False)) == 200
+                newest = all_messages(fake, USER)[-1]
+                assert newest["from"]["is_bot"] and all(n in newest["text"] for n in HOTLINES)
+                assert "gián đoạn" not in newest["text"]
+                assert await post(client, fake.user_command(USER, "/thoat", enqueue=False)) == 200
+                assert [m["text"] for m in all_messages(fake, USER)] == ["Đã xong."]
+                assert time.perf_counter() - started < 2 * IN_TIME
+        finally:
+            await client.close()
+            await services.close()
+
+
+async def test_zalo_answers_while_the_database_is_locked(tmp_path: Path, master_key: str, clock: FixedClock) -> None:
+    """A Zalo event during the lock gets the apology with the hotlines in time."""
+    from tests.test_zalo import ACCESS, APP_ID, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
+
+    fake = FakeZaloAPI(
+        app_id=APP_ID, oa_secret_key=OA_SECRET, access_token=ACCESS, refresh_token=REFRESH,
+        clock=lambda: clock.now().timestamp(),
+    )
+    async with fake:
+        worker = await start_worker(sqlite_settings(tmp_path, master_key), fake, clock)
+        try:
+            assert await worker.post(fake.follow(USER)) == 200  # the access token is in memory now
+            with locked(worker.services.db.sqlite_path):
+                started = time.perf_counter()
+                sent = await asyncio.wait_for(worker.say(USER, "giá vàng hôm nay"), timeout=IN_TIME)
+                assert "tạm thời gián đoạn" in texts(sent) and all(n in texts(sent) for n in HOTLINES)
+                sent = await asyncio.wait_for(worker.say(USER, "em không muốn sống"), timeout=IN_TIME)
+                assert "Bạn không một mình" in texts(sent)
+                assert time.perf_counter() - started < 2 * IN_TIME
+        finally:
+            await stop_worker(worker)
