@@ -305,3 +305,37 @@ async def test_zalo_answers_while_the_database_is_locked(tmp_path: Path, master_
                 assert time.perf_counter() - started < 2 * IN_TIME
         finally:
             await stop_worker(worker)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_zalo_keeps_sending_while_the_token_refresh_waits_on_a_frozen_database(
+    backend: str, proxy: TcpProxy, tmp_path: Path, master_key: str, clock: FixedClock
+) -> None:
+    """The access token is due for its refresh (minutes left) when PostgreSQL freezes: the
+    refresh waits, but the hotlines go out with the token at hand, in time."""
+    from tests.test_zalo import ACCESS, APP_ID, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
+
+    url = make_url(PG_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = Settings(
+        ANTAM_DATA_DIR=tmp_path / "data", ANTAM_DATABASE_URL=url, ANTAM_MASTER_KEY=master_key,
+        ANTAM_DB_TIMEOUT_SECONDS=DEADLINE,
+    )
+    fake = FakeZaloAPI(
+        app_id=APP_ID, oa_secret_key=OA_SECRET, access_token=ACCESS, refresh_token=REFRESH,
+        clock=lambda: clock.now().timestamp(),
+    )
+    async with fake:
+        worker = await start_worker(settings, fake, clock)
+        try:
+            fake.revoke_access_token()
+            assert await worker.say(USER, "menu"), "refreshed: the token now expires in 25 hours"
+            clock.advance(hours=24, minutes=55)
+            proxy.freeze()
+            sent = await asyncio.wait_for(worker.say(USER, "em không muốn sống"), timeout=IN_TIME)
+            assert "Bạn không một mình" in texts(sent) and all(n in texts(sent) for n in HOTLINES)
+            assert len(fake.calls_to("oauth")) == 1, "no refresh without the database's row lock"
+            proxy.thaw()
+        finally:
+            proxy.thaw()
+            await stop_worker(worker)
