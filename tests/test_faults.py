@@ -127,19 +127,21 @@ async def _stored(services: Services) -> tuple[int, int]:
 
 
 async def _answers_while_stalled(runtime: Runtime, stall: str) -> None:
-    """The same three messages at once, from a consenting person and a new one."""
+    """The same four messages at once, from a consenting person and a new one."""
     results = await asyncio.gather(
         timed(runtime, Inbound("telegram", "stall-old", text="em không muốn sống", update_id="2")),
         timed(runtime, Inbound("telegram", "stall-old", text="bị thủng bao tối qua", update_id="3")),
         timed(runtime, Inbound("telegram", "stall-new", text="xin chào", update_id="4")),
+        timed(runtime, Inbound("telegram", "stall-new", payload="e", update_id="6")),
     )
-    (crisis_s, crisis), (pep_s, pep), (plain_s, plain) = results
-    for seconds in (crisis_s, pep_s, plain_s):
+    (crisis_s, crisis), (pep_s, pep), (plain_s, plain), (button_s, button) = results
+    for seconds in (crisis_s, pep_s, plain_s, button_s):
         assert seconds < IN_TIME, f"{stall}: answered after {seconds:.1f} s"
-    # Safety messages: their own full first reply, not the apology.
+    # Safety messages and the emergency button: their own full first reply, not the apology.
     assert "gián đoạn" not in crisis and "Bạn không một mình" in crisis
     assert all(number in crisis for number in HOTLINES)
     assert "gián đoạn" not in pep and "72 giờ" in pep
+    assert "gián đoạn" not in button and all(number in button for number in HOTLINES)
     # Anything else: the short apology, with the numbers.
     assert "tạm thời gián đoạn" in plain
     assert all(number in plain for number in HOTLINES)
