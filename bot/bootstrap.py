@@ -149,7 +149,7 @@ async def open_services(
     if settings.master_key is not None:
         # A malformed key is refused before anything, even an empty database file, is created.
         parse_master_key(settings.master_key.get_secret_value())
-    db = Database(settings.effective_database_url)
+    db = Database(settings.effective_database_url, timeout=settings.db_timeout_seconds)
     try:
         secrets = await open_secrets(settings, db, warn=warn)
         if migrate:

@@ -8,6 +8,7 @@ transaction, and render the replies. The person's text is never stored or logged
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -24,6 +25,7 @@ from bot import metrics
 from bot.bootstrap import Services
 from bot.clock import today
 from bot.record import PersonRecord
+from content.pack import SAFETY_INTENTS
 from handlers.common import Outcome
 from handlers.engine import respond
 from handlers.referral import still_held
@@ -51,6 +53,11 @@ from storage.persons import erase_person, load_record, save_record
 from storage.updates import mark_processed
 
 POLICY_REFRESH = dt.timedelta(seconds=60)
+# What the engine answers in full when the database does not: every answer it marks urgent
+# (a danger cue or a safety intent: numbers or the 72-hour PEP message first), the emergency
+# menu, and quick exit (hiding the chat must not wait for a database). The engine is pure, so
+# these need nothing stored.
+ANSWERED_WITHOUT_DATABASE = SAFETY_INTENTS | {"button:e", "quick_exit", "button:x"}
 
 
 def database_unavailable(exc: BaseException) -> bool:
@@ -72,7 +79,12 @@ class Runtime:
         self._policy_at = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     async def answer(self, inbound: Inbound) -> list[RenderedReply]:
-        """Answer one event; on any failure, log it without personal data and apologise."""
+        """Answer one event; on any failure, log it without personal data and apologise.
+
+        When the database is down or does not answer within ANTAM_DB_TIMEOUT_SECONDS, the
+        answer is made without it (``without_database``) and nothing is stored for the event,
+        so a redelivery of it later is answered normally.
+        """
         try:
             return await self.handle(inbound)
         except Exception as exc:
@@ -86,7 +98,20 @@ class Runtime:
             )
             metrics.UPDATES.labels(metrics.channel_label(inbound.channel), "error").inc()
             metrics.ERRORS.labels("database" if unavailable else "runtime").inc()
+            if unavailable:
+                return self.without_database(inbound)
             return self.apology(inbound.locale_hint, unavailable=unavailable)
+
+    def without_database(self, inbound: Inbound) -> list[RenderedReply]:
+        """The answer when the person's state cannot be read: the engine's own for a safety
+        message or quick exit, else the short apology with the hotlines."""
+        try:
+            outcome = respond(None, inbound, self.services.context)
+            if outcome.urgent or outcome.intent in ANSWERED_WITHOUT_DATABASE:
+                return self.services.renderer.render(outcome)
+        except Exception as exc:  # never let the fallback fail: the apology below needs nothing
+            log.error("could not answer without the database: %s", type(exc).__name__)
+        return self.apology(inbound.locale_hint, unavailable=True)
 
     def apology(self, locale_hint: str | None = None, *, unavailable: bool = False) -> list[RenderedReply]:
         """The reply sent when something failed: a short apology, then the hotlines.
@@ -264,7 +289,14 @@ class Runtime:
             taken = [pair[0] for pair in record.fresh(self.services.clock.now()).messages]
             return replace(record, messages=())
 
-        await self._update_record(inbound, take)
+        try:
+            await self._update_record(inbound, take)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            # Quick exit goes on without the noted ids: the channel deletes the recent ones.
+            log.error("could not read the noted message ids: %s (database unavailable)", type(exc).__name__)
+            return None
         return taken
 
     async def _update_record(self, inbound: Inbound, change: Callable[[PersonRecord], PersonRecord]) -> None:
@@ -281,10 +313,14 @@ class Runtime:
 
     async def _transaction(self, work: Callable[[AsyncSession, KeyRing], Awaitable[T]]) -> T:
         """Run ``work`` in one transaction, retrying after a key rotation, a racing insert or a
-        connection lost while pooled."""
+        connection lost while pooled; all attempts together within the database timeout
+        (DatabaseTimeout is not retried)."""
+        db = self.services.db
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + db.timeout
         for attempt in range(3):
             try:
-                async with self.services.db.transaction() as session:
+                async with db.transaction(timeout=max(0.0, deadline - loop.time())) as session:
                     ring = await self.services.keys.get(session, refresh=attempt > 0)
                     return await work(session, ring)
             except (UnknownKeyError, IntegrityError):

@@ -102,10 +102,10 @@ class TopicIndex:
         }
         # Each term's BM25 weight in each topic, computed once: a message only sums them.
         self._postings: dict[str, list[tuple[str, float]]] = defaultdict(list)
-        for topic, doc in self._docs.items():
-            norm = K1 * (1 - B + B * self._lengths[topic] / self._average)
+        for topic_id, doc in self._docs.items():
+            norm = K1 * (1 - B + B * self._lengths[topic_id] / self._average)
             for term, tf in doc.items():
-                self._postings[term].append((topic, idf[term] * tf * (K1 + 1) / (tf + norm)))
+                self._postings[term].append((topic_id, idf[term] * tf * (K1 + 1) / (tf + norm)))
 
     @staticmethod
     def _document(topic: Topic, intent_phrases: dict[str, list[str]]) -> dict[str, float]:

@@ -40,6 +40,8 @@ class Outcome:
     locale: str = "vi"
     # The recognised intent or route, for counting and logs; never the person's text.
     intent: str | None = None
+    # A safety answer (numbers, the 72-hour message): given in full even without the database.
+    urgent: bool = False
 
 
 class _Keep(Enum):

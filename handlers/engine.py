@@ -103,7 +103,11 @@ def respond(state: State | None, inbound: Inbound, ctx: Context, facts: TurnFact
     if language is not None:
         return menu.switch_language(Turn(state, locale, ctx, "language", facts), language)
     understood = ctx.understander.understand(text)
+    # English writing switches to English; Vietnamese writing goes back to Vietnamese only for
+    # someone with no stored choice (a person who chose English keeps it until they choose again).
     switched = understood.language is not None and understood.language != locale
+    if switched and understood.language == DEFAULT_LOCALE and state is not None:
+        switched = False
     if switched:
         # Answer in the language the person writes in, and remember it (with a way back).
         locale = understood.language or locale

@@ -6,6 +6,8 @@ question, and before the privacy notice for someone who has not seen it yet.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from content.safety import SafetyCheck
 from handlers.common import Outcome, Turn, nav
 from handlers.info import topic
@@ -27,11 +29,15 @@ def emergency_menu(turn: Turn) -> Outcome:
         if topic_id in turn.ctx.pack.topics
     ]
     reply = Reply((Msg("emergency.title"), HotlineList()), nav(*buttons), protect=True)
-    return turn.answer(reply, effects=(Engaged("hotlines"),))
+    return replace(turn.answer(reply, effects=(Engaged("hotlines"),)), urgent=True)
 
 
 def safety_answer(turn: Turn, intent: str) -> Outcome:
     """Answer a safety intent: numbers or the PEP deadline first, then the matching topic."""
+    return replace(_safety_answer(turn, intent), urgent=True)
+
+
+def _safety_answer(turn: Turn, intent: str) -> Outcome:
     if intent == "pep":
         if "pep" in turn.ctx.pack.topics:
             return topic(turn, "pep", lead=(Msg("safety.pep"),))
@@ -65,6 +71,10 @@ _CARRYING_TOPICS = frozenset({"pep", "sexual_violence"})
 
 def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
     """Answer every danger cue of a message first, whatever else it asked, then the topic."""
+    return replace(_cue_answer(turn, check, topic_id), urgent=True)
+
+
+def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
     leads: list[Text] = []
     seen: set[str] = set()
     for cue, key in _CUE_LEADS:

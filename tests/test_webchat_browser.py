@@ -88,3 +88,30 @@ async def test_works_without_websockets(browser: Browser, server: str) -> None:
     await expect(page.locator(".msg.bot").first).to_contain_text("quyền riêng tư")
     await page.get_by_role("button", name="Đồng ý").click()
     await expect(page.locator(".msg.bot").last).to_contain_text("Bạn cần gì?")
+
+
+@pytest.mark.parametrize(("locale", "heading"), [("vi-VN", "Nếu bạn cần giúp ngay"), ("en-US", "If you need help now")])
+async def test_hotlines_shown_when_no_reply_comes(browser: Browser, server: str, locale: str, heading: str) -> None:
+    """The server never answers: a few seconds after sending, the page shows the hotlines itself,
+    in its own language, with numbers to call; a reply that comes later hides them again."""
+    context = await browser.new_context(locale=locale)
+    held: list[Any] = []
+    # No WebSocket, and every POST /chat/send left hanging: a server that stalls.
+    await context.route("**/chat/ws", lambda route: route.abort())
+    await context.route("**/chat/send", lambda route: held.append(route))
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    await page.add_init_script("window.WebSocket = function () { throw new Error('blocked'); };")
+    await page.goto(server + "/")
+    stalled = page.locator("#stalled")
+    await expect(stalled).to_be_hidden()
+    await expect(stalled).to_be_visible(timeout=15_000)
+    await expect(stalled).to_contain_text(heading)
+    for number in ("113", "115", "111", "114"):
+        await expect(stalled.locator(f'a[href="tel:{number}"]')).to_have_text(number)
+    assert held, "the page's first message was sent and is still waiting"
+    # The stalled request finally gets its answer (the server's own apology, say).
+    await held[0].fulfill(status=200, content_type="application/json", body='{"replies": [{"text": "ok", "buttons": []}]}')
+    await expect(stalled).to_be_hidden()
+    assert errors == [], errors

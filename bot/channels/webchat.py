@@ -36,7 +36,7 @@ MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_TEXT = 2000
 MAX_BODY = 8 * 1024
 NEUTRAL_EXIT_URL = "https://www.google.com/"
-PAGE_TEXTS = ("title", "exit", "send", "placeholder", "remember", "label", "offline")
+PAGE_TEXTS = ("title", "exit", "send", "placeholder", "remember", "label", "offline", "no_reply")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -108,9 +108,19 @@ class WebChat:
             catalogs = self.runtime.services.renderer.catalogs
             template = (STATIC / "index.html").read_text(encoding="utf-8")
             values = {name: html.escape(catalogs.text(locale, f"webchat.{name}")) for name in PAGE_TEXTS}
-            values.update(lang=locale, exit_url=html.escape(self.exit_url, quote=True))
+            values.update(lang=locale, exit_url=html.escape(self.exit_url, quote=True), hotlines=self._hotlines(locale))
             self._pages[locale] = template.format_map(values)
         return web.Response(text=self._pages[locale], content_type="text/html", headers=SECURITY_HEADERS)
+
+    def _hotlines(self, locale: str) -> str:
+        """The hotlines as list items, for the page to show when no reply comes (no database needed)."""
+        items = []
+        for line in self.runtime.services.renderer.pack.shown_hotlines():
+            texts = line.texts(locale)
+            number = html.escape(line.number)
+            dial = html.escape("".join(ch for ch in line.number if ch.isdigit() or ch == "+"), quote=True)
+            items.append(f'<li><a href="tel:{dial}">{number}</a> {html.escape(texts.name)}: {html.escape(texts.description)}</li>')
+        return "".join(items)
 
     async def asset(self, request: web.Request) -> web.Response:
         name = request.path.rsplit("/", 1)[-1]

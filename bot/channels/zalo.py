@@ -206,6 +206,7 @@ class ZaloTokens:
         self.oauth = oauth
         self.cached: Tokens | None = None
         self._lock = asyncio.Lock()
+        self._syncing: asyncio.Future[Tokens | None] | None = None
 
     def _expiring(self, tokens: Tokens) -> bool:
         return tokens.expires_at is not None and tokens.expires_at - self.services.clock.now() < REFRESH_MARGIN
@@ -224,14 +225,37 @@ class ZaloTokens:
             if cached is not None and cached.access_token != stale and not self._expiring(cached):
                 return cached.access_token  # another task of this worker renewed it meanwhile
             try:
-                tokens = await self._sync(stale)
-            except Exception as exc:  # the database or Zalo failed: no token this time
+                tokens = await self._sync_in_time(stale)
+            except Exception as exc:  # the database or Zalo failed: the token at hand, if any
                 log.error("zalo: could not load or refresh the access token: %s", type(exc).__name__)
-                return None
+                return self._at_hand(stale)
             self.cached = tokens
             if tokens is None or not tokens.access_token or tokens.access_token == stale:
                 return None
             return tokens.access_token
+
+    async def _sync_in_time(self, stale: str | None) -> Tokens | None:
+        """``_sync``, waited for at most the database timeout plus OAuth's.
+
+        A stalled database must not hold every send behind this lock. The sync itself is not
+        cut short (shielded): once Zalo has issued a new pair it must still be stored, or the
+        spent refresh token would be all that is left; it finishes when the database answers.
+        """
+        if self._syncing is None or self._syncing.done():
+            self._syncing = asyncio.ensure_future(self._sync(stale))
+            # Read a late failure here, so that it is not reported with a traceback at exit.
+            self._syncing.add_done_callback(lambda done: done.cancelled() or done.exception())
+        limit = self.services.db.timeout + (OAUTH_TIMEOUT.total or 0.0)
+        return await asyncio.wait_for(asyncio.shield(self._syncing), timeout=limit)
+
+    def _at_hand(self, stale: str | None) -> str | None:
+        """The cached access token while it has not expired (the refresh can wait), else None."""
+        cached = self.cached
+        if cached is None or not cached.access_token or cached.access_token == stale:
+            return None
+        if cached.expires_at is not None and cached.expires_at <= self.services.clock.now():
+            return None
+        return cached.access_token
 
     async def _sync(self, stale: str | None) -> Tokens | None:
         services = self.services

@@ -9,9 +9,32 @@
   const input = document.getElementById("text");
   const remember = document.getElementById("remember");
   const offline = document.getElementById("offline");
+  // The hotlines, rendered into the page by the server: shown when no reply comes in time
+  // (the server, its database or the network may be stalled), without asking the server.
+  const stalled = document.getElementById("stalled");
+  const STALL_MS = 6000;
   let socket = null;
   let useHttp = false;
   const queue = [];
+  let pending = 0;
+  let stallTimer = null;
+
+  function waitForReply() {
+    clearTimeout(stallTimer);
+    stallTimer = setTimeout(() => { stalled.hidden = false; }, STALL_MS);
+  }
+
+  function expectReply() {
+    pending += 1;
+    if (pending === 1) waitForReply();
+  }
+
+  function gotReply() {
+    pending = Math.max(0, pending - 1);
+    clearTimeout(stallTimer);
+    stalled.hidden = true;
+    if (pending > 0) waitForReply();
+  }
 
   function randomId(bytes) {
     const data = new Uint8Array(bytes);
@@ -91,7 +114,7 @@
       body: JSON.stringify(message),
       credentials: "same-origin",
       cache: "no-store",
-    }).then((response) => response.json()).then((answer) => { offline.hidden = true; render(answer); })
+    }).then((response) => response.json()).then((answer) => { offline.hidden = true; gotReply(); render(answer); })
       .catch(() => { offline.hidden = false; });
   }
 
@@ -104,7 +127,7 @@
       return;
     }
     socket.addEventListener("open", () => { while (queue.length) socket.send(JSON.stringify(queue.shift())); });
-    socket.addEventListener("message", (event) => { offline.hidden = true; render(JSON.parse(event.data)); });
+    socket.addEventListener("message", (event) => { offline.hidden = true; gotReply(); render(JSON.parse(event.data)); });
     socket.addEventListener("close", () => {
       socket = null;
       useHttp = true; // keep going over plain HTTP
@@ -115,6 +138,7 @@
   function send(message) {
     message.session = session();
     message.id = randomId(12);
+    expectReply();
     if (!useHttp && socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
     else if (!useHttp && socket && socket.readyState === WebSocket.CONNECTING) queue.push(message);
     else viaHttp(message);
