@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from content.intents import MAX_CLASSIFIED_CHARS, SAFETY_ORDER, Token, analyse
+from content.intents import MAX_CLASSIFIED_CHARS, Token, analyse
 from content.pack import DATA_DIR, SAFETY_INTENTS, ContentError
 
 # The help a first reply can carry. Order = the order of the lines in the reply.
@@ -71,6 +71,13 @@ def _weekdays_apart(text: str) -> tuple[int, int] | None:
     return text.count(" ", 0, start), apart
 
 
+_CUE_PRIORITY = {
+    name: rank
+    for rank, name in enumerate(
+        ("suicide", "overdose", "bleeding", "fire", "abroad", "held", "minor_at_risk", "rape", "beaten",
+         "threatened", "injured", "help_now", "condom_failure", "needle_shared", "hotline_question")
+    )
+}
 _TIMING = frozenset({"recent", "late", "today"})
 _EXPOSURE = ("condom", "needle", "shared_injection", "unprotected", "rape")
 PEP_WINDOW_DAYS = 3  # 72 hours (WHO 2024 PEP guidelines; the pep topic cites them)
@@ -223,10 +230,11 @@ class SafetyNet:
             helps.update(cue.help)
         if "ec" in helps and days is not None and days > EC_WINDOW_DAYS:
             helps.discard("ec")
-        intent = next(i for i in SAFETY_ORDER if any(cue.intent == i for cue in fired))
-        topic = next((cue.topic for cue in fired if cue.intent == intent and cue.topic), None)
-        if topic is None:
-            topic = next((cue.topic for cue in fired if cue.topic), None)
+        # The situation that explains the others names the intent and the topic: someone held
+        # abroad and beaten is being trafficked; the numbers of every cue are given anyway.
+        lead = min(fired, key=lambda cue: _CUE_PRIORITY.get(cue.name, len(_CUE_PRIORITY)))
+        intent = lead.intent
+        topic = lead.topic or next((cue.topic for cue in fired if cue.topic), None)
         return SafetyCheck(
             cues=tuple(cue.name for cue in fired),
             help=tuple(kind for kind in HELP_KINDS if kind in helps),

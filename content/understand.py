@@ -53,7 +53,7 @@ for kind, phrases in {
     "good night|ngu ngon|ngu ngon nha|chuc ban ngu ngon|alright thanks|sure|yes|yeah|ok thank|dc|duoc",
     "anyone": "co ai khong|co ai ko|co ai k|co ai o do khong|co ai o day khong|co ai khong a|ai do|"
     "co nguoi khong|ban la ai|ban la nguoi hay may|ban la nguoi that khong|bot ha|may ha|"
-    "la bot ha|nguoi that khong|are you a bot|is anyone there|anyone there|anybody there|who are you|"
+    "la bot ha|nguoi that khong|bot ha tuong nguoi that|tuong nguoi that|is this a bot|are you a bot|is anyone there|anyone there|anybody there|who are you|"
     "are you real|are you human|is this a bot|hello anyone|alo co ai khong|co ai tra loi khong|"
     "sao khong ai tra loi|sao ko ai tra loi|ban co that khong|an tam la ai|bot oi|ad oi co do khong|"
     "co do khong|co do ko|con do khong|con do ko|ai dang tra loi vay|ai dang tra loi|ban ten gi|you there|"
@@ -65,6 +65,10 @@ for kind, phrases in {
 }.items():
     for phrase in phrases.split("|"):
         SMALLTALK[phrase] = kind
+# Words that open a message without adding anything to small talk ("hi, is this a bot?").
+_OPENERS = ("xin chao", "chao ban", "chao", "alo", "hello", "hi", "hey", "ad oi", "ban oi", "oi")
+# A message made only of these is an acknowledgement ("oki e hiểu r", "dạ vâng ạ").
+_ACK_WORDS = frozenset("ok oki oke okie okay da vang u uh um uhm hieu roi r biet duoc dc a ah nha nhe em e minh".split())
 _FILLERS = frozenset("nha nhe nhieu a ad admin nhiu lam qua so much ban em chi anh you very vay z ha ah nhi".split())
 
 
@@ -101,8 +105,15 @@ def smalltalk_kind(text: str) -> str | None:
     whole = " ".join(plain)
     if whole in SMALLTALK:
         return SMALLTALK[whole]
+    for opener in _OPENERS:
+        if whole.startswith(opener + " ") and whole[len(opener) + 1 :] in SMALLTALK:
+            return SMALLTALK[whole[len(opener) + 1 :]]
     kept = [word for word in plain if word not in _FILLERS]
-    return SMALLTALK.get(" ".join(kept)) if kept else None
+    if kept and " ".join(kept) in SMALLTALK:
+        return SMALLTALK[" ".join(kept)]
+    if all(word in _ACK_WORDS for word in plain) and any(word in ("ok", "oki", "oke", "okie", "okay", "hieu", "vang", "da") for word in plain):
+        return "ack"
+    return None
 
 
 class Understander:
