@@ -91,7 +91,7 @@ def test_intent_of_one_text(clean_env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_intent_of_stdin_lines(clean_env: dict[str, str], tmp_path: Path) -> None:
-    """It prints one JSON line per stdin line, in order, with text, intent and score."""
+    """It prints one JSON line per stdin line, in order: text, intent, score, topic, safety, language."""
     texts = ["bị thủng bao tối qua", "chào bạn", "giá vàng hôm nay", "mun di xn hiv"]
     result = antam("intent", env=clean_env, cwd=tmp_path, input="\n".join(texts) + "\n")
     assert result.returncode == 0, result.stderr
@@ -99,7 +99,10 @@ def test_intent_of_stdin_lines(clean_env: dict[str, str], tmp_path: Path) -> Non
     assert [item["text"] for item in shown] == texts
     assert [item["intent"] for item in shown] == ["pep", "greeting", "unknown", "hiv_testing"]
     for item in shown:
-        assert set(item) == {"text", "intent", "score"}
+        assert {"text", "intent", "score", "topic", "safety", "language"} <= set(item)
+    assert shown[0]["topic"] == "pep"
+    assert shown[0]["safety"] == {"cues": ["condom_failure"], "help": ["pep", "ec"], "timing": "recent"}
+    assert shown[2]["topic"] is None and shown[2]["safety"]["cues"] == []
 
 
 # --- chat --------------------------------------------------------------------------------
