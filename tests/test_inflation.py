@@ -1,0 +1,213 @@
+"""Indicators nobody can inflate: the web chat's origin checks and its limits per address block.
+
+Requests come through aiohttp's test client on 127.0.0.1, which is configured as a trusted
+proxy, so X-Forwarded-For stands for as many visitor addresses as a test needs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from bot.app import make_app
+from bot.bootstrap import Services
+from bot.clock import FixedClock
+from bot.client_address import address_block
+from bot.config import Settings, load_settings
+from referrals.counters import daily_sums
+
+PEOPLE_PER_HOUR = 3
+CODES_PER_HOUR = 2
+BINH_LU = 3390
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, master_key: str) -> Settings:
+    return Settings(
+        ANTAM_DATA_DIR=tmp_path / "data",
+        ANTAM_DATABASE_URL=database_url,
+        ANTAM_MASTER_KEY=master_key,
+        ANTAM_TRUSTED_PROXIES="127.0.0.1",
+        ANTAM_NEW_PEOPLE_PER_HOUR=PEOPLE_PER_HOUR,
+        ANTAM_CODES_PER_HOUR=CODES_PER_HOUR,
+        ANTAM_WEBCHAT_ORIGINS="https://partner.example.org",
+    )
+
+
+@pytest.fixture
+async def client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
+    app = make_app(services, maintenance=False, telegram=False, exit_url="/healthz")
+    test_client = TestClient(TestServer(app, host="127.0.0.1"))
+    await test_client.start_server()
+    try:
+        yield test_client
+    finally:
+        await test_client.close()
+
+
+def own_origin(client: TestClient[Any, Any]) -> str:
+    url = client.make_url("/")
+    return f"{url.scheme}://{url.host}:{url.port}"
+
+
+def session_id() -> str:
+    return secrets.token_urlsafe(18)
+
+
+async def say(client: TestClient[Any, Any], session: str, address: str, **message: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/chat/send", json={"session": session, **message}, headers={"X-Forwarded-For": address}
+    )
+    assert response.status == 200, await response.text()
+    answer: dict[str, Any] = await response.json()
+    return answer
+
+
+async def fake_person(client: TestClient[Any, Any], address: str) -> str:
+    """A fresh session that accepts the notice and reads a topic: one person reached."""
+    session = session_id()
+    await say(client, session, address, payload="c:accept")
+    answer = await say(client, session, address, payload="t:pep")
+    return str(answer["replies"][0]["text"])
+
+
+async def totals(services: Services, *metrics: str) -> dict[str, int]:
+    async with services.db.transaction() as session:
+        sums = await daily_sums(
+            session, start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1), metrics=list(metrics), by=("metric",)
+        )
+    return {metric: sums.get((metric,), 0) for metric in metrics}
+
+
+# --- Origin and content type -------------------------------------------------------------------
+
+
+async def test_websocket_needs_the_pages_origin(client: TestClient[Any, Any]) -> None:
+    """A WebSocket from another site's page, or with no Origin at all, is refused before the upgrade."""
+    for origin in (None, "https://evil.example", "null", "http://127.0.0.1.evil.example"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect("/chat/ws", origin=origin)
+        assert refused.value.status == 403
+    for origin in (own_origin(client), "https://partner.example.org"):
+        async with client.ws_connect("/chat/ws", origin=origin) as ws:
+            await ws.send_json({"session": session_id(), "text": "menu"})
+            assert (await ws.receive_json())["replies"]
+
+
+async def test_post_needs_json_and_the_pages_origin(client: TestClient[Any, Any]) -> None:
+    """A cross-site form or text/plain POST gets 415; a JSON POST from another origin gets 403."""
+    body = '{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "text": "menu"}'
+    for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        response = await client.post("/chat/send", data=body, headers={"Content-Type": kind})
+        assert response.status == 415, kind
+    refused = await client.post(
+        "/chat/send", data=body, headers={"Content-Type": "application/json", "Origin": "https://evil.example"}
+    )
+    assert refused.status == 403
+    for origin in (own_origin(client), "https://partner.example.org"):
+        allowed = await client.post(
+            "/chat/send", data=body, headers={"Content-Type": "application/json", "Origin": origin}
+        )
+        assert allowed.status == 200
+    # No Origin: not a browser on another site (they always send one on a cross-site POST).
+    assert (await client.post("/chat/send", data=body, headers={"Content-Type": "application/json"})).status == 200
+
+
+def test_origins_come_from_the_public_url_and_the_setting() -> None:
+    """With ANTAM_PUBLIC_URL the page's origin is that URL's; listed origins are checked as origins."""
+    settings = load_settings(
+        {"ANTAM_PUBLIC_URL": "https://antam.example.vn", "ANTAM_WEBCHAT_ORIGINS": "https://a.example, http://b.example:8080"},
+        env_file=None,
+    )
+    assert settings.allowed_origins == {"https://antam.example.vn", "https://a.example", "http://b.example:8080"}
+    from bot.config import ConfigError
+
+    with pytest.raises(ConfigError, match="ANTAM_WEBCHAT_ORIGINS"):
+        load_settings({"ANTAM_WEBCHAT_ORIGINS": "https://a.example/path"}, env_file=None)
+
+
+# --- address blocks ----------------------------------------------------------------------------
+
+
+def test_address_blocks() -> None:
+    """IPv6 counts per /64; IPv4 per address, or per /24 where asked; mapped IPv4 is IPv4."""
+    assert address_block("2001:db8:1:2:aaaa::1") == address_block("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert address_block("2001:db8:1:3::1") != address_block("2001:db8:1:2::1")
+    assert address_block("203.0.113.7") == "203.0.113.7/32"
+    assert address_block("203.0.113.7", ipv4_prefix=24) == address_block("203.0.113.200", ipv4_prefix=24)
+    assert address_block("::ffff:203.0.113.7", ipv4_prefix=24) == "203.0.113.0/24"
+    assert address_block("fe80::1%eth0") == "fe80::/64"
+    assert address_block("") == ""
+
+
+async def test_message_limits_count_an_ipv6_64_as_one_address(client: TestClient[Any, Any]) -> None:
+    """Rotating addresses inside one /64 does not get round the per-address message limit."""
+    statuses = []
+    for n in range(60):
+        response = await client.post(
+            "/chat/send",
+            json={"session": session_id(), "text": "menu"},
+            headers={"X-Forwarded-For": f"2001:db8:1:2::{n + 1:x}"},
+        )
+        statuses.append(response.status)
+    assert statuses[0] == 200 and 429 in statuses
+    other = await client.post(
+        "/chat/send", json={"session": session_id(), "text": "menu"}, headers={"X-Forwarded-For": "2001:db8:9:9::1"}
+    )
+    assert other.status == 200, "another /64 has its own allowance"
+
+
+# --- new counted people and referral codes per block -------------------------------------------
+
+
+async def test_new_people_per_block_are_bounded(client: TestClient[Any, Any], services: Services, clock: FixedClock) -> None:
+    """Beyond the hourly allowance a block's new people get every answer but are not counted;
+    the excess is counted as "not counted (limit)"; other blocks are unaffected, and the
+    allowance comes back with time."""
+    answers = [await fake_person(client, f"2001:db8:5:6::{n + 1:x}") for n in range(PEOPLE_PER_HOUR + 4)]
+    assert len({answer for answer in answers}) == 1, "everyone got the same answer"
+    assert "PEP" in answers[0]
+    counted = await totals(services, "reached:m", "informed:m", "not_counted_limit", "consented")
+    assert counted["reached:m"] == PEOPLE_PER_HOUR and counted["informed:m"] == PEOPLE_PER_HOUR
+    assert counted["not_counted_limit"] == 4
+    # IPv4: one /24 is one block for new people (ANTAM_IPV4_BLOCK_PREFIX=24 by default).
+    for n in range(PEOPLE_PER_HOUR + 1):
+        await fake_person(client, f"198.51.100.{n + 1}")
+    counted = await totals(services, "reached:m", "not_counted_limit")
+    assert counted == {"reached:m": 2 * PEOPLE_PER_HOUR, "not_counted_limit": 5}
+    # A person held back is not counted as excess again, but is counted once the block has room.
+    session = session_id()
+    await say(client, session, "2001:db8:5:6::100", payload="c:accept")
+    await say(client, session, "2001:db8:5:6::100", payload="t:pep")
+    await say(client, session, "2001:db8:5:6::100", payload="t:prep")
+    assert (await totals(services, "not_counted_limit"))["not_counted_limit"] == 6
+    clock.advance(hours=1)
+    await say(client, session, "2001:db8:5:6::100", payload="t:pep")
+    assert (await totals(services, "reached:m"))["reached:m"] == 2 * PEOPLE_PER_HOUR + 1
+
+
+async def test_referral_codes_per_block_are_bounded(client: TestClient[Any, Any], services: Services) -> None:
+    """Fresh sessions from one block cannot take more codes an hour than the block's allowance."""
+    shown = []
+    for n in range(CODES_PER_HOUR + 2):
+        session, address = session_id(), f"203.0.113.{n + 1}"
+        await say(client, session, address, payload="c:accept")
+        await say(client, session, address, payload=f"w:{BINH_LU}")
+        answer = await say(client, session, address, payload="ri:tyt_binh_lu:1")
+        shown.append(answer["replies"][0]["text"])
+    issued = [text for text in shown if "Mã giới thiệu của bạn" in text]
+    assert len(issued) == CODES_PER_HOUR
+    assert all("chưa cấp được mã" in text for text in shown[CODES_PER_HOUR:])
+    assert (await totals(services, "referral_issued"))["referral_issued"] == CODES_PER_HOUR
+    session = session_id()
+    await say(client, session, "192.0.2.1", payload="c:accept")
+    await say(client, session, "192.0.2.1", payload=f"w:{BINH_LU}")
+    answer = await say(client, session, "192.0.2.1", payload="ri:tyt_binh_lu:1")
+    assert "Mã giới thiệu của bạn" in answer["replies"][0]["text"], "another block still gets a code"
