@@ -21,7 +21,20 @@ from bot.bootstrap import Services
 from bot.clock import FixedClock
 from bot.client_address import address_block
 from bot.config import Settings, load_settings
-from referrals.counters import daily_sums
+from referrals.counters import apply_increments, daily_sums
+from referrals.counting import NOT_COUNTED_LIMIT, Increment, Where
+from referrals.exports import to_csv, to_table
+from referrals.indicators import Policy
+from referrals.periods import Period
+from referrals.reporting import build_report, province_scope, spike_days, ward_scope
+from tests.staff_fixtures import (  # noqa: F401  (server and browser_factory are fixtures)
+    StaffClient,
+    add_account,
+    browser_factory,
+    server,
+)
+
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 
 PEOPLE_PER_HOUR = 3
 CODES_PER_HOUR = 2
@@ -211,3 +224,80 @@ async def test_referral_codes_per_block_are_bounded(client: TestClient[Any, Any]
     await say(client, session, "192.0.2.1", payload=f"w:{BINH_LU}")
     answer = await say(client, session, "192.0.2.1", payload="ri:tyt_binh_lu:1")
     assert "Mã giới thiệu của bạn" in answer["replies"][0]["text"], "another block still gets a code"
+
+
+# --- the report and the overview: not counted (limit), spike markers -----------------------------
+
+MUONG_KIM, LAI_CHAU = 3637, 12
+
+
+async def reach(services: Services, commune: int, day: dt.date, people: int, *, not_counted: int = 0) -> None:
+    """``people`` new people reached in ``commune`` on ``day`` (as the runtime counts them)."""
+    where = Where(commune, LAI_CHAU, "web", "")
+    increments = [Increment(day, where, metric, count=people) for metric in ("reached:m", "reached:h", "reached:y")]
+    if not_counted:
+        increments.append(Increment(day, where, NOT_COUNTED_LIMIT, count=not_counted))
+    async with services.db.transaction() as session:
+        await apply_increments(session, [i for i in increments if i.count])
+
+
+def test_spike_rule() -> None:
+    """A day is a spike above 3 × the median of its 14 days before and above the floor."""
+    start = dt.date(2026, 2, 1)
+    steady = {start + dt.timedelta(days=n): 4 for n in range(14)}
+    day = start + dt.timedelta(days=14)
+    assert spike_days({**steady, day: 13}, day, day) == [day], "13 > max(3 × 4, 10)"
+    assert spike_days({**steady, day: 12}, day, day) == [], "not above 3 × the median"
+    assert spike_days({day: 10}, day, day) == [], "not above the floor"
+    assert spike_days({day: 11}, day, day) == [day], "from nothing to more than the floor"
+    one_burst = {**steady, start + dt.timedelta(days=3): 500, day: 13}
+    assert spike_days(one_burst, day, day) == [day], "an earlier burst does not raise the median"
+    assert spike_days({**steady, day: 13}, day, day, floor=20) == [], "the floor is at least the threshold"
+
+
+async def test_report_shows_not_counted_and_spikes(services: Services) -> None:
+    """The report has "not counted (limit)" per commune as a protected table of its own, and the
+    spike days of a commune whose count is published — never of one whose count is hidden."""
+    for n in range(14):
+        await reach(services, BINH_LU, dt.date(2026, 2, 10) + dt.timedelta(days=n), 2)
+    await reach(services, BINH_LU, dt.date(2026, 2, 24), 30, not_counted=17)
+    period, now = Period.parse("2026-H1"), dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    communes = services.context.communes
+    async with services.db.transaction() as session:
+        ward = await build_report(
+            session, period=period, scope=ward_scope(communes, BINH_LU), communes=communes, policy=Policy(), now=now
+        )
+    assert ward.not_counted is not None and ward.not_counted.body[0][0].shown == 17
+    assert ward.spikes == ((dt.date(2026, 2, 24),),)
+    catalogs = services.renderer.catalogs
+    csv_text = to_csv(ward, catalogs)
+    assert "Không được tính (giới hạn)" in csv_text.splitlines()[0] and "24/02/2026" in csv_text
+    assert "Kiểm tra số liệu" in to_table(ward, catalogs)
+
+    # Mường Kim's 3 people are hidden, so Bình Lư's count is masked too (else the total would
+    # give Mường Kim's back): its spike marker must go as well.
+    await reach(services, MUONG_KIM, dt.date(2026, 2, 20), 3, not_counted=2)
+    async with services.db.transaction() as session:
+        province = await build_report(
+            session, period=period, scope=province_scope(communes, LAI_CHAU), communes=communes, policy=Policy(),
+            now=now,
+        )
+    rows = {line.code: r for r, line in enumerate(province.communes)}
+    assert province.people.body[rows[MUONG_KIM]][0].hidden and province.people.body[rows[BINH_LU]][0].hidden
+    assert all(days == () for days in province.spikes)
+    assert province.not_counted is not None
+    assert province.not_counted.body[rows[MUONG_KIM]][0].hidden, "a small not-counted figure is hidden too"
+
+
+async def test_overview_shows_not_counted_and_spikes(services: Services, browser_factory: Any) -> None:  # noqa: F811
+    """The staff overview says how many were not counted (limit) and marks the day of a spike."""
+    for n in range(14):
+        await reach(services, BINH_LU, dt.date(2026, 2, 10) + dt.timedelta(days=n), 2)
+    await reach(services, BINH_LU, dt.date(2026, 2, 24), 30, not_counted=17)
+    await add_account(services, "lan", ward=BINH_LU)
+    me: StaffClient = browser_factory()
+    assert (await me.login("lan")).status == 303
+    response, page = await me.get("/staff/?period=2026-H1")
+    assert response.status == 200
+    assert "Kiểm tra số liệu" in page and "tăng bất thường vào ngày 24/02/2026" in page
+    assert "Không được tính (giới hạn): <strong>17</strong>" in page
