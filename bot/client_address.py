@@ -4,7 +4,7 @@ Behind a proxy every request comes from the proxy's address, so per-address limi
 every person in one bucket. When the direct peer is a proxy listed in ANTAM_TRUSTED_PROXIES,
 the address is the right-most X-Forwarded-For hop that is not itself a trusted proxy (hops to
 its left can be forged by the client). The address is never stored or logged: callers keep
-only a keyed hash of it, in memory.
+only a keyed hash of it (or of its block: an IPv6 /64, an IPv4 /24), in memory.
 """
 
 from __future__ import annotations

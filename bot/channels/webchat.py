@@ -202,7 +202,8 @@ class WebChat:
             return web.json_response({"error": "forbidden_origin"}, status=403)
         # A form or text/plain body is what a cross-site page can send without asking first.
         if request.content_type != "application/json":
-            return web.json_response({"error": "unsupported_media_type", "detail": "send application/json"}, status=415)
+            refused = {"error": "unsupported_media_type", "detail": "send application/json"}
+            return web.json_response(refused, status=415)
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": "too_large"}, status=413)
         if not self.per_address.allow(self._address(request)):
