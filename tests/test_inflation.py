@@ -301,3 +301,50 @@ async def test_overview_shows_not_counted_and_spikes(services: Services, browser
     assert response.status == 200
     assert "Kiểm tra số liệu" in page and "tăng bất thường vào ngày 24/02/2026" in page
     assert "Không được tính (giới hạn): <strong>17</strong>" in page
+
+
+def test_a_gate_takes_a_token_once_per_event() -> None:
+    """A retried transaction asks the gate again; it answers the same and takes nothing more."""
+    from bot.admission import BlockLimits
+
+    now = [0.0]
+    limits = BlockLimits(people_per_hour=2, codes_per_hour=1, clock=lambda: now[0])
+    first = limits.gate(b"block")
+    assert first.count_new_person() and first.count_new_person()
+    assert limits.gate(b"block").count_new_person(), "one token was left"
+    assert not limits.gate(b"block").count_new_person()
+    assert limits.gate(b"other").count_new_person(), "blocks are apart"
+    now[0] += 1800  # half an hour: one of two tokens back
+    assert limits.gate(b"block").count_new_person() and not limits.gate(b"block").count_new_person()
+    codes = limits.gate(b"block")
+    assert codes.may_issue_code() and codes.may_issue_code(), "asking takes nothing"
+    codes.issued_codes(1)
+    assert not limits.gate(b"block").may_issue_code()
+
+
+async def test_no_address_or_block_is_stored_or_logged(
+    client: TestClient[Any, Any], services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The visitor's address, its block and the block's keyed hash appear in no log and no table."""
+    import logging
+
+    from sqlalchemy import text
+
+    from bot.app import WEBCHAT
+    from bot.client_address import address_block
+    from storage.models import Base
+
+    caplog.set_level(logging.DEBUG)
+    address = "2001:db8:77:88::1234"
+    for _ in range(PEOPLE_PER_HOUR + 2):
+        await fake_person(client, address)
+    keys = client.app[WEBCHAT].keys
+    block = address_block(address)
+    secrets_ = [address.encode(), block.encode(), b"2001:db8:77:88", keys._hash(b"block", block), keys._hash(b"rate", block)]
+    assert not any(s.decode(errors="ignore") in caplog.text for s in secrets_[:3])
+    async with services.db.transaction() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(text(f"SELECT * FROM {table.name}"))).all():
+                for value in row:
+                    raw = value if isinstance(value, bytes) else str(value).encode()
+                    assert not any(s in raw for s in secrets_), table.name
