@@ -38,6 +38,15 @@ class Settings(BaseModel):
     log_format: str = Field("text", alias="ANTAM_LOG_FORMAT")
     # Reverse proxies whose X-Forwarded-For is believed, for per-address rate limits only.
     trusted_proxies: str | None = Field(None, alias="ANTAM_TRUSTED_PROXIES")
+    # Other origins (scheme://host[:port]) whose pages may talk to the web chat, besides its own.
+    webchat_origins: str | None = Field(None, alias="ANTAM_WEBCHAT_ORIGINS")
+    # How wide an IPv4 block the limits on new people, referral codes and staff logins count
+    # in (IPv6 always counts per /64); 32 = per address.
+    ipv4_block_prefix: Annotated[int, Field(ge=16, le=32)] = Field(24, alias="ANTAM_IPV4_BLOCK_PREFIX")
+    # New people counted towards the indicators per address block and hour (web chat).
+    new_people_per_hour: Annotated[int, Field(ge=1, le=100_000)] = Field(20, alias="ANTAM_NEW_PEOPLE_PER_HOUR")
+    # Referral codes issued per address block and hour (web chat).
+    codes_per_hour: Annotated[int, Field(ge=1, le=100_000)] = Field(10, alias="ANTAM_CODES_PER_HOUR")
     telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_base_url: str = Field("https://api.telegram.org/bot", alias="TELEGRAM_API_BASE_URL")
     telegram_webhook_secret: SecretStr | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
@@ -96,6 +105,25 @@ class Settings(BaseModel):
         from bot.client_address import parse_networks
 
         return parse_networks(self.trusted_proxies)
+
+    @field_validator("webchat_origins")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        for origin in (value or "").split(","):
+            origin = origin.strip()
+            if origin and not re.match(r"^https?://[A-Za-z0-9.\[\]:-]+$", origin):
+                raise ValueError(f"'{origin}' is not an origin (scheme://host[:port], no path)")
+        return value or None
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """The web chat's own origin (from ANTAM_PUBLIC_URL, when set) and ANTAM_WEBCHAT_ORIGINS."""
+        found = {o.strip().rstrip("/").lower() for o in (self.webchat_origins or "").split(",") if o.strip()}
+        if self.public_url:
+            match = re.match(r"^(https?://[^/]+)", self.public_url)
+            if match:
+                found.add(match.group(1).lower())
+        return frozenset(found)
 
     @field_validator("log_format")
     @classmethod

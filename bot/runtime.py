@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
+from bot.admission import Gate
 from bot.bootstrap import Services
 from bot.clock import today
 from bot.record import PersonRecord
@@ -78,15 +79,16 @@ class Runtime:
         self._policy: Policy | None = None
         self._policy_at = dt.datetime.min.replace(tzinfo=dt.UTC)
 
-    async def answer(self, inbound: Inbound) -> list[RenderedReply]:
+    async def answer(self, inbound: Inbound, *, gate: Gate | None = None) -> list[RenderedReply]:
         """Answer one event; on any failure, log it without personal data and apologise.
 
+        ``gate``: the limits of the address block the event came from (web chat; bot/admission.py).
         When the database is down or does not answer within ANTAM_DB_TIMEOUT_SECONDS, the
         answer is made without it (``without_database``) and nothing is stored for the event,
         so a redelivery of it later is answered normally.
         """
         try:
-            return await self.handle(inbound)
+            return await self.handle(inbound, gate=gate)
         except Exception as exc:
             unavailable = database_unavailable(exc)
             # Only the exception's type: its message or traceback could name a value.
@@ -132,7 +134,7 @@ class Runtime:
         message = f"update:{inbound.channel}:{inbound.update_id}".encode()
         return hmac.new(self.services.secrets.pepper, message, hashlib.sha256).digest()[:16]
 
-    async def handle(self, inbound: Inbound) -> list[RenderedReply]:
+    async def handle(self, inbound: Inbound, *, gate: Gate | None = None) -> list[RenderedReply]:
         """Answer one inbound event; return the rendered replies (none for a redelivery)."""
         services = self.services
         started = time.perf_counter()
@@ -153,7 +155,9 @@ class Runtime:
             record = PersonRecord.from_bytes(raw) if raw is not None else None
             state = await self._current_codes(session, record.state, day) if record else None
             # Drawn afresh on every attempt: a collision with a stored code retries the transaction.
-            facts = TurnFacts(today=day, new_code=codes.new_code())
+            facts: TurnFacts | None = TurnFacts(today=day, new_code=codes.new_code())
+            if gate is not None and not gate.may_issue_code():
+                facts = None  # the engine then answers "no code can be issued right now"
             outcome = respond(state, inbound, services.context, facts)
             if any(isinstance(effect, EraseRecord) for effect in outcome.effects):
                 if record is not None and state is not None:
@@ -161,7 +165,9 @@ class Runtime:
                 await erase_person(session, pseudonym)
             elif outcome.state is not None:
                 marks = record.marks.current(day) if record else Marks()
-                marks = await self._carry_out(session, ring, pseudonym, inbound, outcome, marks, new=record is None)
+                marks = await self._carry_out(
+                    session, ring, pseudonym, inbound, outcome, marks, new=record is None, gate=gate
+                )
                 updated = PersonRecord(outcome.state, record.messages if record else (), marks)
                 if inbound.message_id is not None:
                     # The chat's ids are noted here, in the one transaction of the update: quick
@@ -185,6 +191,8 @@ class Runtime:
             for effect in outcome.effects:
                 if isinstance(effect, IssueReferral):
                     metrics.REFERRALS_ISSUED.labels(effect.service_type).inc()
+                    if gate is not None:
+                        gate.issued_codes(1)
         return rendered
 
     async def policy(self, session: AsyncSession) -> Policy:
@@ -226,6 +234,7 @@ class Runtime:
         marks: Marks,
         *,
         new: bool,
+        gate: Gate | None = None,
     ) -> Marks:
         """Issue and cancel referrals and count, for a person who accepted the notice."""
         assert outcome.state is not None
@@ -240,9 +249,9 @@ class Runtime:
             if isinstance(effect, Engaged):
                 policy = await self.policy(session)
                 where = where or await self._where(session, state, inbound.channel)
-                for indicator in counting.indicators_for(effect.kind, policy.package):
-                    marks, found = counting.count_unique(marks, indicator, day, where)
-                    increments.extend(found)
+                admit = gate.count_new_person if gate is not None else None
+                marks, found = counting.count_engagement(marks, effect.kind, policy.package, day, where, admit=admit)
+                increments.extend(found)
             elif isinstance(effect, IssueReferral):
                 place = await self._where(session, state, inbound.channel, commune=effect.commune)
                 await insert_referral(

@@ -16,7 +16,7 @@ Everything here is pure: the day and the marks come in, new marks and increments
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -32,6 +32,11 @@ REFERRAL_ISSUED = "referral_issued"
 REFERRAL_REDEEMED = "referral_redeemed"
 REFERRAL_CANCELLED = "referral_cancelled"
 EVENTS = (CONSENTED, REFERRAL_ISSUED, REFERRAL_REDEEMED, REFERRAL_CANCELLED)
+# A person who would have been counted but whose address block had used its hourly allowance
+# of new counted people (bot/admission.py): one per person and month, per commune and day.
+NOT_COUNTED_LIMIT = "not_counted_limit"
+# The mark (per month) that such a person was already added to NOT_COUNTED_LIMIT.
+LIMITED = "limited"
 
 
 def unique_metric(indicator: str, kind: PeriodKind) -> str:
@@ -92,7 +97,7 @@ class Marks:
         counted = {
             name: frozenset(key for key in keys if isinstance(key, str))
             for name, keys in data.items()
-            if name in UNIQUE_INDICATORS and isinstance(keys, list)
+            if (name in UNIQUE_INDICATORS or name == LIMITED) and isinstance(keys, list)
         }
         return cls(MappingProxyType(counted))
 
@@ -105,6 +110,36 @@ def count_unique(marks: Marks, indicator: str, day: dt.date, where: Where) -> tu
             marks = marks.with_mark(indicator, period)
             increments.append(Increment(day, where, unique_metric(indicator, period.kind)))
     return marks, increments
+
+
+def count_engagement(
+    marks: Marks,
+    engagement: str,
+    package: Iterable[str],
+    day: dt.date,
+    where: Where,
+    *,
+    admit: Callable[[], bool] | None = None,
+) -> tuple[Marks, list[Increment]]:
+    """Count one engagement towards the unique indicators it belongs to.
+
+    ``admit`` is asked only for a *new counted person* — someone about to be counted who has
+    no mark in any period containing ``day`` — and says whether their address block may add
+    one more (None: no limit, as on Telegram and Zalo). Refused, the person is not counted and
+    not marked, so a later visit may count them; one NOT_COUNTED_LIMIT is added instead, once
+    a month per person.
+    """
+    counted, found = marks, []
+    for indicator in indicators_for(engagement, package):
+        counted, increments = count_unique(counted, indicator, day, where)
+        found.extend(increments)
+    new_person = not any(marks.counted.get(name) for name in UNIQUE_INDICATORS)
+    if not found or admit is None or not new_person or admit():
+        return counted, found
+    month = Period.containing(day, PeriodKind.MONTH)
+    if marks.has(LIMITED, month):
+        return marks, []
+    return marks.with_mark(LIMITED, month), [Increment(day, where, NOT_COUNTED_LIMIT)]
 
 
 def indicators_for(engagement: str, package: Iterable[str]) -> list[str]:

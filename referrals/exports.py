@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from content.i18n import Catalogs
 from referrals.periods import Period, PeriodKind
-from referrals.report import INDICATORS, UNKNOWN_COMMUNE, CommuneLine, PeriodReport, Progress, ScopeKind
+from referrals.report import INDICATORS, UNKNOWN_COMMUNE, CommuneLine, PeriodReport, Progress, ScopeKind, spike_floor
 from referrals.tables import Cell
 
 if TYPE_CHECKING:
@@ -122,6 +122,14 @@ def _legend(report: PeriodReport, catalogs: Catalogs, locale: str) -> list[str]:
         catalogs.text(locale, "report.legend.unique"),
         catalogs.text(locale, "report.legend.percent"),
         catalogs.text(locale, "report.legend.privacy"),
+        *(
+            [
+                catalogs.text(locale, "report.legend.not_counted"),
+                catalogs.text(locale, "report.legend.spikes", {"floor": spike_floor(report.threshold)}),
+            ]
+            if report.not_counted is not None
+            else []
+        ),
     ]
 
 
@@ -209,7 +217,27 @@ def _columns(report: PeriodReport, catalogs: Catalogs, locale: str) -> tuple[_Co
         ]
         columns.append(_Column(text(f"report.col.{key}_total"), _Kind.COUNT))
     columns.append(_Column(text("report.col.uptake"), _Kind.PERCENT))
+    if report.not_counted is not None:
+        columns.append(_Column(text("report.col.not_counted"), _Kind.COUNT))
+        columns.append(_Column(text("report.col.spikes"), _Kind.TEXT))
     return tuple(columns)
+
+
+def spike_text(days: Sequence[dt.date]) -> str:
+    """Spike days the Vietnamese way, for every locale: "12/03/2026, 15/03/2026"."""
+    return ", ".join(day.strftime("%d/%m/%Y") for day in days)
+
+
+def _checks(report: PeriodReport, row: int | None) -> list[Value]:
+    """The "not counted (limit)" count and the spike days of a commune (None: the total row)."""
+    table = report.not_counted
+    if table is None:
+        return []
+    if row is None:
+        total = table.column_totals[0] if table.column_totals else None
+        return [_count(total, report.threshold), ""]
+    spikes = report.spikes[row] if row < len(report.spikes) else ()
+    return [_count(table.body[row][0], report.threshold), spike_text(spikes)]
 
 
 def _values(
@@ -252,6 +280,7 @@ def _grid(report: PeriodReport, catalogs: Catalogs, locale: str) -> _Grid:
                     _row_total(report.redeemed.row_totals, r),
                     report.uptake[r],
                 )
+                + _checks(report, r)
             )
         )
     missing_people: tuple[Cell | None, ...] = (None,) * len(INDICATORS)
@@ -266,7 +295,7 @@ def _grid(report: PeriodReport, catalogs: Catalogs, locale: str) -> _Grid:
         report.redeemed.column_totals or missing_types,
         report.redeemed.grand_total,
         report.total_uptake,
-    )
+    ) + _checks(report, None)
     return _Grid(_columns(report, catalogs, locale), tuple(rows), tuple(total))
 
 
@@ -511,6 +540,12 @@ def to_table(report: PeriodReport, catalogs: Catalogs, locale: str = "vi") -> st
     uptake = _uptake(report.total_uptake, report.issued.grand_total, report.redeemed.grand_total)
     summary["uptake"] = NO_PERCENT if uptake is None else f"{_number(uptake, locale)} %"
     out += ["", text("report.summary", summary)]
+
+    if report.not_counted is not None:
+        checks = [_checks(report, r) for r in range(len(report.communes))] + [_checks(report, None)]
+        headers = [text("report.col.commune"), text("report.col.not_counted"), text("report.col.spikes")]
+        rows = [[label, _show(count, locale), str(days)] for label, (count, days) in zip(names, checks, strict=True)]
+        out += ["", text("report.section.checks"), *_block(headers, rows)]
 
     out += ["", text("report.legend.title") + ":"]
     out += [f"  {line}" for line in _legend(report, catalogs, locale)]

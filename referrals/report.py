@@ -18,6 +18,18 @@ INDICATORS = ("reached", "informed", "connected")
 DEFAULT_TARGET_PERCENT = 70.0
 # The row for people whose commune is not known (no commune chosen, no peer link).
 UNKNOWN_COMMUNE = 0
+# The spike rule: a day's new reach (people counted "reached" for the first time that month, on
+# that day) is a spike when it is above SPIKE_FACTOR × the median of the SPIKE_BASELINE days
+# before it, and above the floor: SPIKE_FLOOR, or the small-cell threshold if that is higher.
+# The median, not the mean, so one earlier burst does not hide the next; the floor, so a quiet
+# commune going from 0 to 3 is not a spike.
+SPIKE_FACTOR = 3
+SPIKE_BASELINE = 14
+SPIKE_FLOOR = 10
+
+
+def spike_floor(threshold: int) -> int:
+    return max(SPIKE_FLOOR, threshold)
 
 
 class ScopeKind(StrEnum):
@@ -78,3 +90,9 @@ class PeriodReport:
     # hidden or nothing was issued.
     uptake: tuple[float | None, ...]
     total_uptake: float | None
+    # communes × 1, with the column total: people not counted because their address block had
+    # used its hourly allowance of new people (NOT_COUNTED_LIMIT). None in reports made without it.
+    not_counted: ProtectedTable | None = None
+    # Per commune: the days of the period on which its new reach rose far above its own
+    # recent days (referrals.reporting.spike_days); empty where the commune's count is hidden.
+    spikes: tuple[tuple[dt.date, ...], ...] = ()

@@ -8,26 +8,32 @@ module: exports and the staff app only ever see a ``PeriodReport``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+import statistics
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.geo import CommuneIndex
 from content.pack import SERVICE_TYPES, ContentPack
-from referrals.counters import monthly_sums
-from referrals.counting import REFERRAL_ISSUED, REFERRAL_REDEEMED, unique_metric
+from referrals.counters import daily_sums, monthly_sums
+from referrals.counting import NOT_COUNTED_LIMIT, REFERRAL_ISSUED, REFERRAL_REDEEMED, unique_metric
+from referrals.periods import PeriodKind
 from referrals.indicators import Policy, Target, targets_for
 from referrals.periods import Period
 from referrals.report import (
     DEFAULT_TARGET_PERCENT,
     INDICATORS,
+    SPIKE_BASELINE,
+    SPIKE_FACTOR,
+    SPIKE_FLOOR,
     UNKNOWN_COMMUNE,
     CommuneLine,
     PeriodReport,
     Progress,
     Scope,
     ScopeKind,
+    spike_floor,
 )
 from referrals.suppression import protect
 from referrals.tables import Cell, ProtectedTable
@@ -35,6 +41,43 @@ from storage.referral_models import CounterMonth, IndicatorTarget
 
 # Kinds of place, not of help: never a referral column.
 _NOT_REFERRABLE = frozenset({"health_station", "womens_union"})
+
+def spike_days(daily: Mapping[dt.date, int], start: dt.date, end: dt.date, *, floor: int = SPIKE_FLOOR) -> list[dt.date]:
+    """The days from ``start`` to ``end`` whose count is above max(3 × median of the 14 days before, floor)."""
+    found = []
+    # Only a day above the floor can be a spike: the others need no baseline.
+    for day in sorted(d for d, count in daily.items() if start <= d <= end and count > floor):
+        baseline = [daily.get(day - dt.timedelta(days=n), 0) for n in range(1, SPIKE_BASELINE + 1)]
+        if daily[day] > SPIKE_FACTOR * statistics.median(baseline):
+            found.append(day)
+    return found
+
+
+async def commune_spikes(
+    session: AsyncSession,
+    *,
+    start: dt.date,
+    end: dt.date,
+    floor: int,
+    province: int | None = None,
+    commune: int | None = None,
+) -> dict[int, list[dt.date]]:
+    """Spike days per commune between two days, from the daily "reached" counters."""
+    sums = await daily_sums(
+        session,
+        start=start - dt.timedelta(days=SPIKE_BASELINE),
+        end=end,
+        metrics=[unique_metric("reached", PeriodKind.MONTH)],
+        by=("commune", "day"),
+        province=province,
+        commune=commune,
+    )
+    by_commune: dict[int, dict[dt.date, int]] = {}
+    for (code, day), count in sums.items():
+        assert isinstance(code, int) and isinstance(day, dt.date)
+        by_commune.setdefault(code, {})[day] = count
+    found = {code: spike_days(daily, start, end, floor=floor) for code, daily in by_commune.items()}
+    return {code: days for code, days in found.items() if days}
 
 
 class ScopeError(ValueError):
@@ -142,7 +185,7 @@ async def build_report(
     sums = await monthly_sums(
         session,
         months=period.months(),
-        metrics=[*people_metrics, REFERRAL_ISSUED, REFERRAL_REDEEMED],
+        metrics=[*people_metrics, REFERRAL_ISSUED, REFERRAL_REDEEMED, NOT_COUNTED_LIMIT],
         province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
         commune=scope.code if scope.kind is ScopeKind.WARD else None,
     )
@@ -171,6 +214,21 @@ async def build_report(
         len(kinds),
         threshold,
         row_totals=True,
+    )
+    not_counted = _protect(
+        [[by_key.get((code, NOT_COUNTED_LIMIT, ""), 0)] for code in rows], 1, threshold, row_totals=False
+    )
+    spikes = await commune_spikes(
+        session,
+        start=period.start,
+        end=period.end,
+        floor=spike_floor(threshold),
+        province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
+        commune=scope.code if scope.kind is ScopeKind.WARD else None,
+    )
+    # A marker says "this commune's count is large": only where that count is published.
+    spike_lines = tuple(
+        () if people.body[r][0].hidden else tuple(spikes.get(code, ())) for r, code in enumerate(rows)
     )
     targets = await targets_for(
         session,
@@ -211,6 +269,8 @@ async def build_report(
         redeemed=redeemed,
         uptake=uptake,
         total_uptake=total_uptake,
+        not_counted=not_counted,
+        spikes=spike_lines,
     )
 
 

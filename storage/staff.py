@@ -8,7 +8,9 @@ bound to its account's row.
 
 The audit log says who did what and when, for admins. Its detail is short and never names a
 person at risk: no referral code, pseudonym, address or free text, only counts, communes,
-periods and formats ("redeemed a code for commune 3390").
+periods and formats ("redeemed a code for commune 3390"). A failed login for a name that is no
+account keeps only a masked form of what was typed (``masked_username``: its first two
+characters), since it may be a password typed into the wrong field or someone's real name.
 
 Time is an argument everywhere (``now``); nothing here reads a clock.
 """
@@ -389,6 +391,13 @@ def scope_words(ward: int | None, province: int | None) -> str:
     if ward is not None:
         return f"commune {ward}"
     return f"province {province}" if province is not None else "all provinces"
+
+
+def masked_username(typed: str) -> str:
+    """What the audit log keeps of a typed name that is no account: "ng…" (never the whole name)."""
+    name = unicodedata.normalize("NFKC", typed).strip().lower()
+    shown = "".join(ch for ch in name[:2] if ch.isascii() and (ch.isalnum() or ch in "._-"))
+    return f"{shown}…"
 
 
 def check_detail(detail: str) -> str:

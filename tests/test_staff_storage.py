@@ -145,7 +145,7 @@ def test_one_time_passwords() -> None:
     ],
 )
 def test_password_policy(new: str, confirm: str, problem: str | None) -> None:
-    """A new password has at least 10 characters, matches its confirmation, is not the username or the current one."""
+    """A new password has at least 12 characters, matches its confirmation, is not the username or the current one."""
     problems = password_problems(new, confirm, username="nguyen.van.an", current="mật khẩu hiện tại", one_time=False)
     if problem is None:
         assert problems == []

@@ -30,6 +30,12 @@ async def client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
         await test_client.close()
 
 
+def origin(client: TestClient[Any, Any]) -> str:
+    """The page's own origin, as a browser sends it: http://127.0.0.1:PORT."""
+    url = client.make_url("/")
+    return f"{url.scheme}://{url.host}:{url.port}"
+
+
 def payloads(answer: dict[str, Any]) -> list[str]:
     return [b["payload"] for reply in answer["replies"] for b in reply["buttons"]]
 
@@ -55,7 +61,7 @@ async def test_page_is_self_contained_and_locked_down(client: TestClient[Any, An
 
 async def test_conversation_over_websocket(client: TestClient[Any, Any], services: Services) -> None:
     """The same conversation as elsewhere: notice, consent, menu, a question, quick exit."""
-    async with client.ws_connect("/chat/ws") as ws:
+    async with client.ws_connect("/chat/ws", origin=origin(client)) as ws:
         await ws.send_json({"session": SESSION, "id": "m0000001", "text": "/start"})
         welcome = await ws.receive_json()
         assert payloads(welcome)[:3] == ["c:accept", "c:decline", "c:more"]
@@ -122,7 +128,7 @@ async def test_oversized_and_overlong(client: TestClient[Any, Any]) -> None:
 
 async def test_bad_websocket_messages_keep_the_connection(client: TestClient[Any, Any]) -> None:
     """A malformed WebSocket message gets an error answer and the conversation goes on."""
-    async with client.ws_connect("/chat/ws") as ws:
+    async with client.ws_connect("/chat/ws", origin=origin(client)) as ws:
         await ws.send_str("{nope")
         assert (await ws.receive_json())["error"] == "bad_request"
         await ws.send_bytes(b"\x00\x01")
@@ -133,7 +139,7 @@ async def test_bad_websocket_messages_keep_the_connection(client: TestClient[Any
 
 async def test_rate_limits(client: TestClient[Any, Any]) -> None:
     """Sending too fast gets a polite Vietnamese reply (WebSocket) or a 429 (HTTP), bounded in count."""
-    async with client.ws_connect("/chat/ws") as ws:
+    async with client.ws_connect("/chat/ws", origin=origin(client)) as ws:
         slowed = False
         for n in range(40):
             await ws.send_json({"session": SESSION, "text": f"menu {n}"})
@@ -150,9 +156,9 @@ async def test_rate_limits(client: TestClient[Any, Any]) -> None:
 async def test_connections_per_address_are_limited(client: TestClient[Any, Any]) -> None:
     """One address cannot hold more than a few WebSockets open at once."""
     webchat = client.app[WEBCHAT]
-    sockets = [await client.ws_connect("/chat/ws") for _ in range(webchat.max_connections_per_address)]
+    sockets = [await client.ws_connect("/chat/ws", origin=origin(client)) for _ in range(webchat.max_connections_per_address)]
     try:
-        response = await client.get("/chat/ws", headers={"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        response = await client.get("/chat/ws", headers={"Origin": origin(client), "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
         assert response.status == 429
     finally:
         for ws in sockets:

@@ -79,5 +79,11 @@ class TokenBuckets(Generic[K]):
             self._state.popitem(last=False)
         return wait
 
+    def available(self, key: K) -> float:
+        """The tokens ``key`` has now (nothing taken)."""
+        now = self.clock()
+        tokens, since = self._state.get(key, (self.capacity, now))
+        return min(self.capacity, tokens + (now - since) * self.per_second)
+
     def __len__(self) -> int:
         return len(self._state)

@@ -3,15 +3,16 @@
 The browser makes a random session id (sessionStorage by default; localStorage only when the
 person ticks "remember me") and sends it with every message; it is pseudonymised like any
 platform id. The page loads nothing from elsewhere, runs no inline script and keeps no
-analytics. Abuse limits count per connection and per address; the address itself is only
-ever held in memory as a keyed hash whose key is random per process, and never stored or
-logged.
+analytics. Abuse limits count per connection and per address (an IPv6 /64 counts as one
+address); new people counted and referral codes are limited per address block too
+(bot/admission.py). The address itself is only ever held in memory as a keyed hash whose key
+is random per process, and never stored or logged. Only the page's own origin (or one listed
+in ANTAM_WEBCHAT_ORIGINS) may open the WebSocket or post, and posts must be JSON, so another
+website cannot make its visitors' browsers talk to the bot.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
 import json
 import logging
@@ -23,8 +24,9 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.admission import BlockLimits
 from bot.channels.common import TokenBuckets
-from bot.client_address import client_address
+from bot.client_address import AddressKeys
 from bot.runtime import Runtime
 from handlers.state import DEFAULT_LOCALE, LOCALES
 from handlers.types import Inbound, Location
@@ -71,7 +73,15 @@ class WebChat:
     def __init__(self, runtime: Runtime, *, exit_url: str = NEUTRAL_EXIT_URL) -> None:
         self.runtime = runtime
         self.exit_url = exit_url
-        self._salt = os.urandom(32)  # never stored: addresses cannot be linked across restarts
+        settings = runtime.services.settings
+        # Keys random per process, never stored: addresses cannot be linked across restarts.
+        self.keys = AddressKeys(settings.proxy_networks, ipv4_block=settings.ipv4_block_prefix)
+        self.limits = BlockLimits(
+            people_per_hour=settings.new_people_per_hour,
+            codes_per_hour=settings.codes_per_hour,
+            clock=lambda: runtime.services.clock.now().timestamp(),
+        )
+        self.origins = settings.allowed_origins
         self.per_address = Buckets(capacity=40, per_second=0.5)
         self.per_connection = Buckets(capacity=15, per_second=0.34)
         self.connections: dict[bytes, int] = {}
@@ -93,8 +103,22 @@ class WebChat:
             await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutting down")
 
     def _address(self, request: web.Request) -> bytes:
-        address = client_address(request, self.runtime.services.settings.proxy_networks)
-        return hmac.new(self._salt, address.encode(), hashlib.sha256).digest()[:16]
+        """The key of per-address limits: the address (IPv4) or its /64 (IPv6), keyed-hashed."""
+        return self.keys.rate(request)
+
+    def _same_origin(self, request: web.Request, origin: str) -> bool:
+        """The page's own origin (ANTAM_PUBLIC_URL's, else this request's Host) or a listed one.
+
+        Without a public URL the scheme is not compared: behind a TLS proxy the request comes
+        in over plain HTTP while the page's origin is https; another site cannot have this host.
+        """
+        origin = origin.strip().rstrip("/").lower()
+        if origin in self.origins:
+            return True
+        if self.runtime.services.settings.public_url:
+            return False
+        scheme, _, host = origin.partition("://")
+        return scheme in ("http", "https") and bool(host) and host == request.host.lower()
 
     def _locale(self, request: web.Request) -> str:
         first = request.headers.get("Accept-Language", "").split(",")[0].split(";")[0].strip().lower()
@@ -175,13 +199,21 @@ class WebChat:
         text = self.runtime.services.renderer.catalogs.text(locale, "input.slow_down")
         return {"replies": [{"text": text, "buttons": []}], "error": "rate_limited"}
 
-    async def _answer(self, inbound: Inbound) -> dict[str, Any]:
-        replies = await self.runtime.answer(inbound)
+    async def _answer(self, inbound: Inbound, block: bytes) -> dict[str, Any]:
+        replies = await self.runtime.answer(inbound, gate=self.limits.gate(block))
         return {"replies": [reply.to_json() for reply in replies]}
 
     async def send(self, request: web.Request) -> web.Response:
         """POST /chat/send: the fallback when WebSockets are blocked."""
         locale = self._locale(request)
+        origin = request.headers.get("Origin")
+        # A browser sends Origin on every cross-site POST: another site's page cannot post here.
+        if origin is not None and not self._same_origin(request, origin):
+            return web.json_response({"error": "forbidden_origin"}, status=403)
+        # A form or text/plain body is what a cross-site page can send without asking first.
+        if request.content_type != "application/json":
+            refused = {"error": "unsupported_media_type", "detail": "send application/json"}
+            return web.json_response(refused, status=415)
         if request.content_length is not None and request.content_length > MAX_BODY:
             return web.json_response({"error": "too_large"}, status=413)
         if not self.per_address.allow(self._address(request)):
@@ -193,11 +225,18 @@ class WebChat:
             inbound = self.parse(json.loads(body), locale)
         except (ValueError, UnicodeDecodeError) as exc:
             return web.json_response({"error": "bad_request", "detail": str(exc) if isinstance(exc, BadMessage) else "invalid JSON"}, status=400)
-        return web.json_response(await self._answer(inbound), headers={"Cache-Control": "no-store"})
+        answer = await self._answer(inbound, self.keys.block(request))
+        return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         """GET /chat/ws: one JSON message in, one JSON answer out."""
+        # Browsers always send Origin on a WebSocket: without one, or with another site's, it is
+        # not this page (a script, or a page elsewhere using its visitors' browsers).
+        origin = request.headers.get("Origin")
+        if origin is None or not self._same_origin(request, origin):
+            return web.json_response({"error": "forbidden_origin"}, status=403)
         address = self._address(request)
+        block = self.keys.block(request)
         locale = self._locale(request)
         if self.connections.get(address, 0) >= self.max_connections_per_address:
             return web.json_response({"error": "too_many_connections"}, status=429)
@@ -222,7 +261,7 @@ class WebChat:
                     detail = str(exc) if isinstance(exc, BadMessage) else "invalid JSON"
                     await ws.send_json({"error": "bad_request", "detail": detail})
                     continue
-                await ws.send_json(await self._answer(inbound))
+                await ws.send_json(await self._answer(inbound, block))
         finally:
             self._sockets.discard(ws)
             remaining = self.connections.get(address, 1) - 1

@@ -39,11 +39,12 @@ def make_staff_app(services: Services) -> web.Application:
     )
     app[SERVICES] = services
     app[PASSWORDS] = Passwords()
+    proxies, ipv4_block = services.settings.proxy_networks, services.settings.ipv4_block_prefix
     app[THROTTLE] = AddressThrottle(
-        lambda: services.clock.now().timestamp(), proxies=services.settings.proxy_networks
+        lambda: services.clock.now().timestamp(), proxies=proxies, ipv4_block=ipv4_block
     )
     app[PEER_THROTTLE] = AddressThrottle(
-        lambda: services.clock.now().timestamp(), burst=30, every=10.0, proxies=services.settings.proxy_networks
+        lambda: services.clock.now().timestamp(), burst=30, every=10.0, proxies=proxies, ipv4_block=ipv4_block
     )
     app[NAV] = Navigation(NAVIGATION)
     app.cleanup_ctx.append(_passwords)

@@ -1,5 +1,9 @@
 """Staff passwords: scrypt hashes that carry their own parameters, one-time passwords, policy.
 
+The policy: at least 12 characters, not containing the username, and not easily guessed —
+zxcvbn's estimate (common passwords, keyboard runs, dates, repeats, words with digits, plus a
+few Vietnamese words it does not know) must reach "safely unguessable".
+
 A stored hash reads ``scrypt$ln=15,r=8,p=1$<salt>$<key>`` (base64 without padding), so the
 cost can be raised later: old hashes still verify and are replaced at the next login. Hashing
 runs in a worker thread (it takes ~0.1 s and 32 MiB on purpose) and at most a few at once, so
@@ -22,7 +26,18 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidKey
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-MIN_LENGTH = 10
+MIN_LENGTH = 12
+# zxcvbn's score (0-4) a new password needs: 3 = "safely unguessable" (about 10^8 guesses and
+# more), which refuses common passwords, keyboard runs, dates, repeats and dictionary words
+# with a few digits.
+MIN_STRENGTH = 3
+# Words zxcvbn's English lists lack that a Vietnamese staff password is likely to be built on:
+# "password", the product, the place, love words, common family names, the role.
+GUESSABLE_WORDS = (
+    "matkhau", "mat khau", "antam", "an tam", "vietnam", "hanoi", "saigon", "hochiminh", "anhyeuem",
+    "emyeuanh", "yeuem", "tramyte", "yte", "canbo", "quantri", "admin", "xinchao", "nguyen", "tran",
+    "le", "pham", "hoang", "huynh", "phan", "vu", "vo", "dang", "bui", "do", "ho", "ngo", "duong", "ly",
+)
 MAX_LENGTH = 128  # a longer input is refused before the KDF sees it
 # No 0/O, 1/I/L, U/V look-alikes: read aloud or copied from a screen by hand without doubt.
 ONE_TIME_ALPHABET = "ABCDEFGHJKMNPQRSTWXYZ23456789"
@@ -171,7 +186,7 @@ def password_problems(new: str, confirm: str, *, username: str, current: str, on
         problems.append("staff.password.error.short")
     elif len(new) > MAX_LENGTH:
         problems.append("staff.password.error.long")
-    if new.strip().lower() == username.lower():
+    if _contains_username(new, username):
         problems.append("staff.password.error.username")
     same_as_current = hmac.compare_digest(_encode(new), _encode(current))
     if one_time:
@@ -182,4 +197,36 @@ def password_problems(new: str, confirm: str, *, username: str, current: str, on
         problems.append("staff.password.error.same")
     if new and len(set(new)) < 4:
         problems.append("staff.password.error.simple")
+    elif MIN_LENGTH <= len(new) <= MAX_LENGTH and strength(new, username) < MIN_STRENGTH:
+        problems.append("staff.password.error.common")
     return problems
+
+
+def _plain(text: str) -> str:
+    """Lower case, without diacritics (đ → d): "Mật Khẩu" and "mat khau" are the same guess."""
+    from content.intents import strip_diacritics
+
+    return strip_diacritics(unicodedata.normalize("NFC", text).lower())
+
+
+def _contains_username(new: str, username: str) -> bool:
+    """The username inside the password, also without its dots and dashes or with other case."""
+    plain = _plain(new)
+    squeezed = re.sub(r"[^a-z0-9]", "", plain)
+    name = username.lower()
+    core = re.sub(r"[^a-z0-9]", "", name)
+    return name in plain or (len(core) >= 3 and core in squeezed)
+
+
+def strength(password: str, username: str = "") -> int:
+    """zxcvbn's 0-4 score, the weakest of the password as typed, without diacritics and without spaces.
+
+    zxcvbn (MIT) ships its word and password lists inside the package: nothing is fetched.
+    """
+    from zxcvbn import zxcvbn
+
+    hints = [username, *re.split(r"[._-]+", username), *GUESSABLE_WORDS]
+    plain = _plain(password)
+    # Also without spaces: "mat khau 123456" is the guess "matkhau123456" with spaces in it.
+    candidates = {unicodedata.normalize("NFC", password)[:72], plain[:72], "".join(plain.split())[:72]}
+    return min(int(zxcvbn(candidate, user_inputs=hints)["score"]) for candidate in candidates)

@@ -14,9 +14,6 @@ process, never stored or logged.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
-import os
 import secrets
 from collections.abc import Callable
 
@@ -25,7 +22,7 @@ from aiohttp_session import Session, get_session, new_session
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
 from bot.channels.common import TokenBuckets
-from bot.client_address import Network, client_address
+from bot.client_address import AddressKeys, Network
 from bot.config import Settings
 from storage.crypto import MasterSecrets
 from storage.staff import StaffAccount
@@ -122,18 +119,27 @@ async def end_session(request: web.Request) -> Session:
 
 
 class AddressThrottle:
-    """Login attempts per client address: a burst, then one every ``every`` seconds."""
+    """Attempts per address block: a burst, then one every ``every`` seconds.
+
+    The block is an IPv6 /64 or an IPv4 /``ipv4_block`` (24 by default): a client that can
+    take any address in its block (every IPv6 host, or a rented range) gets one allowance,
+    not one per address. Wrong passwords also lock the account itself (storage/staff.py).
+    """
 
     def __init__(
-        self, clock: Callable[[], float], *, burst: int = 20, every: float = 30.0, proxies: tuple[Network, ...] = ()
+        self,
+        clock: Callable[[], float],
+        *,
+        burst: int = 20,
+        every: float = 30.0,
+        proxies: tuple[Network, ...] = (),
+        ipv4_block: int = 24,
     ) -> None:
-        self._salt = os.urandom(32)
-        self._proxies = proxies
+        self._keys = AddressKeys(proxies, ipv4_block=ipv4_block)
         self._buckets: TokenBuckets[bytes] = TokenBuckets(burst, 1.0 / every, keys=50_000, clock=clock)
 
     def _key(self, request: web.Request) -> bytes:
-        address = client_address(request, self._proxies)
-        return hmac.new(self._salt, address.encode(), hashlib.sha256).digest()[:16]
+        return self._keys.block(request)
 
     def allow(self, request: web.Request) -> bool:
         return self._buckets.take(self._key(request)) == 0.0

@@ -37,7 +37,7 @@ from content.i18n import Catalogs
 from content.intents import strip_diacritics
 from referrals.counters import daily_sums, month_series
 from referrals.counting import unique_metric
-from referrals.exports import commune_label, period_label, service_label
+from referrals.exports import commune_label, period_label, service_label, spike_text
 from referrals.indicators import load_policy
 from referrals.peers import list_peers
 from referrals.periods import Period, PeriodError, PeriodKind
@@ -74,6 +74,15 @@ class PeopleRow:
 class CountRow:
     name: str
     counts: tuple[Figure, ...]
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """A commune whose figures need a look: people not counted (limit), days of unusual rise."""
+
+    name: str
+    not_counted: Figure
+    spikes: str  # "12/03/2026, 15/03/2026", or empty
 
 
 def parse_period(raw: str | None, day: dt.date) -> Period:
@@ -277,7 +286,7 @@ def _report_parts(report: PeriodReport | None, catalogs: Catalogs, locale: str) 
     if report is None:  # nothing counted and no target anywhere yet
         return {
             "cards": [], "total_card": None, "missing_estimates": [], "people": [], "people_total": None,
-            "service_rows": [], "service_total": None, "uptake": NO_VALUE,
+            "service_rows": [], "service_total": None, "uptake": NO_VALUE, "checks": [], "not_counted_total": None,
         }
     threshold = report.threshold
     names = _names(report, catalogs, locale)
@@ -294,6 +303,8 @@ def _report_parts(report: PeriodReport | None, catalogs: Catalogs, locale: str) 
     cards = [cards[r] for r in order]
     people = [people[r] for r in order]
     service_rows, service_total = _services(report, catalogs, locale)
+    checks, not_counted_total = _checks(report, names, locale)
+    checks = [checks[r] for r in order]
     issued, redeemed = report.issued.grand_total, report.redeemed.grand_total
     uptake = None if issued is None or redeemed is None or issued.hidden or redeemed.hidden else report.total_uptake
     return {
@@ -305,7 +316,26 @@ def _report_parts(report: PeriodReport | None, catalogs: Catalogs, locale: str) 
         "service_rows": service_rows,
         "service_total": service_total,
         "uptake": percent_text(uptake, locale),
+        "checks": [row for row in checks if row.spikes or row.not_counted.hidden or row.not_counted.shown],
+        "not_counted_total": not_counted_total,
     }
+
+
+def _checks(report: PeriodReport, names: list[str], locale: str) -> tuple[list[CheckRow], Figure | None]:
+    """Per commune, people not counted because of the limit per address block, and spike days.
+
+    Both come from the report, protected there: the counts as a table of their own, and spike
+    days only for communes whose count is shown.
+    """
+    table, threshold = report.not_counted, report.threshold
+    if table is None:
+        return [CheckRow(name, Figure(NO_VALUE, None), "") for name in names], None
+    rows = [
+        CheckRow(name, figure(table.body[r][0], threshold, locale), spike_text(report.spikes[r]))
+        for r, name in enumerate(names)
+    ]
+    total = figure(table.column_totals[0], threshold, locale) if table.column_totals else None
+    return rows, total
 
 
 def _targets_link(viewer: Viewer, scope: Scope, period: Period) -> str | None:

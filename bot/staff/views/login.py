@@ -7,6 +7,7 @@ password hashing as a known one, so the answer does not tell whether a username 
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from storage.staff import (
     end_sessions,
     get_account,
     get_by_username,
+    masked_username,
     open_totp,
     record_failed_login,
     record_login,
@@ -74,9 +76,8 @@ async def login_submit(request: web.Request, viewer: Viewer | None) -> web.Strea
     candidate = one_time_form(password) if account is not None and account.must_change_password else password
     matched = await passwords.verify(candidate, stored)
     now = services.clock.now()
-    if account is None or not account.active:
-        return await _failed(request, shown_name)
-    if account.locked(now):
+    if account is None or not account.active or account.locked(now):
+        await _audit_refused(request, typed_name, account, now)
         return await _failed(request, shown_name)
     if not matched:
         await count_failure(request, account, "wrong password")
@@ -89,6 +90,17 @@ async def login_submit(request: web.Request, viewer: Viewer | None) -> web.Strea
     else:
         new_hash = None
     return await _signed_in(request, account.id, rehash=new_hash)
+
+
+async def _audit_refused(request: web.Request, typed_name: str, account: StaffAccount | None, now: dt.datetime) -> None:
+    """A login refused before its password counted: unknown name, inactive or locked account."""
+    if account is None:
+        actor, detail, province = masked_username(typed_name), "unknown username", None
+    else:
+        actor, province = account.username, account.province
+        detail = "attempt on a locked account" if account.active else "attempt on an inactive account"
+    async with request.app[SERVICES].db.transaction() as db:
+        await add_audit(db, now=now, actor=actor, action=AuditAction.LOGIN_FAILED, detail=detail, province=province)
 
 
 async def count_failure(request: web.Request, account: StaffAccount, reason: str) -> bool:
