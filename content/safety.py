@@ -48,12 +48,23 @@ _DAYS_AGO = re.compile(
 )
 _HOURS_AGO = re.compile(rf"\b{_COUNT} (?:tieng|gio|hours?)(?: truoc| roi| ago| nay)")
 _WEEKS_AGO = re.compile(
-    rf"\b{_COUNT} (?:tuan|thang|weeks?|months?)(?: truoc| roi| qua| ago| nay)"
+    # "1 thằng qua app" typed without marks reads "1 tháng qua": not a time.
+    rf"\b{_COUNT} (?:tuan|thang|weeks?|months?)(?: truoc| roi| qua(?! (?:app|mang|fb|zalo|facebook|tinder|grindr))| ago| nay)"
     rf"|cach day (?:hon |khoang |tam |)(?:{_COUNT}) (?:tuan|thang)"
 )
 _WEEKDAY = re.compile(r"\b(?:thu (2|3|4|5|6|7|hai|ba|tu|nam|sau|bay)|(chu nhat|cn))\b")
 _WEEKDAY_NUMBER = {"2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "hai": 2, "ba": 3, "tu": 4, "nam": 5, "sau": 6, "bay": 7}
 _LAST_TIME = re.compile(r"\b(?:lan gan nhat|lan cuoi|gan nhat la|moi nhat|last time|most recent)\b")
+
+
+def _clauses(words: list[Token]) -> list[int]:
+    """The clause number of each word (clauses are separated by BOUNDARY tokens)."""
+    numbers, current = [], 0
+    for word in words:
+        if word is BOUNDARY:
+            current += 1
+        numbers.append(current)
+    return numbers
 
 
 def _weekdays_apart(text: str) -> tuple[int, int] | None:
@@ -126,7 +137,8 @@ class _Cue:
     name: str
     rules: tuple[_Rule, ...]
     help: tuple[str, ...]
-    intent: str
+    # None: the cue only adds help (emergency contraception) and leaves the intent to the rest.
+    intent: str | None
     topic: str | None
 
 
@@ -166,7 +178,7 @@ class SafetyNet:
             try:
                 rules = tuple(self._rule(rule, entries) for rule in entry["rules"])
                 help_kinds = tuple(entry["help"])
-                intent = str(entry["intent"])
+                intent = str(entry["intent"]) if entry["intent"] is not None else None
                 topic = entry.get("topic")
             except (KeyError, TypeError, ValueError) as exc:
                 problems.append(f"safety_cues.yaml: cue '{name}': {exc}")
@@ -174,7 +186,7 @@ class SafetyNet:
             unknown = [kind for kind in help_kinds if kind not in HELP_KINDS]
             if unknown:
                 problems.append(f"safety_cues.yaml: cue '{name}': unknown help {unknown}")
-            if intent not in SAFETY_INTENTS:
+            if intent is not None and intent not in SAFETY_INTENTS:
                 problems.append(f"safety_cues.yaml: cue '{name}': '{intent}' is not a safety intent")
             if topic is not None and topics is not None and topic not in topics:
                 problems.append(f"safety_cues.yaml: cue '{name}': topic '{topic}' does not exist")
@@ -228,11 +240,13 @@ class SafetyNet:
         helps: set[str] = set()
         for cue in fired:
             helps.update(cue.help)
+        if "abroad" in spans:
+            helps.add("consular")  # any danger far from home: the line that works from abroad
         if "ec" in helps and days is not None and days > EC_WINDOW_DAYS:
             helps.discard("ec")
         # The situation that explains the others names the intent and the topic: someone held
         # abroad and beaten is being trafficked; the numbers of every cue are given anyway.
-        lead = min(fired, key=lambda cue: _CUE_PRIORITY.get(cue.name, len(_CUE_PRIORITY)))
+        lead = min(fired, key=lambda cue: (cue.intent is None, _CUE_PRIORITY.get(cue.name, len(_CUE_PRIORITY))))
         intent = lead.intent
         topic = lead.topic or next((cue.topic for cue in fired if cue.topic), None)
         return SafetyCheck(
@@ -342,7 +356,11 @@ def _timing(words: list[Token], spans: dict[str, list[tuple[int, int]]]) -> tupl
     if "recent" in spans and any(kind == "late" for _, kind, _ in found) and _LAST_TIME.search(text):
         return "recent", None  # "… mấy tháng nay, lần gần nhất là tối qua": the last time counts
     if exposure:
-        found.sort(key=lambda item: min(abs(item[0] - e) for e in exposure))
+        # A time in the exposure's own sentence first ("cách đây hơn 1 tuần … không dùng bcs.
+        # Hôm qua thử que…"), then the nearest.
+        clause = _clauses(words)
+        first = exposure[0]
+        found.sort(key=lambda item: (clause[min(item[0], len(clause) - 1)] != clause[first], abs(item[0] - first)))
     else:
         found.sort(key=lambda item: item[0])
     return found[0][1], found[0][2]

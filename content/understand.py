@@ -197,8 +197,8 @@ class Understander:
         return Understanding(intent, round(best.score / (best.score + TOPIC_ACCEPT), 3), best.topic, language=lang, ranked=ranked)
 
     def _safety(self, check: SafetyCheck, ranked: tuple[RankedTopic, ...], lang: str | None) -> Understanding:
-        intent = check.intent or "emergency"
         topic = check.topic
+        intent = check.intent or (self._intent_of.get(topic) if topic else None) or "emergency"
         if check.pep_late and intent == "pep":
             # Past PEP's window the next step is testing: the reply leads with that advice.
             intent, topic = "hiv_testing", "hiv_testing"

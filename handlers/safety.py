@@ -66,7 +66,7 @@ _CUE_LEADS = (
     ("abroad", "safety.abroad"),
 )
 # Topics whose short answer carries the rest of what the person needs right now.
-_CARRYING_TOPICS = frozenset({"pep", "sexual_violence"})
+_CARRYING_TOPICS = frozenset({"pep", "sexual_violence", "emergency_contraception"})
 
 
 def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
@@ -77,8 +77,9 @@ def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
 def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
     leads: list[Text] = []
     seen: set[str] = set()
+    cues = (*check.cues, "abroad") if "consular" in check.help else check.cues
     for cue, key in _CUE_LEADS:
-        if cue in check.cues and key not in seen:
+        if cue in cues and key not in seen:
             seen.add(key)
             if key == "safety.abroad":
                 numbers = ", ".join(line.number for line in turn.ctx.pack.abroad_hotlines())
