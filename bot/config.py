@@ -43,6 +43,9 @@ class Settings(BaseModel):
     zalo_oauth_base_url: str = Field("https://oauth.zaloapp.com", alias="ZALO_OAUTH_BASE_URL")
     # The app's secret key for OAuth; most set-ups use the OA secret key, which is the default.
     zalo_app_secret_key: SecretStr | None = Field(None, alias="ZALO_APP_SECRET_KEY")
+    # Seconds an event's timestamp may be from now (either way) and still be handled; older
+    # signed events are answered 200 and dropped. Well below the 7 days dedupe keys are kept.
+    zalo_event_max_age: Annotated[int, Field(ge=60, le=86400)] = Field(3600, alias="ZALO_EVENT_MAX_AGE")
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,144 @@
+"""JSON from the outside, parsed within bounds: size, nesting depth, and numbers.
+
+Python's ``json.loads`` recurses once per level of nesting (a body of 100,000 ``[`` raises
+RecursionError), turns ``1e400`` into infinity, accepts ``NaN`` and ``Infinity``, and gives
+integers of any length, which ``float()`` then refuses with OverflowError. Every body that
+comes from a browser or a platform goes through :func:`loads` instead, which refuses all of
+that with :class:`JsonError` (a ValueError, so callers answer 400) before or while parsing:
+
+* the size is checked first;
+* the nesting depth is measured without recursion (strings blanked with one regular
+  expression, then a running sum over the brackets left) before ``json.loads`` sees the text;
+* integers longer than 19 digits, non-finite floats and the NaN/Infinity constants are refused
+  by the parser's own hooks.
+
+:func:`top_level_fields` reads a few top-level string or integer fields without parsing the
+rest, for a webhook whose signature covers values inside the body (Zalo): the signature can be
+checked before the full parser runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from itertools import accumulate
+from typing import Any
+
+MAX_DEPTH = 32  # Telegram's deepest updates (a reply to a message with entities) need about 10
+MAX_DIGITS = 19  # 64-bit integers; no client of ours sends longer ones
+# A JSON string (possessive: no backtracking however long), and the four brackets.
+_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+_TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', re.DOTALL)
+_COLON = re.compile(r"\s*:\s*")
+_SCALAR = re.compile(r'"(?:[^"\\]++|\\.)*+"|-?\d{1,19}(?![\d.eE])', re.DOTALL)
+
+
+class JsonError(ValueError):
+    """The body is not JSON this service accepts (malformed, too large, too deep, odd numbers)."""
+
+
+def _text(raw: bytes | str) -> str:
+    if isinstance(raw, str):
+        return raw
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JsonError("not UTF-8") from exc
+
+
+def depth(text: str) -> int:
+    """How deeply arrays and objects nest in ``text`` (0 for a scalar), without recursion.
+
+    Brackets inside strings do not count. For text that is not JSON the figure may be too
+    high, never lower than how deep ``json.loads`` would get before failing.
+    """
+    outside = _STRING.sub("", text)
+    if outside.count("[") + outside.count("{") <= 1:
+        return outside.count("[") + outside.count("{")
+    return max(0, max(accumulate(map(_STEP.__getitem__, _BRACKET.findall(outside))), default=0))
+
+
+def _integer(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_DIGITS:
+        raise JsonError("number out of range")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise JsonError("number out of range")
+    return number
+
+
+def _constant(text: str) -> Any:
+    raise JsonError("NaN and Infinity are not JSON numbers")
+
+
+def loads(raw: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> Any:
+    """Parse ``raw`` within bounds; JsonError for anything outside them or not JSON."""
+    if len(raw) > max_bytes:
+        raise JsonError("too large")
+    text = _text(raw)
+    if depth(text) > max_depth:
+        raise JsonError("nested too deeply")
+    try:
+        return json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_constant)
+    except JsonError:
+        raise
+    except (ValueError, RecursionError) as exc:  # RecursionError cannot happen below max_depth; belt and braces
+        raise JsonError("invalid JSON") from exc
+
+
+def top_level_fields(raw: bytes, names: Iterable[str]) -> dict[str, str | int] | None:
+    """The string or integer values of ``names`` at the top level of a JSON object body.
+
+    One pass of a regular expression over the text, no parse of anything else: strings are
+    skipped whole, brackets only counted. None when the body is not UTF-8, not an object, nests
+    deeper than MAX_DEPTH, or names a wanted field twice (which of the two would count would
+    then be ambiguous). A field
+    whose value is neither a string nor an integer is left out.
+    """
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not text.lstrip().startswith("{"):
+        return None
+    wanted = set(names)
+    seen: set[str] = set()
+    found: dict[str, str | int] = {}
+    level = 0
+    for token in _TOKEN.finditer(text):
+        first = token.group()[0]
+        if first != '"':
+            level += _STEP[first]
+            if level > MAX_DEPTH:
+                return None  # refused by loads() anyway; no need to read further
+            continue
+        if level != 1:
+            continue
+        colon = _COLON.match(text, token.end())
+        if colon is None:
+            continue  # a value, not a key
+        try:
+            key = json.loads(token.group())
+        except ValueError:
+            return None
+        if key not in wanted:
+            continue
+        if key in seen:
+            return None
+        seen.add(key)
+        value = _SCALAR.match(text, colon.end())
+        if value is None:
+            continue
+        try:
+            found[key] = json.loads(value.group())
+        except ValueError:
+            return None
+    return found
