@@ -102,6 +102,13 @@ async def test_peer_link_and_redelivery(client: TestClient[Any, Any], services: 
         b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": 200, "longitude": 1}}',
         b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": "NaN", "longitude": 1}}',
         b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "id": "bad id!", "text": "a"}',
+        # Nesting deep enough for RecursionError, and numbers float() cannot take (OverflowError).
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "text": ' + b"[" * 4000 + b"]" * 4000 + b"}",
+        b"[" * 8000,
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": ' + b"9" * 400 + b', "longitude": 1}}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": 1e400, "longitude": 1}}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": NaN, "longitude": 1}}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": true, "longitude": 1}}',
     ],
 )
 async def test_bad_requests_get_400(client: TestClient[Any, Any], body: bytes) -> None:
@@ -127,6 +134,9 @@ async def test_bad_websocket_messages_keep_the_connection(client: TestClient[Any
         assert (await ws.receive_json())["error"] == "bad_request"
         await ws.send_bytes(b"\x00\x01")
         assert (await ws.receive_json())["error"] == "bad_request"
+        for hostile in ("[" * 4000 + "]" * 4000, '{"session": "%s", "location": {"latitude": %s, "longitude": 1}}' % (SESSION, "9" * 400)):
+            await ws.send_str(hostile)
+            assert (await ws.receive_json())["error"] == "bad_request"
         await ws.send_json({"session": SESSION, "text": "menu"})
         assert "i" in payloads(await ws.receive_json())
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
-import json
 import logging
 import math
 import os
@@ -23,6 +22,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bot.channels.bounded_json import loads
 from bot.channels.common import TokenBuckets
 from bot.client_address import client_address
 from bot.runtime import Runtime
@@ -153,10 +153,13 @@ class WebChat:
             return Inbound(start_param=value, **common)
         if not isinstance(value, dict):
             raise BadMessage("location must be {latitude, longitude}")
+        numbers = [value.get("latitude"), value.get("longitude")]
+        if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+            raise BadMessage("location must be {latitude, longitude} as numbers")
         try:
-            latitude, longitude = float(value["latitude"]), float(value["longitude"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadMessage("location must be {latitude, longitude}") from exc
+            latitude, longitude = float(numbers[0]), float(numbers[1])
+        except OverflowError as exc:  # bounded_json refuses such integers already; never a 500
+            raise BadMessage("location is out of range") from exc
         if not (math.isfinite(latitude) and math.isfinite(longitude) and -90 <= latitude <= 90 and -180 <= longitude <= 180):
             raise BadMessage("location is out of range")
         return Inbound(location=Location(latitude, longitude), **common)
@@ -180,7 +183,7 @@ class WebChat:
             body = await request.content.read(MAX_BODY + 1)
             if len(body) > MAX_BODY:
                 return web.json_response({"error": "too_large"}, status=413)
-            inbound = self.parse(json.loads(body), locale)
+            inbound = self.parse(loads(body, max_bytes=MAX_BODY), locale)
         except (ValueError, UnicodeDecodeError) as exc:
             return web.json_response({"error": "bad_request", "detail": str(exc) if isinstance(exc, BadMessage) else "invalid JSON"}, status=400)
         return web.json_response(await self._answer(inbound), headers={"Cache-Control": "no-store"})
@@ -207,7 +210,7 @@ class WebChat:
                     await ws.send_json(self._slow_down(locale))
                     continue
                 try:
-                    inbound = self.parse(json.loads(message.data), locale)
+                    inbound = self.parse(loads(message.data, max_bytes=MAX_BODY), locale)
                 except ValueError as exc:
                     detail = str(exc) if isinstance(exc, BadMessage) else "invalid JSON"
                     await ws.send_json({"error": "bad_request", "detail": detail})
