@@ -576,6 +576,11 @@ def test_events_become_inbounds() -> None:
     assert bare is not None and bare.location == Location(10.5, 106.0)
     broken = to_inbound({**base, "event_name": "user_send_location", "message": {"msg_id": "m3", "attachments": "x"}})
     assert broken is not None and broken.media == "location"
+    for odd in (5, True, {"type": "location"}, [5, None, {"type": "location", "payload": 7}]):
+        found = to_inbound({**base, "event_name": "user_send_location", "message": {"msg_id": "m7", "attachments": odd}})
+        assert found is not None and found.media == "location", odd
+    for user in ("x" * 500, "", ["1"], 1.5):
+        assert to_inbound({**base, "sender": {"id": user}, "event_name": "user_send_text", "message": {"text": "hi"}}) is None
     card = to_inbound({**base, "event_name": "user_send_business_card", "message": {"msg_id": "m4"}})
     assert card is not None and card.media == "contact"
     follow = to_inbound({**base, "event_name": "follow"})

@@ -115,7 +115,8 @@ def _coordinate(value: object, bound: float) -> float | None:
 def _location(message: Mapping[str, Any]) -> Location | None:
     """Coordinates from ``attachments[].payload.coordinates`` (or a bare ``location``)."""
     places: list[object] = [message.get("location")]
-    for attachment in message.get("attachments") or []:
+    attachments = message.get("attachments")
+    for attachment in attachments if isinstance(attachments, list) else []:
         if isinstance(attachment, dict) and attachment.get("type") == "location":
             payload = attachment.get("payload")
             places.insert(0, payload.get("coordinates", payload) if isinstance(payload, dict) else None)
