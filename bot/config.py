@@ -32,6 +32,8 @@ class Settings(BaseModel):
     log_format: str = Field("text", alias="ANTAM_LOG_FORMAT")
     # Reverse proxies whose X-Forwarded-For is believed, for per-address rate limits only.
     trusted_proxies: str | None = Field(None, alias="ANTAM_TRUSTED_PROXIES")
+    # Networks whose direct requests may read /metrics ("none": nobody); never through a proxy.
+    metrics_allow: str = Field("127.0.0.1/32, ::1/128", alias="ANTAM_METRICS_ALLOW")
     telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_base_url: str = Field("https://api.telegram.org/bot", alias="TELEGRAM_API_BASE_URL")
     telegram_webhook_secret: SecretStr | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
@@ -93,6 +95,21 @@ class Settings(BaseModel):
         from bot.client_address import parse_networks
 
         return parse_networks(self.trusted_proxies)
+
+    @field_validator("metrics_allow")
+    @classmethod
+    def _metrics_networks(cls, value: str) -> str:
+        from bot.client_address import parse_networks
+
+        if value.strip().lower() != "none":
+            parse_networks(value)
+        return value
+
+    @property
+    def metrics_networks(self) -> tuple[Any, ...]:
+        from bot.client_address import parse_networks
+
+        return () if self.metrics_allow.strip().lower() == "none" else parse_networks(self.metrics_allow)
 
     @field_validator("log_format")
     @classmethod

@@ -114,7 +114,7 @@ async def redeem(services: Services, text: str, place: Place, *, actor: str | No
             for scope in scopes:
                 await _record_failure(session, scope, start)
     if result.ok and result.service_type:
-        metrics.REFERRALS_REDEEMED.labels(result.service_type).inc()
+        metrics.REFERRALS_REDEEMED.inc()
     return result
 
 

@@ -159,7 +159,7 @@ class Runtime:
         if outcome.state is not None:
             for effect in outcome.effects:
                 if isinstance(effect, IssueReferral):
-                    metrics.REFERRALS_ISSUED.labels(effect.service_type).inc()
+                    metrics.REFERRALS_ISSUED.inc()
         return rendered
 
     async def policy(self, session: AsyncSession) -> Policy:
