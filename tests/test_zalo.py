@@ -579,6 +579,8 @@ def test_events_become_inbounds() -> None:
     for odd in (5, True, {"type": "location"}, [5, None, {"type": "location", "payload": 7}]):
         found = to_inbound({**base, "event_name": "user_send_location", "message": {"msg_id": "m7", "attachments": odd}})
         assert found is not None and found.media == "location", odd
+    odd_id = to_inbound({**base, "event_name": "user_send_text", "message": {"msg_id": "m\ud800", "text": "hi"}})
+    assert odd_id is not None and odd_id.update_id == f"user_send_text:1772420400000:{USER}"
     for user in ("x" * 500, "", ["1"], 1.5):
         assert to_inbound({**base, "sender": {"id": user}, "event_name": "user_send_text", "message": {"text": "hi"}}) is None
     card = to_inbound({**base, "event_name": "user_send_business_card", "message": {"msg_id": "m4"}})

@@ -10,7 +10,9 @@ that with :class:`JsonError` (a ValueError, so callers answer 400) before or whi
 * the nesting depth is measured without recursion (strings blanked with one regular
   expression, then a running sum over the brackets left) before ``json.loads`` sees the text;
 * integers longer than 19 digits, non-finite floats and the NaN/Infinity constants are refused
-  by the parser's own hooks.
+  by the parser's own hooks;
+* a lone surrogate (a ``\\ud800`` escape without its pair: no UTF-8 text can hold it, and
+  hashing or storing it raises UnicodeEncodeError far from here) becomes U+FFFD.
 
 :func:`top_level_fields` reads a few top-level string or integer fields without parsing the
 rest, for a webhook whose signature covers values inside the body (Zalo): the signature can be
@@ -34,6 +36,8 @@ _BRACKET = re.compile(r"[\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 _TOKEN = re.compile(r'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', re.DOTALL)
 _COLON = re.compile(r"\s*:\s*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SCALAR = re.compile(r'"(?:[^"\\]++|\\.)*+"|-?\d{1,19}(?![\d.eE])', re.DOTALL)
 
 
@@ -87,11 +91,25 @@ def loads(raw: bytes | str, *, max_bytes: int, max_depth: int = MAX_DEPTH) -> An
     if depth(text) > max_depth:
         raise JsonError("nested too deeply")
     try:
-        return json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_constant)
+        value = json.loads(text, parse_int=_integer, parse_float=_float, parse_constant=_constant)
     except JsonError:
         raise
     except (ValueError, RecursionError) as exc:  # RecursionError cannot happen below max_depth; belt and braces
         raise JsonError("invalid JSON") from exc
+    # The text itself holds no surrogate (strict UTF-8): only a \\uD800-\\uDFFF escape can make
+    # one, and a pair of them is joined by the parser. Look only when there is such an escape.
+    return _mend(value) if _SURROGATE_ESCAPE.search(text) else value
+
+
+def _mend(value: Any) -> Any:
+    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_mend(item) for item in value]
+    if isinstance(value, dict):
+        return {_mend(key): _mend(item) for key, item in value.items()}
+    return value
 
 
 def top_level_fields(raw: bytes, names: Iterable[str]) -> dict[str, str | int] | None:

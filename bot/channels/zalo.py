@@ -151,7 +151,7 @@ def to_inbound(event: Mapping[str, Any]) -> Inbound | None:
     found = event.get("message")
     message: Mapping[str, Any] = found if isinstance(found, dict) else {}
     msg_id = message.get("msg_id")
-    valid_id = isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID
+    valid_id = isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID and msg_id.isprintable()
     update_id = msg_id if valid_id else f"{name}:{str(event.get('timestamp'))[:20]}:{user}"
     if name == "follow":
         return Inbound(CHANNEL, user, text="/start", update_id=update_id)
