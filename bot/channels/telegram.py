@@ -91,7 +91,9 @@ def _optional_text(value: object) -> bool:
 
 
 def _coordinate(value: object, bound: float) -> bool:
-    return (_integer(value) or isinstance(value, float)) and math.isfinite(value) and -bound <= value <= bound  # type: ignore[arg-type]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and -bound <= value <= bound
 
 
 def _well_formed_message(message: object) -> bool:

@@ -153,8 +153,9 @@ class WebChat:
             return Inbound(start_param=value, **common)
         if not isinstance(value, dict):
             raise BadMessage("location must be {latitude, longitude}")
-        numbers = [value.get("latitude"), value.get("longitude")]
-        if not all(isinstance(n, int | float) and not isinstance(n, bool) for n in numbers):
+        given = (value.get("latitude"), value.get("longitude"))
+        numbers = [n for n in given if isinstance(n, int | float) and not isinstance(n, bool)]
+        if len(numbers) != 2:
             raise BadMessage("location must be {latitude, longitude} as numbers")
         try:
             latitude, longitude = float(numbers[0]), float(numbers[1])
