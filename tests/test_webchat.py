@@ -136,7 +136,8 @@ async def test_bad_websocket_messages_keep_the_connection(client: TestClient[Any
         assert (await ws.receive_json())["error"] == "bad_request"
         for hostile in ("[" * 4000 + "]" * 4000, '{"session": "%s", "location": {"latitude": %s, "longitude": 1}}' % (SESSION, "9" * 400)):
             await ws.send_str(hostile)
-            assert (await ws.receive_json())["error"] == "bad_request"
+            answer = await ws.receive_json()
+            assert answer["error"] == "bad_request" and answer["detail"] in ("nested too deeply", "number out of range")
         await ws.send_json({"session": SESSION, "text": "menu"})
         assert "i" in payloads(await ws.receive_json())
 

@@ -118,8 +118,7 @@ def top_level_fields(raw: bytes, names: Iterable[str]) -> dict[str, str | int] |
     One pass of a regular expression over the text, no parse of anything else: strings are
     skipped whole, brackets only counted. None when the body is not UTF-8, not an object, nests
     deeper than MAX_DEPTH, or names a wanted field twice (which of the two would count would
-    then be ambiguous). A field
-    whose value is neither a string nor an integer is left out.
+    then be ambiguous). A field whose value is neither a string nor an integer is left out.
     """
     try:
         text = raw.decode("utf-8")

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.channels.bounded_json import loads
+from bot.channels.bounded_json import JsonError, loads
 from bot.channels.common import TokenBuckets
 from bot.client_address import client_address
 from bot.runtime import Runtime
@@ -186,7 +186,7 @@ class WebChat:
                 return web.json_response({"error": "too_large"}, status=413)
             inbound = self.parse(loads(body, max_bytes=MAX_BODY), locale)
         except (ValueError, UnicodeDecodeError) as exc:
-            return web.json_response({"error": "bad_request", "detail": str(exc) if isinstance(exc, BadMessage) else "invalid JSON"}, status=400)
+            return web.json_response({"error": "bad_request", "detail": str(exc) if isinstance(exc, BadMessage | JsonError) else "invalid JSON"}, status=400)
         return web.json_response(await self._answer(inbound), headers={"Cache-Control": "no-store"})
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
@@ -213,7 +213,7 @@ class WebChat:
                 try:
                     inbound = self.parse(loads(message.data, max_bytes=MAX_BODY), locale)
                 except ValueError as exc:
-                    detail = str(exc) if isinstance(exc, BadMessage) else "invalid JSON"
+                    detail = str(exc) if isinstance(exc, BadMessage | JsonError) else "invalid JSON"
                     await ws.send_json({"error": "bad_request", "detail": detail})
                     continue
                 await ws.send_json(await self._answer(inbound))
