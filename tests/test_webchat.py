@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -117,6 +119,26 @@ async def test_bad_requests_get_400(client: TestClient[Any, Any], body: bytes) -
     assert response.status == 400
     answer = await response.json()
     assert answer["error"] == "bad_request" and "Traceback" not in answer["detail"]
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(client: TestClient[Any, Any]) -> None:
+    """A POST whose body comes in several segments (chunked, with pauses) is answered, not cut."""
+    body = json.dumps({"session": SESSION, "text": "xét nghiệm HIV ở đâu " * 40}, ensure_ascii=False).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 700):
+            yield body[start : start + 700]
+            await asyncio.sleep(0.02)
+
+    response = await client.post("/chat/send", data=pieces(), headers={"Content-Type": "application/json"})
+    assert response.status == 200, await response.text()
+    too_big = json.dumps({"session": SESSION, "text": "a" * 9000}).encode()
+
+    async def big_pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(too_big), 3000):
+            yield too_big[start : start + 3000]
+
+    assert (await client.post("/chat/send", data=big_pieces(), headers={"Content-Type": "application/json"})).status == 413
 
 
 async def test_oversized_and_overlong(client: TestClient[Any, Any]) -> None:

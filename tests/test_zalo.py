@@ -293,6 +293,21 @@ async def test_events_outside_the_freshness_window_are_not_handled(
     assert len(fake.sent_to(USER)) == 2, "a redelivery inside the window is deduplicated"
 
 
+async def test_an_event_arriving_in_pieces_is_read_whole(bot: Worker, fake: FakeZaloAPI) -> None:
+    """A signed event whose body comes in several segments (chunked, with pauses) is verified and answered."""
+    body, headers = fake.signed(fake.text(USER, "menu " + "x" * 3000))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 500):
+            yield body[start : start + 500]
+            await asyncio.sleep(0.01)
+
+    response = await bot.client.post(WEBHOOK_PATH, data=pieces(), headers=headers)
+    assert response.status == 200
+    await bot.channel.drain()
+    assert fake.sent_to(USER), "answered"
+
+
 async def test_replayed_event_is_answered_once(bot: Worker, fake: FakeZaloAPI) -> None:
     """Zalo delivering the same message twice (same msg_id) gets one answer."""
     event = fake.text(USER, "menu")

@@ -16,7 +16,7 @@ that with :class:`JsonError` (a ValueError, so callers answer 400) before or whi
 
 :func:`top_level_fields` reads a few top-level string or integer fields without parsing the
 rest, for a webhook whose signature covers values inside the body (Zalo): the signature can be
-checked before the full parser runs.
+checked before the full parser runs. :func:`read_body` reads a whole request body up to a limit.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import re
 from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
+
+from aiohttp import web
 
 MAX_DEPTH = 32  # Telegram's deepest updates (a reply to a message with entities) need about 10
 MAX_DIGITS = 19  # 64-bit integers; no client of ours sends longer ones
@@ -43,6 +45,24 @@ _SCALAR = re.compile(r'"(?:[^"\\]++|\\.)*+"|-?\d{1,19}(?![\d.eE])', re.DOTALL)
 
 class JsonError(ValueError):
     """The body is not JSON this service accepts (malformed, too large, too deep, odd numbers)."""
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it is longer than ``limit`` bytes.
+
+    ``request.content.read(n)`` is not enough: it returns what has arrived so far, so a body
+    that comes in several TCP segments would be cut.
+    """
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _text(raw: bytes | str) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from bot.channels.bounded_json import JsonError, loads
+from bot.channels.bounded_json import JsonError, loads, read_body
 from bot.channels.common import TokenBuckets
 from bot.client_address import client_address
 from bot.runtime import Runtime
@@ -181,8 +181,8 @@ class WebChat:
         if not self.per_address.allow(self._address(request)):
             return web.json_response(self._slow_down(locale), status=429)
         try:
-            body = await request.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
+            body = await read_body(request, MAX_BODY)
+            if body is None:
                 return web.json_response({"error": "too_large"}, status=413)
             inbound = self.parse(loads(body, max_bytes=MAX_BODY), locale)
         except (ValueError, UnicodeDecodeError) as exc:

@@ -38,7 +38,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.bootstrap import Services
-from bot.channels.bounded_json import JsonError, loads, top_level_fields
+from bot.channels.bounded_json import JsonError, loads, read_body, top_level_fields
 from bot.channels.common import KeyedLocks
 from bot.channels.common import split_text as split_paragraphs
 from bot.config import Settings
@@ -358,10 +358,8 @@ class ZaloChannel:
         mac = mac[4:] if mac[:4].lower() == "mac=" else mac
         if not mac:
             return web.Response(status=401, text="unauthorized")
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            return web.Response(status=413, text="too large")
-        raw = await request.content.read(MAX_BODY + 1)
-        if len(raw) > MAX_BODY:
+        raw = await read_body(request, MAX_BODY)
+        if raw is None:
             return web.Response(status=413, text="too large")
         fields = top_level_fields(raw, ("app_id", "timestamp"))
         app_id, timestamp = (fields.get("app_id"), fields.get("timestamp")) if fields is not None else (None, None)
