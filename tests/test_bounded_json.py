@@ -71,8 +71,13 @@ def test_top_level_fields_reads_only_the_top_level() -> None:
     body = json.dumps({"message": {"app_id": "inner", "text": '"app_id": "fake"'}, "app_id": "A1", "timestamp": 17})
     assert top_level_fields(body.encode(), ("app_id", "timestamp")) == {"app_id": "A1", "timestamp": 17}
     assert top_level_fields(b'{"app_id": {"x": 1}, "timestamp": "5"}', ("app_id", "timestamp")) == {"timestamp": "5"}
-    for body_ in (b'{"app_id": "a", "app_id": "b"}', b"[]", b"\xff{", b"[" * 50, b"{" + b'"a":[' * 40):
+    for body_ in (b'{"app_id": "a", "app_id": "b"}', b"[]", b"\xff{", b"[" * 50, b'{"x": [' + b'{"app_id": 1},' * 17 + b"1]}"):
         assert top_level_fields(body_, ("app_id",)) is None, body_[:20]
+    deep = b'{"app_id": "a", "x": ' + b"[" * 5000 + b"]" * 5000 + b', "timestamp": 5}'
+    assert top_level_fields(deep, ("app_id", "timestamp")) == {"app_id": "a", "timestamp": 5}, "depth is loads()' business"
+    tricky = b'{"\\"app_id": "fake", "text": "\\"app_id\\": \\"fake\\"", "app_id": "real"}'
+    assert json.loads(tricky)["app_id"] == "real"
+    assert top_level_fields(tricky, ("app_id",)) == {"app_id": "real"}, "quoted inside a key or a value: no key"
     assert top_level_fields(b'{"app_id": "a\\u0041"}', ("app_id",)) == {"app_id": "aA"}
 
 
