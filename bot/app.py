@@ -20,6 +20,7 @@ from bot.maintenance import purge
 from bot.memory import keep_giving_back
 from bot.runtime import Runtime
 from bot.staff import add_staff_routes
+from bot.staff.security import HSTS
 
 SERVICES = web.AppKey("services", Services)
 RUNTIME = web.AppKey("runtime", Runtime)
@@ -38,6 +39,11 @@ async def healthz(request: web.Request) -> web.Response:
         log.warning("health check: database did not answer")
         return web.json_response({"status": "error", "database": "unavailable"}, status=503)
     return web.json_response({"status": "ok", "database": "ok"})
+
+
+async def _strict_transport(request: web.Request, response: web.StreamResponse) -> None:
+    """HSTS on every response, the web chat's and the webhooks' too, not only the staff app's."""
+    response.headers.setdefault("Strict-Transport-Security", HSTS)
 
 
 async def _maintenance(app: web.Application) -> None:
@@ -96,10 +102,13 @@ def make_app(
     """Build the server; Telegram runs when a bot token is configured (or ``telegram`` says so)."""
     app = web.Application(client_max_size=256 * 1024)
     app[SERVICES] = services
+    if (services.settings.public_url or "").startswith("https://"):
+        app.on_response_prepare.append(_strict_transport)
     runtime = Runtime(services)
     app[RUNTIME] = runtime
     app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics_view)
+    settings = services.settings
+    app.router.add_get("/metrics", metrics_view(settings.metrics_networks, settings.proxy_networks))
     webchat = WebChat(runtime, exit_url=exit_url)
     app[WEBCHAT] = webchat
     webchat.add_routes(app)
@@ -114,7 +123,6 @@ def make_app(
         if channel.webhook_mode:
             app.router.add_post(WEBHOOK_PATH, channel.webhook)
         app.cleanup_ctx.append(_channel_context(channel))
-    settings = services.settings
     if settings.zalo_app_id and settings.zalo_oa_secret_key is not None:
         zalo = ZaloChannel(runtime, settings)
         app[ZALO] = zalo

@@ -47,6 +47,8 @@ class Settings(BaseModel):
     new_people_per_hour: Annotated[int, Field(ge=1, le=100_000)] = Field(20, alias="ANTAM_NEW_PEOPLE_PER_HOUR")
     # Referral codes issued per address block and hour (web chat).
     codes_per_hour: Annotated[int, Field(ge=1, le=100_000)] = Field(10, alias="ANTAM_CODES_PER_HOUR")
+    # Networks whose direct requests may read /metrics ("none": nobody); never through a proxy.
+    metrics_allow: str = Field("127.0.0.1/32, ::1/128", alias="ANTAM_METRICS_ALLOW")
     telegram_bot_token: SecretStr | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_base_url: str = Field("https://api.telegram.org/bot", alias="TELEGRAM_API_BASE_URL")
     telegram_webhook_secret: SecretStr | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
@@ -58,6 +60,9 @@ class Settings(BaseModel):
     zalo_oauth_base_url: str = Field("https://oauth.zaloapp.com", alias="ZALO_OAUTH_BASE_URL")
     # The app's secret key for OAuth; most set-ups use the OA secret key, which is the default.
     zalo_app_secret_key: SecretStr | None = Field(None, alias="ZALO_APP_SECRET_KEY")
+    # Seconds an event's timestamp may be from now (either way) and still be handled; older
+    # signed events are answered 200 and dropped. Well below the 7 days dedupe keys are kept.
+    zalo_event_max_age: Annotated[int, Field(ge=60, le=86400)] = Field(3600, alias="ZALO_EVENT_MAX_AGE")
 
     @field_validator("database_url")
     @classmethod
@@ -124,6 +129,20 @@ class Settings(BaseModel):
             if match:
                 found.add(match.group(1).lower())
         return frozenset(found)
+    @field_validator("metrics_allow")
+    @classmethod
+    def _metrics_networks(cls, value: str) -> str:
+        from bot.client_address import parse_networks
+
+        if value.strip().lower() != "none":
+            parse_networks(value)
+        return value
+
+    @property
+    def metrics_networks(self) -> tuple[Any, ...]:
+        from bot.client_address import parse_networks
+
+        return () if self.metrics_allow.strip().lower() == "none" else parse_networks(self.metrics_allow)
 
     @field_validator("log_format")
     @classmethod

@@ -126,7 +126,7 @@ async def redeem(services: Services, text: str, place: Place, *, actor: str | No
             if attempt == 2 or getattr(exc.orig, "sqlstate", None) != _DEADLOCK:
                 raise
     if result.ok and result.service_type:
-        metrics.REFERRALS_REDEEMED.labels(result.service_type).inc()
+        metrics.REFERRALS_REDEEMED.inc()
     return result
 
 

@@ -190,7 +190,7 @@ class Runtime:
         if outcome.state is not None:
             for effect in outcome.effects:
                 if isinstance(effect, IssueReferral):
-                    metrics.REFERRALS_ISSUED.labels(effect.service_type).inc()
+                    metrics.REFERRALS_ISSUED.inc()
                     if gate is not None:
                         gate.issued_codes(1)
         return rendered

@@ -91,6 +91,9 @@ def test_every_bad_variable_is_named() -> None:
         ("ANTAM_DATABASE_URL", "mysql://x"),
         ("ANTAM_LOG_LEVEL", "LOUD"),
         ("TELEGRAM_API_BASE_URL", "ftp://example.org"),
+        ("ZALO_EVENT_MAX_AGE", "10"),
+        ("ZALO_EVENT_MAX_AGE", "604800"),
+        ("ANTAM_METRICS_ALLOW", "localhost"),
     ],
 )
 def test_invalid_values_are_rejected_by_name(name: str, value: str) -> None:

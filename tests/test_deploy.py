@@ -414,6 +414,16 @@ def test_compose_runs_several_antam_replicas_behind_the_proxy() -> None:
     assert {p.split(":")[-1].split("/")[0] for p in proxy["ports"]} >= {"80", "443"}
 
 
+def test_the_proxy_never_forwards_metrics() -> None:
+    """deploy/Caddyfile answers /metrics itself (404) before its reverse_proxy, so the internet never reaches it."""
+    lines = [line.strip() for line in CADDYFILE.read_text(encoding="utf-8").splitlines()]
+    code = [line for line in lines if line and not line.startswith("#")]
+    blocking = [i for i, line in enumerate(code) if re.fullmatch(r"respond\s+/metrics\*?\s+404", line)]
+    proxying = [i for i, line in enumerate(code) if line.startswith("reverse_proxy")]
+    assert blocking and proxying, "a `respond /metrics* 404` and the reverse_proxy"
+    assert blocking[0] < proxying[0]
+
+
 def test_compose_holds_no_secret_value() -> None:
     """Every key, token, secret or password in compose.yaml comes from .env (an interpolation), never a literal."""
     for name, service in services().items():

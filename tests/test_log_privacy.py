@@ -117,3 +117,75 @@ def test_the_filter_redacts_by_construction() -> None:
     library = logging.LogRecord("aiohttp.server", logging.WARNING, __file__, 1, "Error from 10.1.2.3:5555 chat 7700987654 'Lan'", (), None)
     PrivacyFilter().filter(library)
     assert "10.1.2.3" not in library.getMessage() and "7700987654" not in library.getMessage() and "Lan" not in library.getMessage()
+
+
+def test_exception_types_and_fixed_markers_are_kept() -> None:
+    """Operators can tell what failed: exception type names and the code's fixed markers survive."""
+    import logging
+
+    from telegram.error import BadRequest
+
+    from bot.logs import PrivacyFilter, TextFormatter
+
+    class ZaloReplayError(Exception):  # defined after the filter may have looked: found on a later look
+        pass
+
+    time.sleep(0.15)  # the list of exception names is looked at again at most ten times a second
+
+    record = logging.LogRecord(
+        "antam.runtime", logging.ERROR, __file__, 1, "could not answer an update from %s: %s%s",
+        ("telegram", "OperationalError", " (database unavailable)"), None,
+    )
+    PrivacyFilter().filter(record)
+    assert record.getMessage() == "could not answer an update from telegram: OperationalError (database unavailable)"
+    for kept in ("TimeoutError", BadRequest.__name__, "RecursionError", ZaloReplayError.__name__, ""):
+        record = logging.LogRecord("antam.x", logging.ERROR, __file__, 1, "failed: %s", (kept,), None)
+        PrivacyFilter().filter(record)
+        assert record.getMessage() == f"failed: {kept}", kept
+    for data in ("Zyxquv", "Lan", "OperationalError: password=hunter2", "Hoa Mai", "0912345678", "ValueErrorX"):
+        record = logging.LogRecord("antam.x", logging.ERROR, __file__, 1, "failed: %s", (data,), None)
+        PrivacyFilter().filter(record)
+        assert record.getMessage() == "failed: […]", data
+    record = logging.LogRecord("antam.x", logging.ERROR, __file__, 1, "failed", (), None)
+    try:
+        raise KeyError(TYPED)
+    except KeyError:
+        record.exc_info = sys.exc_info()
+    PrivacyFilter().filter(record)
+    assert TextFormatter().format(record).endswith("failed (KeyError)") and "Zyxquv" not in TextFormatter().format(record)
+
+
+async def test_an_oversized_request_line_is_one_warning(capsys: "pytest.CaptureFixture[str]") -> None:
+    """Three request lines over 8 KB: a 400 each, and one WARNING line in the log, no ERROR, no traceback."""
+    import logging
+
+    from aiohttp import web
+
+    from bot import logs
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    logs.configure("INFO")
+    runner = web.AppRunner(web.Application())
+    try:
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        for _ in range(3):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /?p=" + b"Zyxquv" * 1600 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            await writer.drain()
+            assert (await reader.read(100)).startswith(b"HTTP/1.0 400"), "refused with 400"
+            writer.close()
+    finally:
+        await runner.cleanup()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+    written = [line for line in capsys.readouterr().err.splitlines() if "aiohttp" in line]
+    assert len(written) == 1, written
+    assert " WARNING aiohttp.server: " in written[0] and "(LineTooLong)" in written[0]
+    assert "Zyxquv" not in written[0] and "Traceback" not in written[0] and "127.0.0.1" not in written[0]

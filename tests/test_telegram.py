@@ -7,6 +7,7 @@ bot then asked the fake Bot API to do; the polling test runs PTB's updater again
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from bot.clock import FixedClock
 from bot.config import Settings
 from bot.record import PersonRecord
 from bot.runtime import Runtime
-from storage.models import Person
+from storage.models import Person, ProcessedUpdate
 from storage.persons import load_record
 from tests.fakes.telegram_api import FakeTelegramAPI
 
@@ -142,6 +143,50 @@ async def test_wrong_secret_and_malformed_bodies(
         response = await client.post(WEBHOOK_PATH, data=body, headers=headers)
         assert response.status == 400
     assert fake.sent_messages(USER) == []
+
+
+def _mangled(update: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """A deep copy of ``update`` with the field at ``path`` replaced by ``value``."""
+    copy = json.loads(json.dumps(update))
+    target = copy
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return copy
+
+
+async def test_authenticated_updates_with_wrong_types_are_dropped(
+    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Right secret, wrong field types: 200 (no redelivery), nothing reaches the engine, a warning without data."""
+    client, services = bot
+    text = fake.user_text(USER, "menu", enqueue=False)
+    pressed = fake.user_callback(USER, "m", 1000, enqueue=False)
+    wrong = [
+        _mangled(text, ("message", "text"), 12345),
+        _mangled(text, ("message", "from", "id"), str(USER)),
+        _mangled(text, ("message", "chat"), [USER, "private"]),
+        _mangled(text, ("message", "chat", "id"), {"id": USER}),
+        _mangled(text, ("message", "message_id"), "1"),
+        _mangled(text, ("message", "from"), "Lan"),
+        _mangled(text, ("message", "from", "language_code"), 7),
+        _mangled(text, ("message", "location"), {"latitude": "21.0", "longitude": 105.8}),
+        _mangled(text, ("message", "location"), {"latitude": 123456789, "longitude": 105.8}),
+        _mangled(pressed, ("callback_query", "data"), 42),
+        _mangled(pressed, ("callback_query", "id"), 42),
+    ]
+    caplog.set_level(logging.WARNING, logger="antam.telegram")
+    for number, update in enumerate(wrong):
+        update["update_id"] = 900_000 + number
+        assert await post(client, update) == 200, update
+    assert fake.sent_messages(USER) == []
+    async with services.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(ProcessedUpdate)) == 0, "the engine saw none"
+    dropped = [r for r in caplog.records if "wrong type" in r.getMessage()]
+    assert len(dropped) == len(wrong)
+    assert all(str(USER) not in r.getMessage() and "Lan" not in r.getMessage() for r in caplog.records)
+    assert await post(client, text) == 200
+    assert len(fake.sent_messages(USER)) == 1, "a well-formed update is still answered"
 
 
 async def test_conversation_with_inline_keyboards(

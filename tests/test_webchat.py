@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 from collections.abc import AsyncIterator
@@ -108,6 +110,13 @@ async def test_peer_link_and_redelivery(client: TestClient[Any, Any], services: 
         b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": 200, "longitude": 1}}',
         b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": "NaN", "longitude": 1}}',
         b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "id": "bad id!", "text": "a"}',
+        # Nesting deep enough for RecursionError, and numbers float() cannot take (OverflowError).
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "text": ' + b"[" * 4000 + b"]" * 4000 + b"}",
+        b"[" * 8000,
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": ' + b"9" * 400 + b', "longitude": 1}}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": 1e400, "longitude": 1}}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": NaN, "longitude": 1}}',
+        b'{"session": "AbCdEfGhIjKlMnOpQrStUvWx01", "location": {"latitude": true, "longitude": 1}}',
     ],
 )
 async def test_bad_requests_get_400(client: TestClient[Any, Any], body: bytes) -> None:
@@ -116,6 +125,26 @@ async def test_bad_requests_get_400(client: TestClient[Any, Any], body: bytes) -
     assert response.status == 400
     answer = await response.json()
     assert answer["error"] == "bad_request" and "Traceback" not in answer["detail"]
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(client: TestClient[Any, Any]) -> None:
+    """A POST whose body comes in several segments (chunked, with pauses) is answered, not cut."""
+    body = json.dumps({"session": SESSION, "text": "xét nghiệm HIV ở đâu " * 40}, ensure_ascii=False).encode()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 700):
+            yield body[start : start + 700]
+            await asyncio.sleep(0.02)
+
+    response = await client.post("/chat/send", data=pieces(), headers={"Content-Type": "application/json"})
+    assert response.status == 200, await response.text()
+    too_big = json.dumps({"session": SESSION, "text": "a" * 9000}).encode()
+
+    async def big_pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(too_big), 3000):
+            yield too_big[start : start + 3000]
+
+    assert (await client.post("/chat/send", data=big_pieces(), headers={"Content-Type": "application/json"})).status == 413
 
 
 async def test_oversized_and_overlong(client: TestClient[Any, Any]) -> None:
@@ -133,6 +162,10 @@ async def test_bad_websocket_messages_keep_the_connection(client: TestClient[Any
         assert (await ws.receive_json())["error"] == "bad_request"
         await ws.send_bytes(b"\x00\x01")
         assert (await ws.receive_json())["error"] == "bad_request"
+        for hostile in ("[" * 4000 + "]" * 4000, '{"session": "%s", "location": {"latitude": %s, "longitude": 1}}' % (SESSION, "9" * 400)):
+            await ws.send_str(hostile)
+            answer = await ws.receive_json()
+            assert answer["error"] == "bad_request" and answer["detail"] in ("nested too deeply", "number out of range")
         await ws.send_json({"session": SESSION, "text": "menu"})
         assert "i" in payloads(await ws.receive_json())
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -222,17 +224,88 @@ async def test_bad_signatures_are_refused_before_anything(bot: Worker, fake: Fak
         assert await session.scalar(select(func.count()).select_from(ProcessedUpdate)) == 0
 
 
+def sign(body: bytes, event: dict[str, Any]) -> str:
+    """Zalo's signature of a raw body with the event's app_id and timestamp (the body need not parse)."""
+    text = event["app_id"].encode() + body + event["timestamp"].encode() + OA_SECRET.encode()
+    return "mac=" + hashlib.sha256(text).hexdigest()
+
+
 async def test_malformed_bodies_and_other_apps(bot: Worker, fake: FakeZaloAPI) -> None:
-    """A body that is not a JSON object gets 400; another app's signed event gets 403."""
+    """Unverifiable bodies get 401 whatever their shape; a signed one out of bounds 400; another app 403."""
     headers = {"X-ZEvent-Signature": "mac=" + "0" * 64}
-    for body in (b"{not json", b"[]", b"\xff\xfe", b""):
+    for body in (b"{not json", b"[]", b"\xff\xfe", b"", b"[" * 60000, b'{"a":' * 12000, b"9" * 5000):
         response = await bot.client.post(WEBHOOK_PATH, data=body, headers=headers)
-        assert response.status == 400, body
+        assert response.status == 401, body[:20]
+    response = await bot.client.post(WEBHOOK_PATH, data=b"[" * 70000, headers=headers)
+    assert response.status == 413, "beyond 64 KB: refused unread"
     response = await bot.client.post(WEBHOOK_PATH, data=b'{"event_name": "follow"}', headers=headers)
     assert response.status == 401, "without app_id and timestamp nothing can be verified"
+    event = fake.text(USER, "menu")
+    for extreme in ("1e400", "NaN", "9" * 400, "[" * 20 + "]" * 20 + "]"):
+        # Correctly signed, but not JSON this service accepts: 400 (Zalo never sends such a body).
+        body = json.dumps(event).encode()[:-1] + b', "x": ' + extreme.encode() + b"}"
+        response = await bot.client.post(WEBHOOK_PATH, data=body, headers={"X-ZEvent-Signature": sign(body, event)})
+        assert response.status == 400, extreme[:10]
+    nested = json.dumps(event).encode()[:-1] + b', "x": ' + b"[" * 40 + b"]" * 40 + b"}"
+    response = await bot.client.post(WEBHOOK_PATH, data=nested, headers={"X-ZEvent-Signature": sign(nested, event)})
+    assert response.status == 400, "signed, but nested deeper than 32 levels"
+    duplicated = json.dumps(event).encode()[:-1] + b', "app_id": "999"}'
+    response = await bot.client.post(WEBHOOK_PATH, data=duplicated, headers={"X-ZEvent-Signature": "mac=" + "0" * 64})
+    assert response.status == 401
     other_app = {**fake.text(USER, "menu"), "app_id": "999000111"}
     assert await bot.post(other_app) == 403
+    await bot.channel.drain()
     assert fake.sent_to(USER) == []
+
+
+async def test_huge_numbers_in_a_signed_location_are_refused_or_ignored(bot: Worker, fake: FakeZaloAPI) -> None:
+    """A latitude of 400 digits, 1e400 or a boolean never crashes the handler: no location is taken."""
+    await bot.post(fake.follow(USER))
+    await bot.press(USER, "c:accept")
+    for latitude in ("9" * 400, "1e400", "-inf", True, ["21"]):
+        event = fake.location(USER, 21.0, 105.8)
+        event["message"]["attachments"][0]["payload"]["coordinates"]["latitude"] = latitude
+        before = len(fake.sent_to(USER))
+        assert await bot.post(event) == 200
+        assert fake.sent_to(USER)[before:], "an answer, not a crash"
+        assert "tọa độ" not in texts(fake.sent_to(USER)[before:]), latitude
+    event = fake.location(USER, 21.0, 105.8)
+    event["message"]["attachments"][0]["payload"]["coordinates"]["latitude"] = 10**400
+    assert await bot.post(event) == 400, "an integer of 400 digits is not JSON this service reads"
+
+
+async def test_events_outside_the_freshness_window_are_not_handled(
+    bot: Worker, fake: FakeZaloAPI, clock: FixedClock
+) -> None:
+    """A correctly signed event older (or newer) than ZALO_EVENT_MAX_AGE gets 200 and no answer."""
+    assert bot.services.settings.zalo_event_max_age == 3600
+    now_ms = int(clock.now().timestamp() * 1000)
+    for offset in (-3601, 3601, -86400 * 30):
+        event = {**fake.text(USER, "menu"), "timestamp": str(now_ms + offset * 1000)}
+        assert await bot.post(event) == 200
+    assert fake.sent_to(USER) == []
+    async with bot.services.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(ProcessedUpdate)) == 0
+    recent = {**fake.text(USER, "menu"), "timestamp": str(now_ms - 3500 * 1000)}
+    assert await bot.post(recent) == 200
+    assert len(fake.sent_to(USER)) == 2, "within the window: answered (the menu in two messages)"
+    assert await bot.post(recent) == 200
+    assert len(fake.sent_to(USER)) == 2, "a redelivery inside the window is deduplicated"
+
+
+async def test_an_event_arriving_in_pieces_is_read_whole(bot: Worker, fake: FakeZaloAPI) -> None:
+    """A signed event whose body comes in several segments (chunked, with pauses) is verified and answered."""
+    body, headers = fake.signed(fake.text(USER, "menu " + "x" * 3000))
+
+    async def pieces() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 500):
+            yield body[start : start + 500]
+            await asyncio.sleep(0.01)
+
+    response = await bot.client.post(WEBHOOK_PATH, data=pieces(), headers=headers)
+    assert response.status == 200
+    await bot.channel.drain()
+    assert fake.sent_to(USER), "answered"
 
 
 async def test_replayed_event_is_answered_once(bot: Worker, fake: FakeZaloAPI) -> None:
@@ -518,6 +591,13 @@ def test_events_become_inbounds() -> None:
     assert bare is not None and bare.location == Location(10.5, 106.0)
     broken = to_inbound({**base, "event_name": "user_send_location", "message": {"msg_id": "m3", "attachments": "x"}})
     assert broken is not None and broken.media == "location"
+    for odd in (5, True, {"type": "location"}, [5, None, {"type": "location", "payload": 7}]):
+        found = to_inbound({**base, "event_name": "user_send_location", "message": {"msg_id": "m7", "attachments": odd}})
+        assert found is not None and found.media == "location", odd
+    odd_id = to_inbound({**base, "event_name": "user_send_text", "message": {"msg_id": "m\ud800", "text": "hi"}})
+    assert odd_id is not None and odd_id.update_id == f"user_send_text:1772420400000:{USER}"
+    for user in ("x" * 500, "", ["1"], 1.5):
+        assert to_inbound({**base, "sender": {"id": user}, "event_name": "user_send_text", "message": {"text": "hi"}}) is None
     card = to_inbound({**base, "event_name": "user_send_business_card", "message": {"msg_id": "m4"}})
     assert card is not None and card.media == "contact"
     follow = to_inbound({**base, "event_name": "follow"})

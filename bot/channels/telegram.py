@@ -20,8 +20,8 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,10 +29,11 @@ from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
-from telegram import BotCommand, CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import BotCommand, CallbackQuery, Chat, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update, User
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.bounded_json import loads
 from bot.channels.common import KeyedLocks, TokenBuckets
 from bot.channels.common import split_text as split_paragraphs
 from bot.config import Settings
@@ -45,6 +46,7 @@ WEBHOOK_PATH = "/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
 MAX_TEXT = 4096
+MAX_BODY = 256 * 1024  # the server's own request limit
 DELETE_BATCH = 100
 RECENT_IDS = 200  # how far back quick exit reaches for someone with no ids noted
 BEFORE_CONSENT = 50  # ids below the oldest noted one: what was said before the notice was accepted
@@ -78,6 +80,56 @@ class ChatPacer:
     async def wait(self, chat_id: int) -> None:
         while (delay := self.buckets.take(chat_id)) > 0:
             await self.sleep(delay)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _optional_text(value: object) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def _coordinate(value: object, bound: float) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value) and -bound <= value <= bound
+
+
+def _well_formed_message(message: object) -> bool:
+    if message is None:
+        return True
+    if not isinstance(message, Message) or not _integer(message.message_id) or not _optional_text(message.text):
+        return False
+    place = message.location
+    return place is None or (_coordinate(place.latitude, 90) and _coordinate(place.longitude, 180))
+
+
+def well_formed(update: Update) -> bool:
+    """Whether every field the adapter reads has the type the Bot API documents.
+
+    PTB's de_json takes values as they come (a text that is a number, an id that is a string),
+    so an update whose secret was right can still carry what the engine must never see.
+    """
+    try:
+        user, chat, query = update.effective_user, update.effective_chat, update.callback_query
+        if not _integer(update.update_id):
+            return False
+        if user is not None and not (
+            isinstance(user, User) and _integer(user.id) and _optional_text(user.language_code)
+        ):
+            return False
+        if chat is not None and not (isinstance(chat, Chat) and _integer(chat.id) and isinstance(chat.type, str)):
+            return False
+        if query is not None:
+            pressed = query.message
+            if not (isinstance(query, CallbackQuery) and isinstance(query.id, str) and _optional_text(query.data)):
+                return False
+            if pressed is not None and not _integer(pressed.message_id):
+                return False
+        return _well_formed_message(update.message) and _well_formed_message(update.edited_message)
+    except Exception:  # an attribute that is not what PTB expects: not well formed either
+        return False
 
 
 def to_inbound(update: Update, bot_username: str | None) -> Inbound | None:
@@ -206,12 +258,20 @@ class TelegramChannel:
         A button press is answered with answerCallbackQuery in the response body.
         """
         try:
-            data = json.loads(body)
-            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            data = loads(body, max_bytes=MAX_BODY)
+            if not isinstance(data, dict) or not _integer(data.get("update_id")):
                 raise ValueError("not an update")
-            update = Update.de_json(data, self.application.bot)
-        except Exception:  # PTB's parser raises AttributeError and others on odd nested shapes
+        except ValueError:
             return web.Response(status=400, text="malformed update")
+        try:
+            update = Update.de_json(data, self.application.bot)
+            usable = well_formed(update)
+        except Exception:  # PTB's parser raises TypeError, AttributeError… on odd nested shapes
+            usable = False
+        if not usable:
+            # An authenticated update: 200, or Telegram would deliver it again and again.
+            log.warning("telegram: an update with fields of the wrong type was dropped")
+            return web.Response(text="ok")
         await self.application.process_update(update)
         if update.callback_query is not None:
             # Telegram carries out one Bot API call given in the webhook's answer: the button's
@@ -220,6 +280,9 @@ class TelegramChannel:
         return web.Response(text="ok")
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if not well_formed(update):  # polling: the webhook route has checked already
+            log.warning("telegram: an update with fields of the wrong type was dropped")
+            return
         query = update.callback_query
         # Polling: stop the button's spinner while the answer is worked out, not before. (With a
         # webhook the route's own answer does it.)

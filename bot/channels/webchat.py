@@ -14,7 +14,6 @@ website cannot make its visitors' browsers talk to the bot.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import math
 import os
@@ -25,6 +24,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.admission import BlockLimits
+from bot.channels.bounded_json import JsonError, loads, read_body
 from bot.channels.common import TokenBuckets
 from bot.client_address import AddressKeys
 from bot.runtime import Runtime
@@ -187,10 +187,14 @@ class WebChat:
             return Inbound(start_param=value, **common)
         if not isinstance(value, dict):
             raise BadMessage("location must be {latitude, longitude}")
+        given = (value.get("latitude"), value.get("longitude"))
+        numbers = [n for n in given if isinstance(n, int | float) and not isinstance(n, bool)]
+        if len(numbers) != 2:
+            raise BadMessage("location must be {latitude, longitude} as numbers")
         try:
-            latitude, longitude = float(value["latitude"]), float(value["longitude"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise BadMessage("location must be {latitude, longitude}") from exc
+            latitude, longitude = float(numbers[0]), float(numbers[1])
+        except OverflowError as exc:  # bounded_json refuses such integers already; never a 500
+            raise BadMessage("location is out of range") from exc
         if not (math.isfinite(latitude) and math.isfinite(longitude) and -90 <= latitude <= 90 and -180 <= longitude <= 180):
             raise BadMessage("location is out of range")
         return Inbound(location=Location(latitude, longitude), **common)
@@ -219,12 +223,12 @@ class WebChat:
         if not self.per_address.allow(self._address(request)):
             return web.json_response(self._slow_down(locale), status=429)
         try:
-            body = await request.content.read(MAX_BODY + 1)
-            if len(body) > MAX_BODY:
+            body = await read_body(request, MAX_BODY)
+            if body is None:
                 return web.json_response({"error": "too_large"}, status=413)
-            inbound = self.parse(json.loads(body), locale)
+            inbound = self.parse(loads(body, max_bytes=MAX_BODY), locale)
         except (ValueError, UnicodeDecodeError) as exc:
-            return web.json_response({"error": "bad_request", "detail": str(exc) if isinstance(exc, BadMessage) else "invalid JSON"}, status=400)
+            return web.json_response({"error": "bad_request", "detail": str(exc) if isinstance(exc, BadMessage | JsonError) else "invalid JSON"}, status=400)
         answer = await self._answer(inbound, self.keys.block(request))
         return web.json_response(answer, headers={"Cache-Control": "no-store"})
 
@@ -256,9 +260,9 @@ class WebChat:
                     await ws.send_json(self._slow_down(locale))
                     continue
                 try:
-                    inbound = self.parse(json.loads(message.data), locale)
+                    inbound = self.parse(loads(message.data, max_bytes=MAX_BODY), locale)
                 except ValueError as exc:
-                    detail = str(exc) if isinstance(exc, BadMessage) else "invalid JSON"
+                    detail = str(exc) if isinstance(exc, BadMessage | JsonError) else "invalid JSON"
                     await ws.send_json({"error": "bad_request", "detail": detail})
                     continue
                 await ws.send_json(await self._answer(inbound, block))

@@ -38,6 +38,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.bootstrap import Services
+from bot.channels.bounded_json import JsonError, loads, read_body, top_level_fields
 from bot.channels.common import KeyedLocks
 from bot.channels.common import split_text as split_paragraphs
 from bot.config import Settings
@@ -65,6 +66,8 @@ MORE_TEXT = "…"  # the text of a message that only carries the buttons that di
 # Zalo counts free replies per message the person sends (8 within 48 h are reported): one
 # event never gets more than that.
 MAX_MESSAGES_PER_EVENT = 8
+MAX_BODY = 64 * 1024  # an event with a 2,000-character text and its attachments is a few KB
+MAX_ID = 128  # user ids are about 19 digits, msg_ids 32 hex digits: anything longer is not Zalo's
 MAX_IN_FLIGHT = 1000  # events being handled at once; beyond that Zalo is asked to retry later
 SEND_ATTEMPTS = 3
 REFRESH_MARGIN = dt.timedelta(minutes=10)
@@ -96,13 +99,15 @@ def _user(party: object) -> str | None:
     value = party.get("id") if isinstance(party, dict) else None
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_ID and value.isprintable() else None
 
 
 def _coordinate(value: object, bound: float) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
     try:
-        number = float(value)  # type: ignore[arg-type]  # Zalo sends strings
-    except (TypeError, ValueError):
+        number = float(value)  # Zalo sends strings
+    except (TypeError, ValueError, OverflowError):
         return None
     return number if math.isfinite(number) and -bound <= number <= bound else None
 
@@ -110,7 +115,8 @@ def _coordinate(value: object, bound: float) -> float | None:
 def _location(message: Mapping[str, Any]) -> Location | None:
     """Coordinates from ``attachments[].payload.coordinates`` (or a bare ``location``)."""
     places: list[object] = [message.get("location")]
-    for attachment in message.get("attachments") or []:
+    attachments = message.get("attachments")
+    for attachment in attachments if isinstance(attachments, list) else []:
         if isinstance(attachment, dict) and attachment.get("type") == "location":
             payload = attachment.get("payload")
             places.insert(0, payload.get("coordinates", payload) if isinstance(payload, dict) else None)
@@ -145,7 +151,8 @@ def to_inbound(event: Mapping[str, Any]) -> Inbound | None:
     found = event.get("message")
     message: Mapping[str, Any] = found if isinstance(found, dict) else {}
     msg_id = message.get("msg_id")
-    update_id = msg_id if isinstance(msg_id, str) and msg_id else f"{name}:{event.get('timestamp')}:{user}"
+    valid_id = isinstance(msg_id, str) and 0 < len(msg_id) <= MAX_ID and msg_id.isprintable()
+    update_id = msg_id if valid_id else f"{name}:{str(event.get('timestamp'))[:20]}:{user}"
     if name == "follow":
         return Inbound(CHANNEL, user, text="/start", update_id=update_id)
     if name == "user_send_text":
@@ -364,20 +371,23 @@ class ZaloChannel:
         return self._http
 
     async def webhook(self, request: web.Request) -> web.Response:
-        """POST /webhooks/zalo: the signature first; 200 at once, the event handled in the background."""
+        """POST /webhooks/zalo: the signature first; 200 at once, the event handled in the background.
+
+        The signature covers app_id + body + timestamp, two values inside the body: they are read
+        by a one-pass scan of the top level (bot.channels.bounded_json.top_level_fields), so no
+        request without the secret reaches the JSON parser, and every body whose signature does
+        not match, whatever its shape, gets 401. Only then is the body parsed, within bounds.
+        """
         mac = request.headers.get(SIGNATURE_HEADER, "").strip()
         mac = mac[4:] if mac[:4].lower() == "mac=" else mac
         if not mac:
             return web.Response(status=401, text="unauthorized")
-        raw = await request.read()
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            return web.Response(status=400, text="malformed event")
-        if not isinstance(data, dict):
-            return web.Response(status=400, text="malformed event")
-        app_id, timestamp = data.get("app_id"), data.get("timestamp")
-        if isinstance(timestamp, int) and not isinstance(timestamp, bool):
+        raw = await read_body(request, MAX_BODY)
+        if raw is None:
+            return web.Response(status=413, text="too large")
+        fields = top_level_fields(raw, ("app_id", "timestamp"))
+        app_id, timestamp = (fields.get("app_id"), fields.get("timestamp")) if fields is not None else (None, None)
+        if isinstance(timestamp, int):
             timestamp = str(timestamp)
         if not isinstance(app_id, str) or not isinstance(timestamp, str):
             return web.Response(status=401, text="unauthorized")
@@ -386,6 +396,17 @@ class ZaloChannel:
             return web.Response(status=401, text="unauthorized")
         if not hmac.compare_digest(app_id.encode(), self.app_id.encode()):
             return web.Response(status=403, text="forbidden")
+        try:
+            data = loads(raw, max_bytes=MAX_BODY)
+        except JsonError:
+            return web.Response(status=400, text="malformed event")
+        if not isinstance(data, dict) or data.get("app_id") != app_id or str(data.get("timestamp")) != timestamp:
+            return web.Response(status=400, text="malformed event")
+        if not self._fresh(timestamp):
+            # Answered 200 on purpose: Zalo retries anything else, and retrying cannot make an
+            # old event fresh. Not handled: its dedupe key may have expired (a replay).
+            log.warning("zalo: a signed event outside the freshness window was ignored")
+            return web.Response(text="ok")
         if self._closing or len(self._tasks) >= MAX_IN_FLIGHT:
             return web.Response(status=503, text="busy")  # Zalo retries a webhook that did not get 200
         inbound = to_inbound(data)
@@ -394,6 +415,13 @@ class ZaloChannel:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return web.Response(text="ok")
+
+    def _fresh(self, timestamp: str) -> bool:
+        """Whether an event's ``timestamp`` (ms) is within ZALO_EVENT_MAX_AGE of now, either way."""
+        if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 16:
+            return False
+        sent = int(timestamp) / 1000
+        return abs(self.runtime.services.clock.now().timestamp() - sent) <= self.settings.zalo_event_max_age
 
     async def _handle(self, inbound: Inbound) -> None:
         try:
