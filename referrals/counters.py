@@ -110,6 +110,35 @@ async def monthly_sums(
     return {(c, p, m, d): int(n) for c, p, m, d, n in rows.all()}
 
 
+async def sums_by_day(
+    session: AsyncSession,
+    *,
+    start: dt.date,
+    end: dt.date,
+    metrics: Sequence[str],
+    by: Sequence[str],
+    province: int | None = None,
+    commune: int | None = None,
+) -> dict[tuple[object, ...], int]:
+    """Sums from the daily counters only, grouped by the named columns (``day`` among them).
+
+    Days older than the housekeeping keeps daily (the current and the previous month) have been
+    summed into months and are simply absent here: for questions that need single days, such
+    as the spike marker, never for a period's totals (daily_sums answers those).
+    """
+    columns = [getattr(Counter, name) for name in by]
+    query = (
+        select(*columns, func.sum(Counter.count))
+        .where(Counter.day >= start, Counter.day <= end, Counter.metric.in_(list(metrics)))
+        .group_by(*columns)
+    )
+    if province is not None:
+        query = query.where(Counter.province == province)
+    if commune is not None:
+        query = query.where(Counter.commune == commune)
+    return {tuple(row[:-1]): int(row[-1]) for row in (await session.execute(query)).all()}
+
+
 async def daily_sums(
     session: AsyncSession,
     *,

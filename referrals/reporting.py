@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.geo import CommuneIndex
 from content.pack import SERVICE_TYPES, ContentPack
-from referrals.counters import daily_sums, monthly_sums
+from referrals.counters import monthly_sums, sums_by_day
 from referrals.counting import NOT_COUNTED_LIMIT, REFERRAL_ISSUED, REFERRAL_REDEEMED, unique_metric
 from referrals.periods import PeriodKind
 from referrals.indicators import Policy, Target, targets_for
@@ -62,8 +62,9 @@ async def commune_spikes(
     province: int | None = None,
     commune: int | None = None,
 ) -> dict[int, list[dt.date]]:
-    """Spike days per commune between two days, from the daily "reached" counters."""
-    sums = await daily_sums(
+    """Spike days per commune between two days, from the daily "reached" counters (so only over
+    the days still kept daily: the current and the previous month)."""
+    sums = await sums_by_day(
         session,
         start=start - dt.timedelta(days=SPIKE_BASELINE),
         end=end,

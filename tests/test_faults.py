@@ -246,7 +246,7 @@ async def test_web_chat_answers_while_the_database_is_locked(tmp_path: Path, mas
             assert response.status == 200
             body = "\n".join(r["text"] for r in (await response.json())["replies"])
             assert "gián đoạn" not in body and all(n in body for n in HOTLINES)
-            ws = await client.ws_connect("/chat/ws")
+            ws = await client.ws_connect("/chat/ws", headers={"Origin": str(client.make_url("")).rstrip("/")})
             await ws.send_json({"session": session, "id": "stall0002", "text": "giá vàng hôm nay"})
             answer = await asyncio.wait_for(ws.receive_json(), timeout=IN_TIME)
             await ws.close()

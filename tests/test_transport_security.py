@@ -30,7 +30,8 @@ async def _headers(settings: Settings, clock: FixedClock) -> dict[tuple[str, str
         for method, path in PATHS:
             response = await client.request(method, path, data=b"{" if method == "POST" else None, allow_redirects=False)
             found[(method, path)] = response.headers.get("Strict-Transport-Security")
-        async with client.ws_connect("/chat/ws") as ws:
+        page = settings.public_url.rstrip("/") if settings.public_url else str(client.make_url("")).rstrip("/")
+        async with client.ws_connect("/chat/ws", headers={"Origin": page}) as ws:
             found[("WS", "/chat/ws")] = ws._response.headers.get("Strict-Transport-Security")
         return found
     finally:
