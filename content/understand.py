@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from content import language
-from content.intents import SAFETY_ORDER, IntentClassifier, IntentMatch, Token, analyse
+from content.intents import IntentClassifier, IntentMatch, Token, analyse
 from content.pack import SAFETY_INTENTS, ContentPack
 from content.safety import SafetyCheck, SafetyNet
 from content.topic_index import RankedTopic, TopicIndex

@@ -9,6 +9,7 @@ suite fail outright if the URL is missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -149,13 +151,39 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     yield PG_URL
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str, master_key: str) -> Settings:
+def make_settings(tmp_path: Path, database_url: str, master_key: str, **extra: Any) -> Settings:
+    """Settings for a test: a data dir of its own, the backend's database, a fresh key, and extras."""
     return Settings(
         ANTAM_DATA_DIR=tmp_path / "data",
         ANTAM_DATABASE_URL=database_url,
         ANTAM_MASTER_KEY=master_key,
+        **extra,
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, master_key: str) -> Settings:
+    return make_settings(tmp_path, database_url, master_key)
+
+
+@contextlib.asynccontextmanager
+async def web_client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
+    """The one web server (web chat and staff app, no Telegram, no housekeeping) on 127.0.0.1."""
+    from bot.app import make_app
+
+    app = make_app(services, maintenance=False, telegram=False, exit_url="/healthz")
+    client = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+def page_origin(client: TestClient[Any, Any]) -> str:
+    """The web chat page's own origin, as a browser sends it: http://127.0.0.1:PORT."""
+    url = client.make_url("/")
+    return f"{url.scheme}://{url.host}:{url.port}"
 
 
 @pytest.fixture

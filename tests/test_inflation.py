@@ -14,9 +14,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from bot.app import make_app
 from bot.bootstrap import Services
 from bot.clock import FixedClock
 from bot.client_address import address_block
@@ -27,6 +26,7 @@ from referrals.exports import to_csv, to_table
 from referrals.indicators import Policy
 from referrals.periods import Period
 from referrals.reporting import build_report, province_scope, spike_days, ward_scope
+from tests.conftest import make_settings, page_origin, web_client
 from tests.staff_fixtures import (  # noqa: F401  (server and browser_factory are fixtures)
     StaffClient,
     add_account,
@@ -43,10 +43,10 @@ BINH_LU = 3390
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, master_key: str) -> Settings:
-    return Settings(
-        ANTAM_DATA_DIR=tmp_path / "data",
-        ANTAM_DATABASE_URL=database_url,
-        ANTAM_MASTER_KEY=master_key,
+    return make_settings(
+        tmp_path,
+        database_url,
+        master_key,
         ANTAM_TRUSTED_PROXIES="127.0.0.1",
         ANTAM_NEW_PEOPLE_PER_HOUR=PEOPLE_PER_HOUR,
         ANTAM_CODES_PER_HOUR=CODES_PER_HOUR,
@@ -56,18 +56,11 @@ def settings(tmp_path: Path, database_url: str, master_key: str) -> Settings:
 
 @pytest.fixture
 async def client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
-    app = make_app(services, maintenance=False, telegram=False, exit_url="/healthz")
-    test_client = TestClient(TestServer(app, host="127.0.0.1"))
-    await test_client.start_server()
-    try:
+    async with web_client(services) as test_client:
         yield test_client
-    finally:
-        await test_client.close()
 
 
-def own_origin(client: TestClient[Any, Any]) -> str:
-    url = client.make_url("/")
-    return f"{url.scheme}://{url.host}:{url.port}"
+own_origin = page_origin
 
 
 def session_id() -> str:

@@ -14,6 +14,7 @@ from bot.bootstrap import Services
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.staff.passwords import password_problems
+from tests.conftest import make_settings
 from storage.staff import AuditEntry, masked_username
 from tests.staff_fixtures import (  # noqa: F401  (server and browser_factory are fixtures)
     PASSWORD,
@@ -29,12 +30,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKe
 
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, master_key: str) -> Settings:
-    return Settings(
-        ANTAM_DATA_DIR=tmp_path / "data",
-        ANTAM_DATABASE_URL=database_url,
-        ANTAM_MASTER_KEY=master_key,
-        ANTAM_TRUSTED_PROXIES="127.0.0.1",
-    )
+    return make_settings(tmp_path, database_url, master_key, ANTAM_TRUSTED_PROXIES="127.0.0.1")
 
 
 async def attempt(me: StaffClient, address: str, username: str, password: str = "không phải mật khẩu") -> int:

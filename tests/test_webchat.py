@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from bot.app import WEBCHAT, make_app
+from bot.app import WEBCHAT
 from bot.bootstrap import Services
 from storage.models import Person
+from tests.conftest import page_origin, web_client
 
 SESSION = "AbCdEfGhIjKlMnOpQrStUvWx01"
 OTHER = "ZyXwVuTsRqPoNmLkJiHgFeDc98"
@@ -23,19 +24,11 @@ OTHER = "ZyXwVuTsRqPoNmLkJiHgFeDc98"
 
 @pytest.fixture
 async def client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
-    app = make_app(services, maintenance=False, telegram=False, exit_url="/healthz")
-    test_client = TestClient(TestServer(app, host="127.0.0.1"))
-    await test_client.start_server()
-    try:
+    async with web_client(services) as test_client:
         yield test_client
-    finally:
-        await test_client.close()
 
 
-def origin(client: TestClient[Any, Any]) -> str:
-    """The page's own origin, as a browser sends it: http://127.0.0.1:PORT."""
-    url = client.make_url("/")
-    return f"{url.scheme}://{url.host}:{url.port}"
+origin = page_origin
 
 
 def payloads(answer: dict[str, Any]) -> list[str]:
