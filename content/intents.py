@@ -30,11 +30,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from content.pack import DATA_DIR, INTENT_IDS, ContentError
+from content.pack import DATA_DIR, INTENT_IDS, ContentError, read_mapping
 
 # Highest first: a message naming both violence and suicidal thoughts is a crisis.
 SAFETY_ORDER = ("crisis", "emergency", "violence", "trafficking", "pep")
@@ -399,12 +398,7 @@ def _same_words(window: list[Token], phrase: tuple[Token, ...]) -> bool:
 def load_phrases(path: Path = DATA_DIR / "intents.yaml") -> PhraseTable:
     """Read the trigger-phrase table and its weak cues; raise ContentError listing every problem."""
     problems: list[str] = []
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ContentError([f"intents.yaml: cannot read: {exc}"]) from exc
-    if not isinstance(raw, dict):
-        raise ContentError(["intents.yaml: must map intent ids to lists of phrases"])
+    raw = read_mapping(path, "map intent ids to lists of phrases")
     phrases: dict[str, list[str]] = {}
     owner: dict[tuple[str, ...], str] = {}
     weak_raw = raw.pop("_weak", None) or {}

@@ -206,6 +206,20 @@ def _format_error(where: str, exc: ValidationError) -> Iterable[str]:
         yield f"{where}: {location}: {error['msg']}"
 
 
+def read_mapping(path: Path, shape: str) -> dict[str, object]:
+    """Read a YAML file that must hold a mapping; raise ContentError saying what is wrong.
+
+    ``shape`` says what the mapping holds, for the message ("map intent ids to lists of phrases").
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ContentError([f"{path.name}: cannot read: {exc}"]) from exc
+    if not isinstance(raw, dict):
+        raise ContentError([f"{path.name}: must {shape}"])
+    return raw
+
+
 def _read_yaml(path: Path, problems: list[str]) -> object:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from content.intents import MAX_CLASSIFIED_CHARS, Token, analyse
-from content.pack import DATA_DIR, SAFETY_INTENTS, ContentError
+from content.pack import DATA_DIR, SAFETY_INTENTS, ContentError, read_mapping
 
 # The help a first reply can carry. Order = the order of the lines in the reply.
 HELP_KINDS = (
@@ -368,10 +367,4 @@ def _timing(words: list[Token], spans: dict[str, list[tuple[int, int]]]) -> tupl
 
 def load_safety_net(path: Path = DATA_DIR / "safety_cues.yaml", topics: frozenset[str] | None = None) -> SafetyNet:
     """Read the danger cues; raise ContentError listing every problem."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ContentError([f"safety_cues.yaml: cannot read: {exc}"]) from exc
-    if not isinstance(raw, dict):
-        raise ContentError(["safety_cues.yaml: must hold 'concepts', 'cues' and 'timing'"])
-    return SafetyNet(raw, topics)
+    return SafetyNet(read_mapping(path, "hold 'concepts', 'cues' and 'timing'"), topics)
