@@ -78,14 +78,18 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
     leads: list[Text] = []
     seen: set[str] = set()
     cues = (*check.cues, "abroad") if "consular" in check.help else check.cues
-    for cue, key in _CUE_LEADS:
+    # Far from home the line that works from abroad comes first: 111, 113 and 115 do not.
+    order = sorted(_CUE_LEADS, key=lambda item: item[0] != "abroad") if "consular" in check.help else _CUE_LEADS
+    for cue, key in order:
         if cue in cues and key not in seen:
             seen.add(key)
             if key == "safety.abroad":
-                numbers = ", ".join(line.number for line in turn.ctx.pack.abroad_hotlines())
-                if not numbers:
+                lines = turn.ctx.pack.abroad_hotlines()
+                if not lines:
                     continue  # no verified line for abroad: the trafficking line and topic remain
-                leads.append(Msg(key, {"number": numbers}))
+                numbers = ", ".join(line.number for line in lines)
+                sources = "; ".join(line.source for line in lines)
+                leads.append(Msg(key, {"number": numbers, "source": sources}))
             else:
                 leads.append(Msg(key))
     if "pep" in check.help:

@@ -142,7 +142,8 @@ def test_someone_abroad_gets_the_line_that_works_from_abroad(ctx: Context, rende
     text, keys, _ = first_reply(ctx, renderer, "em đang ở Campuchia, bị họ giữ hộ chiếu không cho về")
     assert "safety.abroad" in keys
     numbers = [line.number for line in ctx.pack.abroad_hotlines()]
-    assert numbers and numbers[0] in text
+    assert numbers and numbers[0] in text.split("\n\n")[0], "the line that works from abroad comes first"
+    assert ctx.pack.abroad_hotlines()[0].source in text, "with its source"
     # …and the line for abroad never appears among the local numbers.
     local, _, _ = first_reply(ctx, renderer, "số công an là số mấy")
     assert numbers[0] not in local and "113" in local
