@@ -85,7 +85,7 @@ _CUE_PRIORITY = {
     name: rank
     for rank, name in enumerate(
         ("suicide", "overdose", "bleeding", "fire", "abroad", "held", "minor_at_risk", "rape", "beaten",
-         "threatened", "injured", "help_now", "condom_failure", "needle_shared", "hotline_question")
+         "threatened", "confined", "injured", "help_now", "condom_failure", "needle_shared", "hotline_question")
     )
 }
 _TIMING = frozenset({"recent", "late", "today"})

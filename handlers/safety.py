@@ -62,6 +62,7 @@ _CUE_LEADS = (
     ("rape", "safety.violence"),
     ("beaten", "safety.violence"),
     ("held", "safety.trafficking"),
+    ("confined", "safety.emergency"),
     ("minor_at_risk", "safety.trafficking"),
     ("abroad", "safety.abroad"),
 )
