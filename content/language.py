@@ -36,7 +36,8 @@ ENGLISH = frozenset(
     beat hit raped rape forced locked passport trafficked sold debt escape home country
     near nearby where free cheap cost price today tonight yesterday last night week month ago
     now still yet already ever never always often sometimes friend friends talk speak real
-    human bot anybody there mean does how long main menu send nudes best tell show give know any
+    human bot anybody there mean does how long main menu send nudes good morning robot pls join group
+    profit cooking anywhere hiding here best tell show give know any
     which whats wheres cost much many someone somewhere foreigner foreign english speak
     rights dating stop stopped moving move arvs treatment prevent prevention risk risky
     symptoms symptom check checked clinic clinics night late morning evening

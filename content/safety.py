@@ -43,13 +43,13 @@ _COUNT = r"(\d{1,3}|" + "|".join(_DAY_WORDS) + r")"
 # "3 ngày trước", "cách đây 5 hôm", "2 days ago", "4 bữa nay"; hours: "10 tiếng trước".
 _DAYS_AGO = re.compile(
     rf"\b{_COUNT} (?:ngay|hom|bua|days?)(?: nay| truoc| roi| qua| ago)"
-    rf"|cach day (?:hon |khoang |tam |)(?:{_COUNT}) (?:ngay|hom|bua)|about {_COUNT} days ago"
+    rf"|cach day (?:hon |khoang |tam |chung |)(?:{_COUNT}) (?:ngay|hom|bua)|about {_COUNT} days ago"
 )
 _HOURS_AGO = re.compile(rf"\b{_COUNT} (?:tieng|gio|hours?)(?: truoc| roi| ago| nay)")
 _WEEKS_AGO = re.compile(
     # "1 thằng qua app" typed without marks reads "1 tháng qua": not a time.
     rf"\b{_COUNT} (?:tuan|thang|weeks?|months?)(?: truoc| roi| qua(?! (?:app|mang|fb|zalo|facebook|tinder|grindr))| ago| nay)"
-    rf"|cach day (?:hon |khoang |tam |)(?:{_COUNT}) (?:tuan|thang)"
+    rf"|cach day (?:hon |khoang |tam |chung |)(?:{_COUNT}) (?:tuan|thang)"
 )
 _WEEKDAY = re.compile(r"\b(?:thu (2|3|4|5|6|7|hai|ba|tu|nam|sau|bay)|(chu nhat|cn))\b")
 _WEEKDAY_NUMBER = {"2": 2, "3": 3, "4": 4, "5": 5, "6": 6, "7": 7, "hai": 2, "ba": 3, "tu": 4, "nam": 5, "sau": 6, "bay": 7}

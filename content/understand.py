@@ -91,6 +91,30 @@ class Understanding:
     classified: str = "unknown"
 
 
+# Markers of small talk in a short message that asks for nothing else, and the kind they make.
+_SMALLTALK_MARKERS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("bye", frozenset({"bye", "bai", "tam biet", "ngu ngon", "good night", "mai noi tiep", "hen gap lai", "see you"})),
+    ("thanks", frozenset({"cam on", "thank", "thanks", "tks", "thx"})),
+    ("anyone", frozenset({"bot", "robot", "may ha", "nguoi that", "real person", "ai tra loi", "ad oi", "co ai", "tuoi roi"})),
+    ("ack", frozenset({"hihi", "haha", "hehe", "lol", "ok", "oke", "oki", "u", "e", "ua", "the a", "vay ha", "de thuong",
+                       "dep trai", "hay qua", "hay day", "hay dzu", "good morning", "morning", "hoi choi", "ke chuyen"})),
+)
+SMALLTALK_MAX_WORDS = 10
+
+
+def smalltalk_guess(text: str) -> str | None:
+    """The small talk a short message most likely is, from its markers ("bye bot, mai nói tiếp")."""
+    plain = [token.plain for token in analyse(text, teencode=False)]
+    if not plain or len(plain) > SMALLTALK_MAX_WORDS:
+        return None
+    grams = {*plain, *(" ".join(plain[i : i + 2]) for i in range(len(plain) - 1)),
+             *(" ".join(plain[i : i + 3]) for i in range(len(plain) - 2))}
+    for kind, markers in _SMALLTALK_MARKERS:
+        if grams & markers:
+            return kind
+    return None
+
+
 def thanks_first(text: str) -> bool:
     """The message opens with a thank-you ("cảm ơn nhiều lắm, em đỡ lo rồi")."""
     plain = [token.plain for token in analyse(text, teencode=False)]
@@ -164,6 +188,11 @@ class Understander:
         best = ranked[0] if ranked else None
         if thanks_first(text) and match.intent in ("unknown", "greeting") and (best is None or best.score < TOPIC_ASK):
             return Understanding("greeting", 1.0, language=lang, smalltalk="thanks", ranked=ranked)
+        weak = match.intent in ("unknown", "greeting") or not phrase_matched
+        if weak and (best is None or best.score < TOPIC_ASK):
+            guessed = smalltalk_guess(text)
+            if guessed is not None:
+                return Understanding("greeting", 1.0, language=lang, smalltalk=guessed, ranked=ranked)
         if match.intent in NON_TOPIC_INTENTS:
             if best is not None and best.topic in named and best.score >= STRONG_TOPIC:
                 return self._topic(best, ranked, lang)
