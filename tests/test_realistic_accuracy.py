@@ -43,8 +43,8 @@ def test_development_sets(
 def test_held_out_set(ctx: Context, renderer: Renderer, capsys: pytest.CaptureFixture[str]) -> None:
     """On messages never used for tuning, understanding does not fall below its measured level.
 
-    Measured on 2026-12-02 (see bench/RESULTS.md): safety help in the first reply 89.6 %, topics
-    82.2 %, English 96.1 %. The floors below sit just under it and catch a regression. They are below the issue's targets (99 % / 90 % / 95 %): raising them means better
+    Measured on 2026-12-02 (see bench/RESULTS.md): safety help in the first reply 91.0 %, topics
+    82.8 %, English 96.1 %. The floors below sit just under it and catch a regression. They are below the issue's targets (99 % / 90 % / 95 %): raising them means better
     generalisation, never tuning on this file.
     """
     rows = read_rows(DATA / "intent_realistic_heldout.tsv")
@@ -58,4 +58,4 @@ def test_held_out_set(ctx: Context, renderer: Renderer, capsys: pytest.CaptureFi
     assert score.english >= HELD_OUT_FLOORS["english"], f"{score.english:.1%}"
 
 
-HELD_OUT_FLOORS = {"safety": 0.87, "topic": 0.80, "english": 0.94}
+HELD_OUT_FLOORS = {"safety": 0.89, "topic": 0.80, "english": 0.94}
