@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -16,6 +18,19 @@ _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 class ConfigError(Exception):
     """The configuration is invalid; the message lists every problem by variable name."""
+
+
+def _loopback_http(url: str) -> bool:
+    """An http:// URL whose host is this machine (127.0.0.0/8, localhost or [::1])."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseModel):
@@ -160,8 +175,12 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _public_url_is_https(self) -> Settings:
-        if self.public_url and not self.public_url.startswith("https://"):
-            raise ValueError("ANTAM_PUBLIC_URL must start with https:// (webhooks need TLS)")
+        # DESIGN §4: https, or plain http on a loopback host (a local Bot API server, tests).
+        if self.public_url and not self.public_url.startswith("https://") and not _loopback_http(self.public_url):
+            raise ValueError(
+                "ANTAM_PUBLIC_URL must start with https:// (webhooks need TLS); "
+                "http:// is accepted only for a loopback host (127.0.0.1, localhost, [::1])"
+            )
         return self
 
     @property

@@ -103,9 +103,13 @@ def test_invalid_values_are_rejected_by_name(name: str, value: str) -> None:
 
 
 def test_public_url_must_be_https() -> None:
-    """ANTAM_PUBLIC_URL over plain http is refused (webhooks need TLS); https is accepted."""
-    with pytest.raises(ConfigError, match="ANTAM_PUBLIC_URL"):
-        load_settings(environ={"ANTAM_PUBLIC_URL": "http://example.org"}, env_file=None)
+    """ANTAM_PUBLIC_URL over plain http is refused (webhooks need TLS) except on a loopback host,
+    as DESIGN §4 allows for a local Bot API server; https is accepted."""
+    for refused in ("http://example.org", "http://10.0.0.5:8080", "http://127.example.org"):
+        with pytest.raises(ConfigError, match="ANTAM_PUBLIC_URL"):
+            load_settings(environ={"ANTAM_PUBLIC_URL": refused}, env_file=None)
+    for loopback in ("http://127.0.0.1:8443", "http://localhost:8080", "http://[::1]:8080"):
+        assert load_settings(environ={"ANTAM_PUBLIC_URL": loopback}, env_file=None).public_url == loopback
     settings = load_settings(environ={"ANTAM_PUBLIC_URL": "https://example.org/"}, env_file=None)
     assert settings.public_url == "https://example.org"
 
