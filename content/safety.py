@@ -42,7 +42,7 @@ _DAY_WORDS = {
 _COUNT = r"(\d{1,3}|" + "|".join(_DAY_WORDS) + r")"
 # "3 ngày trước", "cách đây 5 hôm", "2 days ago", "4 bữa nay"; hours: "10 tiếng trước".
 _DAYS_AGO = re.compile(
-    rf"\b{_COUNT} (?:ngay|hom|bua|days?)(?: nay| truoc| roi| qua| ago)"
+    rf"\b{_COUNT} (?:ngay|hom|bua|days?)(?: nay| truoc| roi| qua| ago| since)"
     rf"|cach day (?:hon |khoang |tam |chung |)(?:{_COUNT}) (?:ngay|hom|bua)|about {_COUNT} days ago"
 )
 _HOURS_AGO = re.compile(rf"\b{_COUNT} (?:tieng|gio|hours?)(?: truoc| roi| ago| nay)")
@@ -339,8 +339,8 @@ def _timing(words: list[Token], spans: dict[str, list[tuple[int, int]]]) -> tupl
         for match in regex.finditer(text):
             value = _count(next(group for group in match.groups() if group))
             days = value // 24 if unit == 0 else value * unit
-            if unit == 1 and text[: match.start()].endswith("hon "):
-                days += 1  # "hơn 3 ngày": more than 72 hours
+            if unit == 1 and text[: match.start()].endswith(("hon ", "qua ")):
+                days += 1  # "hơn 3 ngày", "quá 3 ngày": more than 72 hours
             index = text.count(" ", 0, match.start())
             found.append((index, "late" if days > PEP_WINDOW_DAYS else "recent", days))
     for kind in ("recent", "late"):

@@ -21,6 +21,7 @@ DEVELOPMENT_BARS = {
     "intent_realistic_dev2.tsv": (0.98, 0.80, 0.90),  # 70 % safety messages
     "intent_realistic_dev3.tsv": (0.93, 0.75, 0.90),  # 60 % safety messages, other writers' personas
     "intent_realistic_dev4.tsv": (0.93, 0.78, 0.90),  # 55 % safety, 15 % small talk, regional speech
+    "intent_realistic_dev5.tsv": (0.95, 0.75, 0.90),  # 50 % safety, symptoms rather than names
 }
 
 
