@@ -320,6 +320,11 @@ def _holds(rule: _Rule, spans: dict[str, list[tuple[int, int]]], length: int) ->
     return False
 
 
+def _window(days: int) -> str:
+    """ "recent" (PEP can still start) or "late" (past its 72 hours)."""
+    return "late" if days > PEP_WINDOW_DAYS else "recent"
+
+
 def _count(word: str) -> int:
     return int(word) if word.isdigit() else _DAY_WORDS[word]
 
@@ -332,8 +337,7 @@ def _timing(words: list[Token], spans: dict[str, list[tuple[int, int]]]) -> tupl
     """
     text = " ".join(word.plain for word in words)
     # The first mention of the exposure: later ones are often about something else ("kim mới").
-    starts = [start for name in _EXPOSURE for start, _ in spans.get(name, ())]
-    exposure = [min(starts)] if starts else []
+    first = min((start for name in _EXPOSURE for start, _ in spans.get(name, ())), default=None)
     found: list[tuple[int, str, int | None]] = []  # (word index, recent|late, days)
     for regex, unit in ((_DAYS_AGO, 1), (_HOURS_AGO, 0), (_WEEKS_AGO, 7)):
         for match in regex.finditer(text):
@@ -342,23 +346,22 @@ def _timing(words: list[Token], spans: dict[str, list[tuple[int, int]]]) -> tupl
             if unit == 1 and text[: match.start()].endswith(("hon ", "qua ")):
                 days += 1  # "hơn 3 ngày", "quá 3 ngày": more than 72 hours
             index = text.count(" ", 0, match.start())
-            found.append((index, "late" if days > PEP_WINDOW_DAYS else "recent", days))
+            found.append((index, _window(days), days))
     for kind in ("recent", "late"):
         for start, _ in spans.get(kind, ()):
             found.append((start, kind, None))
     between = _weekdays_apart(text)
     if between is not None:
-        found.append((between[0], "late" if between[1] > PEP_WINDOW_DAYS else "recent", between[1]))
+        found.append((between[0], _window(between[1]), between[1]))
     if not found:
         # "hôm nay" alone: most often the day of writing, and then the exposure was today too.
         return ("recent", None) if "today" in spans else (None, None)
     if "recent" in spans and any(kind == "late" for _, kind, _ in found) and _LAST_TIME.search(text):
         return "recent", None  # "… mấy tháng nay, lần gần nhất là tối qua": the last time counts
-    if exposure:
+    if first is not None:
         # A time in the exposure's own sentence first ("cách đây hơn 1 tuần … không dùng bcs.
         # Hôm qua thử que…"), then the nearest.
         clause = _clauses(words)
-        first = exposure[0]
         found.sort(key=lambda item: (clause[min(item[0], len(clause) - 1)] != clause[first], abs(item[0] - first)))
     else:
         found.sort(key=lambda item: item[0])

@@ -30,11 +30,9 @@ TOPIC_ACCEPT = 4.0  # least topic-index score to answer with a topic when no int
 TOPIC_MARGIN = 1.25  # … and the best must beat the runner-up by this factor
 TOPIC_ASK = 8.0  # least score to answer with a topic, or to ask which of the likeliest is meant
 STRONG_TOPIC = 7.0  # a greeting or "menu" phrase gives way to a topic this clear
-ANCHORED_ONLY = True  # only topics sharing a phrase or title word with the message compete
 CHILD_FACTOR = 1.3  # a finer topic wins over the one its intent opens with this much more evidence
 PHRASE_BONUS = 12.0  # how much a phrase of an intent weighs for its topics, in topic-index points
 WORD_BONUS = 4.0  # … and word evidence for it
-CHILD_SHARE = 1.0  # the part of that bonus a finer topic under the intent gets
 NAME_BONUS = 20.0  # what naming a topic's subject adds to its evidence
 ASK_LIMIT = 3
 
@@ -53,7 +51,7 @@ for kind, phrases in {
     "good night|ngu ngon|ngu ngon nha|chuc ban ngu ngon|alright thanks|sure|yes|yeah|ok thank|dc|duoc",
     "anyone": "co ai khong|co ai ko|co ai k|co ai o do khong|co ai o day khong|co ai khong a|ai do|"
     "co nguoi khong|ban la ai|ban la nguoi hay may|ban la nguoi that khong|bot ha|may ha|"
-    "la bot ha|nguoi that khong|bot ha tuong nguoi that|tuong nguoi that|is this a bot|are you a bot|is anyone there|anyone there|anybody there|who are you|"
+    "la bot ha|nguoi that khong|bot ha tuong nguoi that|tuong nguoi that|are you a bot|is anyone there|anyone there|anybody there|who are you|"
     "are you real|are you human|is this a bot|hello anyone|alo co ai khong|co ai tra loi khong|"
     "sao khong ai tra loi|sao ko ai tra loi|ban co that khong|an tam la ai|bot oi|ad oi co do khong|"
     "co do khong|co do ko|con do khong|con do ko|ai dang tra loi vay|ai dang tra loi|ban ten gi|you there|"
@@ -86,7 +84,6 @@ class Understanding:
     alternatives: tuple[str, ...] = ()
     # thanks, ack, anyone, laugh, bye: small talk that gets a short friendly answer.
     smalltalk: str | None = None
-    ranked: tuple[RankedTopic, ...] = ()
     # What the intent classifier alone said (the commune-name check reads it).
     classified: str = "unknown"
 
@@ -102,9 +99,13 @@ _SMALLTALK_MARKERS: tuple[tuple[str, frozenset[str]], ...] = (
 SMALLTALK_MAX_WORDS = 10
 
 
-def smalltalk_guess(text: str) -> str | None:
+def plain_words(text: str) -> list[str]:
+    """The plain words of a message as typed, teencode not expanded: what small talk is read from."""
+    return [token.plain for token in analyse(text, teencode=False)]
+
+
+def smalltalk_guess(plain: list[str]) -> str | None:
     """The small talk a short message most likely is, from its markers ("bye bot, mai nói tiếp")."""
-    plain = [token.plain for token in analyse(text, teencode=False)]
     if not plain or len(plain) > SMALLTALK_MAX_WORDS:
         return None
     grams = {*plain, *(" ".join(plain[i : i + 2]) for i in range(len(plain) - 1)),
@@ -115,15 +116,17 @@ def smalltalk_guess(text: str) -> str | None:
     return None
 
 
-def thanks_first(text: str) -> bool:
+def thanks_first(plain: list[str]) -> bool:
     """The message opens with a thank-you ("cảm ơn nhiều lắm, em đỡ lo rồi")."""
-    plain = [token.plain for token in analyse(text, teencode=False)]
     return plain[:2] in (["cam", "on"], ["thank", "you"]) or plain[:1] in (["thanks"], ["tks"], ["thx"])
 
 
 def smalltalk_kind(text: str) -> str | None:
     """The kind of small talk a short message is, if it is nothing more."""
-    plain = [token.plain for token in analyse(text, teencode=False)]
+    return _smalltalk_kind(plain_words(text))
+
+
+def _smalltalk_kind(plain: list[str]) -> str | None:
     if not plain or len(plain) > 7:
         return None
     whole = " ".join(plain)
@@ -160,7 +163,7 @@ class Understander:
         if not words:
             return Understanding("unknown", 0.0, language=lang)
         check = self.net.check(text, teencode=lang != "en")
-        ranked = tuple(r for r in self.index.rank(words) if r.anchored or not ANCHORED_ONLY)
+        ranked = tuple(r for r in self.index.rank(words) if r.anchored)
         named = self.index.named(words)
         if named:
             # Naming a subject adds to its topics' evidence in every branch below.
@@ -172,9 +175,10 @@ class Understander:
             )
         if check:
             return self._safety(check, ranked, lang)
-        small = smalltalk_kind(text)
+        plain = plain_words(text)
+        small = _smalltalk_kind(plain)
         if small is not None:
-            return Understanding("greeting", 1.0, language=lang, smalltalk=small, ranked=ranked)
+            return Understanding("greeting", 1.0, language=lang, smalltalk=small)
         phrase_matched = match.phrase is not None
         best_named = next((r for r in ranked if r.topic in named), None)
         if match.intent == "pep" and best_named is not None and self._intent_of.get(best_named.topic) != "pep":
@@ -184,46 +188,44 @@ class Understander:
         if match.intent in SAFETY_INTENTS and phrase_matched:
             # The classifier's own safety phrases: answered as before, with the intent's topic.
             topic = self._choose_in(match.intent, ranked)
-            return Understanding(match.intent, match.score, topic, language=lang, ranked=ranked)
+            return Understanding(match.intent, match.score, topic, language=lang)
         best = ranked[0] if ranked else None
-        if thanks_first(text) and match.intent in ("unknown", "greeting") and (best is None or best.score < TOPIC_ASK):
-            return Understanding("greeting", 1.0, language=lang, smalltalk="thanks", ranked=ranked)
+        if thanks_first(plain) and match.intent in ("unknown", "greeting") and (best is None or best.score < TOPIC_ASK):
+            return Understanding("greeting", 1.0, language=lang, smalltalk="thanks")
         weak = match.intent in ("unknown", "greeting") or not phrase_matched
         if weak and (best is None or best.score < TOPIC_ASK):
-            guessed = smalltalk_guess(text)
+            guessed = smalltalk_guess(plain)
             if guessed is not None:
-                return Understanding("greeting", 1.0, language=lang, smalltalk=guessed, ranked=ranked)
+                return Understanding("greeting", 1.0, language=lang, smalltalk=guessed)
         if match.intent in NON_TOPIC_INTENTS:
             if best is not None and best.topic in named and best.score >= STRONG_TOPIC:
                 return self._topic(best, ranked, lang)
             if match.intent in ("greeting", "menu") and best is not None and best.score >= STRONG_TOPIC:
                 return self._topic(best, ranked, lang)
             if phrase_matched or best is None or best.score < TOPIC_ACCEPT:
-                return Understanding(match.intent, match.score, language=lang, ranked=ranked)
+                return Understanding(match.intent, match.score, language=lang)
         elif match.intent not in ("unknown", *SAFETY_INTENTS):
             # The classifier's intent counts as evidence for its topics, the more for a phrase met.
             bonus = PHRASE_BONUS if phrase_matched else WORD_BONUS * match.score
-            primary = self._primary(match.intent)
             combined = {r.topic: r.score for r in ranked}
             for topic_id, intent in self._intent_of.items():
                 if intent == match.intent:
-                    extra = bonus if topic_id == primary else bonus * CHILD_SHARE
-                    combined[topic_id] = combined.get(topic_id, 0.0) + extra
+                    combined[topic_id] = combined.get(topic_id, 0.0) + bonus
             chosen = max(combined, key=lambda t: combined[t])
             if phrase_matched or combined[chosen] >= TOPIC_ASK:
                 intent = self._intent_of.get(chosen) or match.intent
-                return Understanding(intent, match.score, chosen, language=lang, ranked=ranked)
+                return Understanding(intent, match.score, chosen, language=lang)
         if best is None or best.score < TOPIC_ASK:
-            return Understanding("unknown", 0.0, language=lang, ranked=ranked)
+            return Understanding("unknown", 0.0, language=lang)
         runner = ranked[1].score if len(ranked) > 1 else 0.0
         if best.score >= TOPIC_ACCEPT and best.score >= TOPIC_MARGIN * runner:
             return self._topic(best, ranked, lang)
         offered = tuple(r.topic for r in ranked[:ASK_LIMIT] if r.score >= 0.5 * best.score)
-        return Understanding("unknown", 0.0, language=lang, alternatives=offered, ranked=ranked)
+        return Understanding("unknown", 0.0, language=lang, alternatives=offered)
 
     def _topic(self, best: RankedTopic, ranked: tuple[RankedTopic, ...], lang: str | None) -> Understanding:
         intent = self._intent_of.get(best.topic) or "unknown"
-        return Understanding(intent, round(best.score / (best.score + TOPIC_ACCEPT), 3), best.topic, language=lang, ranked=ranked)
+        return Understanding(intent, round(best.score / (best.score + TOPIC_ACCEPT), 3), best.topic, language=lang)
 
     def _safety(self, check: SafetyCheck, ranked: tuple[RankedTopic, ...], lang: str | None) -> Understanding:
         topic = check.topic
@@ -233,7 +235,7 @@ class Understander:
             intent, topic = "hiv_testing", "hiv_testing"
         elif topic is None and ranked and ranked[0].score >= TOPIC_ASK:
             topic = ranked[0].topic  # heavy bleeding after an abortion: the abortion topic follows
-        return Understanding(intent, 1.0, topic, safety=check, language=lang, ranked=ranked)
+        return Understanding(intent, 1.0, topic, safety=check, language=lang)
 
     def _choose_in(self, intent: str, ranked: tuple[RankedTopic, ...]) -> str | None:
         """The topic answering ``intent``: a finer one only when its words clearly point to it."""
@@ -249,10 +251,6 @@ class Understander:
     def _best_ranked_in(self, intent: str, ranked: tuple[RankedTopic, ...]) -> RankedTopic | None:
         return next((r for r in ranked if self._intent_of.get(r.topic) == intent), None)
 
-    def _best_in(self, intent: str, ranked: tuple[RankedTopic, ...]) -> str | None:
-        found = self._best_ranked_in(intent, ranked)
-        return found.topic if found else None
-
     def _primary(self, intent: str) -> str | None:
         topic = self.pack.topic_for_intent(intent)
         return topic.id if topic else None
@@ -263,4 +261,4 @@ def build_understander(pack: ContentPack, phrases: dict[str, list[str]], net: Sa
     return Understander(pack, IntentClassifier(phrases), net, TopicIndex(pack, phrases))
 
 
-__all__ = ["Token", "Understander", "Understanding", "build_understander", "smalltalk_kind"]
+__all__ = ["Understander", "Understanding", "build_understander", "smalltalk_kind"]

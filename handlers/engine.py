@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-
 from dataclasses import replace
 
 from content.intents import strip_diacritics
@@ -136,9 +135,9 @@ def _answer_text(turn: Turn, text: str, understood: Understanding) -> Outcome:
         turn = Turn(state=state.moved(Step.MENU), locale=locale, ctx=ctx, facts=facts)
     if understood.alternatives:
         return smalltalk.clarify(Turn(turn.state, locale, ctx, "clarify", facts), understood.alternatives)
-    known_topic = understood.topic is not None and understood.topic in ctx.pack.topics
-    if known_topic and understood.topic and intent not in SAFETY_INTENTS and intent not in NON_TOPIC_INTENTS:
-        return info.topic(Turn(turn.state, locale, ctx, intent, facts), understood.topic)
+    topic_id = understood.topic
+    if topic_id is not None and topic_id in ctx.pack.topics and intent not in SAFETY_INTENTS | NON_TOPIC_INTENTS:
+        return info.topic(Turn(turn.state, locale, ctx, intent, facts), topic_id)
     return _route_intent(turn, intent)
 
 

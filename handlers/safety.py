@@ -51,7 +51,7 @@ def _safety_answer(turn: Turn, intent: str) -> Outcome:
 
 
 # The line each danger cue puts first, most urgent first (content/data/safety_cues.yaml).
-_CUE_LEADS = (
+_CUE_LEADS: tuple[tuple[str, str], ...] = (
     ("suicide", "safety.crisis"),
     ("overdose", "safety.overdose"),
     ("bleeding", "safety.bleeding"),
@@ -78,9 +78,11 @@ def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
 def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
     leads: list[Text] = []
     seen: set[str] = set()
-    cues = (*check.cues, "abroad") if "consular" in check.help else check.cues
-    # Far from home the line that works from abroad comes first: 111, 113 and 115 do not.
-    order = sorted(_CUE_LEADS, key=lambda item: item[0] != "abroad") if "consular" in check.help else _CUE_LEADS
+    cues, order = check.cues, _CUE_LEADS
+    if "consular" in check.help:
+        # Far from home the line that works from abroad comes first: 111, 113 and 115 do not.
+        cues = (*check.cues, "abroad")
+        order = tuple(sorted(_CUE_LEADS, key=lambda item: item[0] != "abroad"))
     for cue, key in order:
         if cue in cues and key not in seen:
             seen.add(key)
