@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from content.i18n import load_catalogs
 from content.intents import load_phrases
 from content.safety import load_safety_net
 from content.understand import build_understander
-from content.pack import load_pack
+from content.pack import load_pack, stale_reviews
 from handlers.common import Context
 from handlers.render import Renderer
 from storage.crypto import KeyRing, MasterSecrets, UnknownKeyError, parse_master_key
@@ -41,12 +42,18 @@ from storage.keys import (
 )
 
 
+log = logging.getLogger(__name__)
+
+
 class StartupError(Exception):
     """An Tâm cannot start; the message says why and what to do."""
 
 
-def load_content(*, retention_days: int = 180) -> tuple[Context, Renderer]:
+def load_content(*, retention_days: int = 180, today: dt.date | None = None) -> tuple[Context, Renderer]:
     pack = load_pack()
+    for stale in stale_reviews(pack, today or dt.date.today()):
+        # Old advice is still better than none: An Tâm starts, and says what to review.
+        log.warning("content: %s", stale)
     catalogs = load_catalogs()
     context = Context(
         pack=pack,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import asyncio
 import json
 import signal
@@ -22,7 +23,7 @@ from bot.runtime import Runtime
 from bot.staff import commands as staff_commands
 from content.i18n import load_catalogs
 from content.intents import load_phrases
-from content.pack import ContentError, load_pack
+from content.pack import ContentError, ContentPack, load_pack, stale_reviews
 from content.safety import load_safety_net
 from content.understand import build_understander
 from storage.crypto import CryptoError
@@ -108,7 +109,12 @@ def _intent(text: str | None, out: TextIO) -> int:
     def show(line: str) -> None:
         found = understander.understand(line)
         shown: dict[str, object] = {"text": line, "intent": found.intent, "score": found.score, "topic": found.topic}
-        shown["safety"] = {"cues": list(found.safety.cues), "help": list(found.safety.help), "timing": found.safety.timing}
+        shown["safety"] = {
+            "cues": list(found.safety.cues),
+            "help": list(found.safety.help),
+            "timing": found.safety.timing,
+            "marks": list(found.safety.marks),
+        }
         shown["language"] = found.language
         if found.alternatives:
             shown["ask"] = list(found.alternatives)
@@ -149,6 +155,10 @@ def _content_check(out: TextIO) -> int:
             problems.extend(exc.problems)
             continue
         counts[name] = loaded
+    if "pack" in counts:
+        loaded_pack = counts["pack"]
+        assert isinstance(loaded_pack, ContentPack)
+        problems.extend(stale_reviews(loaded_pack, dt.date.today()))
     if problems:
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)

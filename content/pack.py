@@ -6,6 +6,7 @@ Content is data. Every problem in the pack is collected and reported together, s
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import re
 from collections.abc import Iterable
@@ -29,6 +30,16 @@ SAFETY_INTENTS = frozenset({"crisis", "emergency", "violence", "trafficking", "p
 OBSOLETE_NUMBER = re.compile(r"1800[\s.\-–]*1567")
 MAX_SUMMARY_WORDS = 120
 MAX_MORE_WORDS = 300
+# A topic is reachable by typing: at least this many ways to ask for it (names and phrases).
+MIN_WAYS_TO_ASK = 3
+# A topic's content is looked at again at least this often (issue #14): older is a problem for
+# `antam content check`, and a warning when An Tâm starts (a stale review never silences it).
+REVIEW_MONTHS = 18
+# What a person would read as a phone number: an international number, a Vietnamese landline or
+# mobile, a 1800/1900 line, or an emergency short code.
+PHONE_NUMBER = re.compile(
+    r"(?<![\w/.])(?:\+\d{2}(?:[ .]?\d){7,12}|0\d{2,3}(?:[ .]?\d){6,8}|1[89]00(?:[ .]?\d){4,6}|11[1-5])(?![\w/])"
+)
 
 TopicId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
 
@@ -70,6 +81,9 @@ class Topic(_Strict):
     # evidence for this topic, whatever coarse intent the rest of the message suggests.
     names: list[str] = Field(default_factory=list)
     sensitive: bool
+    # Its short answer leads with the help a frightened reader needs (a number, the 72-hour
+    # deadline): a safety answer shows it at once, under the danger's own first line if any.
+    carries_help: bool = False
     source: Annotated[str, StringConstraints(min_length=3)]
     reviewed: dt.date
     related: list[TopicId] = Field(default_factory=list)
@@ -91,6 +105,11 @@ class HotlineTexts(_Strict):
     description: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
+# The situations a list of numbers is shown for (handlers/safety.py): each line may lead the list
+# in some of them, and be left out of it in others.
+Situation = Literal["crisis", "medical", "danger", "trafficking", "fire", "arrest"]
+
+
 class Hotline(_Strict):
     id: TopicId
     number: Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 .]{1,17}$")]
@@ -100,6 +119,10 @@ class Hotline(_Strict):
     national: bool = False
     # A line for people outside Vietnam: shown to someone abroad, never in the list of local numbers.
     abroad: bool = False
+    # Shown first where one of these is the situation (115 for someone who wants to die) …
+    first_for: list[Situation] = Field(default_factory=list)
+    # … and not at all in these (113 for someone afraid of arrest).
+    not_for: list[Situation] = Field(default_factory=list)
     vi: HotlineTexts
     en: HotlineTexts
 
@@ -139,6 +162,9 @@ class Service(_Strict):
     verified: bool
     verified_on: dt.date | None = None
     source: Annotated[str, StringConstraints(min_length=3)]
+    # The service agreed not to ask a person's name when a referral code is shown: promised to
+    # the person only when the entry is verified (issue #14).
+    no_name_asked: bool = False
     staff_note: str | None = None  # shown to staff only
     vi: ServiceTexts
     en: ServiceTexts
@@ -191,9 +217,14 @@ class ContentPack:
         present = {topic.group for topic in self.topics.values()}
         return [group for group in GROUPS if group in present]
 
-    def shown_hotlines(self) -> list[Hotline]:
-        """Hotlines a person in Vietnam may be shown: verified ones only."""
-        return [line for line in self.hotlines if line.verified and not line.abroad]
+    def shown_hotlines(self, situation: str | None = None) -> list[Hotline]:
+        """Hotlines a person in Vietnam may be shown (verified ones only), for ``situation``: the
+        lines that lead in it first, then the others in file order, without those it leaves out."""
+        shown = [
+            line for line in self.hotlines
+            if line.verified and not line.abroad and (situation is None or situation not in line.not_for)
+        ]
+        return sorted(shown, key=lambda line: situation not in line.first_for) if situation else shown
 
     def abroad_hotlines(self) -> list[Hotline]:
         """Verified lines that work for someone outside Vietnam."""
@@ -310,11 +341,40 @@ def _check_services(services: list[Service]) -> Iterable[str]:
             yield f"{where}: coverage 'commune' needs a commune code"
         if service.verified and service.verified_on is None:
             yield f"{where}: verified but has no verified_on date"
+        if service.no_name_asked and not service.verified:
+            yield f"{where}: no_name_asked is a promise to people: verify the entry first (verified: true)"
         if (service.latitude is None) != (service.longitude is None):
             yield f"{where}: give both latitude and longitude, or neither"
 
 
+def _digits(number: str) -> str:
+    return re.sub(r"\D", "", number)
+
+
+def _numbers_in(topic: Topic) -> list[str]:
+    texts = [part for t in (topic.vi, topic.en) for part in (t.title, t.summary, t.more) if part]
+    return [found.group(0) for text in texts for found in PHONE_NUMBER.finditer(text)]
+
+
+def stale_reviews(pack: ContentPack, today: dt.date) -> list[str]:
+    """Topics whose last review is more than REVIEW_MONTHS before ``today``."""
+    limit = _months_before(today, REVIEW_MONTHS)
+    return [
+        f"topics/{topic.id}.yaml: reviewed {topic.reviewed.isoformat()}, more than {REVIEW_MONTHS} months ago: "
+        "check it against its source and update 'reviewed'"
+        for topic in pack.topics.values()
+        if topic.reviewed < limit
+    ]
+
+
+def _months_before(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` earlier, or that month's last day (31 August less 18 is 28/29 February)."""
+    year, index = divmod(day.year * 12 + day.month - 1 - months, 12)
+    return dt.date(year, index + 1, min(day.day, calendar.monthrange(year, index + 1)[1]))
+
+
 def _cross_check(topics: dict[str, Topic], hotlines: list[Hotline]) -> Iterable[str]:
+    verified_numbers = {_digits(line.number) for line in hotlines if line.verified and line.source}
     claimed: dict[str, str] = {}
     named: dict[str, str] = {}
     for topic in topics.values():
@@ -342,6 +402,14 @@ def _cross_check(topics: dict[str, Topic], hotlines: list[Hotline]) -> Iterable[
             named.setdefault(key, topic.id)
         if (topic.vi.more is None) != (topic.en.more is None):
             yield f"{where}: 'more' must exist in both locales or in neither"
+        if len({*topic.names, *topic.phrases}) < MIN_WAYS_TO_ASK:
+            yield f"{where}: give at least {MIN_WAYS_TO_ASK} names or phrases, so that people can reach it by typing"
+        for number in _numbers_in(topic):
+            if _digits(number) not in verified_numbers:
+                yield (
+                    f"{where}: shows the number '{number}', which is no verified hotline with a source "
+                    "(add it to hotlines.yaml, verified and with its source, or take it out)"
+                )
     seen: set[str] = set()
     for line in hotlines:
         if line.id in seen:

@@ -104,6 +104,13 @@ class SafetyCheck:
     topic: str | None = None
     # "recent" (within 72 h), "late" (past it) or None (not said).
     timing: str | None = None
+    # Marks: things the message says that shape the answer without being a danger of their own
+    # ("police_fear": the person is afraid of the police, so no reply tells them to call 113).
+    # Found whether or not a cue fired.
+    marks: tuple[str, ...] = ()
+    # (cue, topic): topics that answer a cue better when the message names them outright
+    # ("người yêu có HIV": the partner topic rather than PEP's), in the cues' order.
+    instead: tuple[tuple[str, str], ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.cues)
@@ -139,6 +146,7 @@ class _Cue:
     # None: the cue only adds help (emergency contraception) and leaves the intent to the rest.
     intent: str | None
     topic: str | None
+    instead: tuple[str, ...] = ()
 
 
 class SafetyNet:
@@ -179,6 +187,7 @@ class SafetyNet:
                 help_kinds = tuple(entry["help"])
                 intent = str(entry["intent"]) if entry["intent"] is not None else None
                 topic = entry.get("topic")
+                instead = tuple(str(t) for t in entry.get("instead") or ())
             except (KeyError, TypeError, ValueError) as exc:
                 problems.append(f"safety_cues.yaml: cue '{name}': {exc}")
                 continue
@@ -187,9 +196,16 @@ class SafetyNet:
                 problems.append(f"safety_cues.yaml: cue '{name}': unknown help {unknown}")
             if intent is not None and intent not in SAFETY_INTENTS:
                 problems.append(f"safety_cues.yaml: cue '{name}': '{intent}' is not a safety intent")
-            if topic is not None and topics is not None and topic not in topics:
-                problems.append(f"safety_cues.yaml: cue '{name}': topic '{topic}' does not exist")
-            self._cues.append(_Cue(str(name), rules, help_kinds, intent, topic))
+            for named in (topic, *instead):
+                if named is not None and topics is not None and named not in topics:
+                    problems.append(f"safety_cues.yaml: cue '{name}': topic '{named}' does not exist")
+            self._cues.append(_Cue(str(name), rules, help_kinds, intent, topic, instead))
+        self._marks: list[tuple[str, tuple[_Rule, ...]]] = []
+        for name, entry in (raw.get("marks") or {}).items():
+            try:
+                self._marks.append((str(name), tuple(self._rule(rule, entries) for rule in entry["rules"])))
+            except (KeyError, TypeError, ValueError) as exc:
+                problems.append(f"safety_cues.yaml: mark '{name}': {exc}")
         if problems:
             raise ContentError(problems)
 
@@ -233,8 +249,9 @@ class SafetyNet:
         spans = self._spans(words)
         length = sum(word is not BOUNDARY for word in words)
         fired = [cue for cue in self._cues if any(_holds(rule, spans, length) for rule in cue.rules)]
+        marks = tuple(name for name, rules in self._marks if any(_holds(rule, spans, length) for rule in rules))
         if not fired:
-            return SafetyCheck()
+            return SafetyCheck(marks=marks)
         timing, days = _timing(words, spans)
         helps: set[str] = set()
         for cue in fired:
@@ -254,6 +271,8 @@ class SafetyNet:
             intent=intent,
             topic=topic,
             timing=timing,
+            marks=marks,
+            instead=tuple((cue.name, t) for cue in fired for t in cue.instead),
         )
 
 

@@ -66,6 +66,9 @@ def features(words: Iterable[Token]) -> list[str]:
     return out
 
 
+# How a speaker names themself inside a name ("người yêu *em* có hiv"), without tone marks.
+PRONOUNS = frozenset("em e toi tui minh t chi anh tao to ta".split())
+
 class TopicIndex:
     """BM25 over topic documents (see the module docstring).
 
@@ -89,6 +92,12 @@ class TopicIndex:
                 key = tuple(word.plain for word in analyse(name))
                 if key:
                     self._names.setdefault(key, set()).add(topic.id)
+        # The same names with the speaker left out: "người yêu em có hiv" names "người yêu có hiv".
+        self._bare_names: dict[tuple[str, ...], set[str]] = {}
+        for key, ids in self._names.items():
+            bare = tuple(word for word in key if word not in PRONOUNS)
+            if len(bare) >= 2:
+                self._bare_names.setdefault(bare, set()).update(ids)
         self._longest_name = max((len(key) for key in self._names), default=0)
         self._lengths = {topic: sum(doc.values()) for topic, doc in self._docs.items()}
         self._average = sum(self._lengths.values()) / max(1, len(self._lengths))
@@ -131,10 +140,13 @@ class TopicIndex:
     def named(self, words: list[Token]) -> frozenset[str]:
         """The topics whose subject the message names ("giang mai" → syphilis)."""
         plain = [word.plain for word in words]
+        bare = [word for word in plain if word not in PRONOUNS]
         found: set[str] = set()
         for size in range(1, self._longest_name + 1):
             for start in range(len(plain) - size + 1):
                 found.update(self._names.get(tuple(plain[start : start + size]), ()))
+            for start in range(len(bare) - size + 1):
+                found.update(self._bare_names.get(tuple(bare[start : start + size]), ()))
         return frozenset(found)
 
     def rank(self, words: list[Token], limit: int = 5) -> list[RankedTopic]:

@@ -14,6 +14,7 @@ topics they mean (never for a danger cue, which is answered at once).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 
 from content import language
@@ -35,6 +36,10 @@ PHRASE_BONUS = 12.0  # how much a phrase of an intent weighs for its topics, in 
 WORD_BONUS = 4.0  # … and word evidence for it
 NAME_BONUS = 20.0  # what naming a topic's subject adds to its evidence
 ASK_LIMIT = 3
+# Safety intents a message afraid of the police gets the law's answer for, when no danger cue
+# fired ("em sợ bị công an bắt"): the police are no help to someone who fears them.
+POLICE_IS_NOT_HELP = frozenset({"emergency", "violence"})
+LAW_INTENT = "legal_aid"
 
 # Short messages that need a short friendly answer, not the welcome text again.
 SMALLTALK: dict[str, str] = {}
@@ -157,12 +162,17 @@ class Understander:
         lang = language.detect(text)
         words = self.classifier.words(text, teencode=lang != "en")
         match = self.classifier.classify_words(words)
-        return replace(self._understand(text, lang, words, match), classified=match.intent)
+        check = self.net.check(text, teencode=lang != "en") if words else SafetyCheck()
+        found = self._understand(text, lang, words, match, check)
+        # Marks ride along on every answer (a reply to someone afraid of the police names no 113).
+        safety = found.safety if found.safety else check
+        return replace(found, classified=match.intent, safety=safety)
 
-    def _understand(self, text: str, lang: str | None, words: list[Token], match: IntentMatch) -> Understanding:
+    def _understand(
+        self, text: str, lang: str | None, words: list[Token], match: IntentMatch, check: SafetyCheck
+    ) -> Understanding:
         if not words:
             return Understanding("unknown", 0.0, language=lang)
-        check = self.net.check(text, teencode=lang != "en")
         ranked = tuple(r for r in self.index.rank(words) if r.anchored)
         named = self.index.named(words)
         if named:
@@ -174,7 +184,7 @@ class Understander:
                 RankedTopic(t, round(v, 3)) for t, v in sorted(scores.items(), key=lambda item: -item[1])
             )
         if check:
-            return self._safety(check, ranked, lang)
+            return self._safety(check, ranked, named, lang)
         plain = plain_words(text)
         small = _smalltalk_kind(plain)
         if small is not None:
@@ -185,6 +195,11 @@ class Understander:
             # A PEP phrase without a danger cue ("phơi nhiễm") gives way to a subject named outright
             # ("PrEP – dự phòng trước phơi nhiễm"): the safety net already caught any real exposure.
             return self._topic(best_named, ranked, lang)
+        if "police_fear" in check.marks and match.intent in POLICE_IS_NOT_HELP and phrase_matched:
+            # Fear of the police is no danger cue: what the law lets them do is the answer, and
+            # a reply that says "call 113" to someone afraid of arrest helps no one.
+            topic = self._choose_in(LAW_INTENT, ranked)
+            return Understanding(LAW_INTENT, match.score, topic, safety=check, language=lang)
         if match.intent in SAFETY_INTENTS and phrase_matched:
             # The classifier's own safety phrases: answered as before, with the intent's topic.
             topic = self._choose_in(match.intent, ranked)
@@ -227,8 +242,11 @@ class Understander:
         intent = self._intent_of.get(best.topic) or "unknown"
         return Understanding(intent, round(best.score / (best.score + TOPIC_ACCEPT), 3), best.topic, language=lang)
 
-    def _safety(self, check: SafetyCheck, ranked: tuple[RankedTopic, ...], lang: str | None) -> Understanding:
-        topic = check.topic
+    def _safety(
+        self, check: SafetyCheck, ranked: tuple[RankedTopic, ...], named: Collection[str], lang: str | None
+    ) -> Understanding:
+        # A topic the message names that answers its cue better ("người yêu có HIV").
+        topic = next((t for _, t in check.instead if t in named), check.topic)
         intent = check.intent or (self._intent_of.get(topic) if topic else None) or "emergency"
         if check.pep_late and intent == "pep":
             # Past PEP's window the next step is testing: the reply leads with that advice.

@@ -136,7 +136,9 @@ def _answer_text(turn: Turn, text: str, understood: Understanding) -> Outcome:
     if understood.alternatives:
         return smalltalk.clarify(Turn(turn.state, locale, ctx, "clarify", facts), understood.alternatives)
     topic_id = understood.topic
-    if topic_id is not None and topic_id in ctx.pack.topics and intent not in SAFETY_INTENTS | NON_TOPIC_INTENTS:
+    if intent in SAFETY_INTENTS:
+        return safety.safety_answer(Turn(turn.state, locale, ctx, intent, facts), intent, topic_id)
+    if topic_id is not None and topic_id in ctx.pack.topics and intent not in NON_TOPIC_INTENTS:
         return info.topic(Turn(turn.state, locale, ctx, intent, facts), topic_id)
     return _route_intent(turn, intent)
 

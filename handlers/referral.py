@@ -126,11 +126,18 @@ def issue(turn: Turn, service_id: str, kind: str) -> Outcome:
     expires = facts.today + dt.timedelta(days=turn.ctx.referral_days - 1)
     held = HeldCode(facts.new_code, service.id, kind, expires)
     new_state = replace(state, codes=(*state.codes, held), issued=(month, issued_this_month + 1)).moved(Step.MENU)
+    # PEP cannot wait for a code's 30 days: go today, to an emergency department if this place is closed.
+    urgent = (Msg("referral.pep_today"),) if kind == "pep" else ()
+    # "They will not ask your name" only where the service agreed to it and the entry is verified.
+    no_name = (Msg("referral.no_name"),) if service.verified and service.no_name_asked else ()
+    valid = () if kind == "pep" else (Dated("referral.expires", expires),)
     parts: tuple[Text, ...] = (
+        *urgent,
         Msg("referral.issued", {"code": display(held.code)}),
         ServiceEntry(service.id),
         Msg("referral.how_to_use"),
-        Dated("referral.expires", expires),
+        *no_name,
+        *valid,
     )
     effects = (
         IssueReferral(held.code, service.id, kind, commune, expires),

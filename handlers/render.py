@@ -106,7 +106,7 @@ class Renderer:
                         "description": line.texts(locale).description,
                     },
                 )
-                for line in self.pack.shown_hotlines()
+                for line in self.pack.shown_hotlines(part.situation)
             )
         raise TypeError(f"cannot render {part!r}")
 

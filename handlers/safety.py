@@ -20,6 +20,22 @@ _LEAD = {
     "trafficking": "safety.trafficking",
 }
 _FOLLOW_UP = {"crisis": "mental_health", "emergency": "violence", "violence": "violence", "trafficking": "trafficking"}
+# The situation each lead answers, which orders the numbers under it (content/data/hotlines.yaml).
+_SITUATION = {
+    "safety.crisis": "crisis",
+    "safety.overdose": "medical",
+    "safety.bleeding": "medical",
+    "safety.fire": "fire",
+    "safety.trafficking": "trafficking",
+    "safety.emergency": "danger",
+    "safety.violence": "danger",
+}
+# For someone afraid of the police: the same lead without "call 113" (issue #14).
+_WITHOUT_POLICE = {
+    "safety.emergency": "safety.emergency_no_police",
+    "safety.violence": "safety.violence_no_police",
+    "safety.trafficking": "safety.trafficking_no_police",
+}
 
 
 def emergency_menu(turn: Turn) -> Outcome:
@@ -32,21 +48,31 @@ def emergency_menu(turn: Turn) -> Outcome:
     return replace(turn.answer(reply, effects=(Engaged("hotlines"),)), urgent=True)
 
 
-def safety_answer(turn: Turn, intent: str) -> Outcome:
-    """Answer a safety intent: numbers or the PEP deadline first, then the matching topic."""
-    return replace(_safety_answer(turn, intent), urgent=True)
+def safety_answer(turn: Turn, intent: str, topic_id: str | None = None) -> Outcome:
+    """Answer a safety intent: numbers or the PEP deadline first, then the matching topic
+    (``topic_id``, a finer one the message pointed to, else the intent's own)."""
+    return replace(_safety_answer(turn, intent, topic_id), urgent=True)
 
 
-def _safety_answer(turn: Turn, intent: str) -> Outcome:
+def _carries_help(turn: Turn, topic_id: str | None) -> bool:
+    found = turn.ctx.pack.topics.get(topic_id) if topic_id else None
+    return found is not None and found.carries_help
+
+
+def _safety_answer(turn: Turn, intent: str, topic_id: str | None) -> Outcome:
+    if intent != "pep" and topic_id is not None and _carries_help(turn, topic_id):
+        # Its own first lines are the help ("Bị quay lén…: đừng trả tiền", the consular line).
+        return topic(turn, topic_id)
     if intent == "pep":
         if "pep" in turn.ctx.pack.topics:
             return topic(turn, "pep", lead=(Msg("safety.pep"),))
         return turn.answer(Reply((Msg("safety.pep"), HotlineList()), nav(), protect=True), effects=(Engaged("hotlines"),))
-    follow = _FOLLOW_UP.get(intent)
+    follow = topic_id if topic_id in turn.ctx.pack.topics else _FOLLOW_UP.get(intent)
     buttons = []
     if follow and follow in turn.ctx.pack.topics:
         buttons.append(Button(TopicText(follow, TopicPart.TITLE), f"t:{follow}"))
-    reply = Reply((Msg(_LEAD.get(intent, "safety.emergency")), HotlineList()), nav(*buttons), protect=True)
+    lead = _LEAD.get(intent, "safety.emergency")
+    reply = Reply((Msg(lead), HotlineList(_SITUATION.get(lead))), nav(*buttons), protect=True)
     return turn.answer(reply, effects=(Engaged("hotlines"),))
 
 
@@ -66,8 +92,6 @@ _CUE_LEADS: tuple[tuple[str, str], ...] = (
     ("minor_at_risk", "safety.trafficking"),
     ("abroad", "safety.abroad"),
 )
-# Topics whose short answer carries the rest of what the person needs right now.
-_CARRYING_TOPICS = frozenset({"pep", "sexual_violence", "emergency_contraception"})
 
 
 def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
@@ -78,13 +102,17 @@ def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
 def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
     leads: list[Text] = []
     seen: set[str] = set()
+    situation: str | None = None
+    afraid_of_police = "police_fear" in check.marks
+    # A topic that carries help and answers a cue better says that cue's first line itself.
+    answered = {cue for cue, t in check.instead if t == topic_id} if topic_id and _carries_help(turn, topic_id) else set()
     cues, order = check.cues, _CUE_LEADS
     if "consular" in check.help:
         # Far from home the line that works from abroad comes first: 111, 113 and 115 do not.
         cues = (*check.cues, "abroad")
         order = tuple(sorted(_CUE_LEADS, key=lambda item: item[0] != "abroad"))
     for cue, key in order:
-        if cue in cues and key not in seen:
+        if cue in cues and cue not in answered and key not in seen:
             seen.add(key)
             if key == "safety.abroad":
                 lines = turn.ctx.pack.abroad_hotlines()
@@ -94,22 +122,26 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
                 sources = "; ".join(line.source for line in lines)
                 leads.append(Msg(key, {"number": numbers, "source": sources}))
             else:
-                leads.append(Msg(key))
+                situation = situation or _SITUATION.get(key)
+                leads.append(Msg(_WITHOUT_POLICE.get(key, key) if afraid_of_police else key))
+    if afraid_of_police:
+        situation = "arrest"
     if "pep" in check.help:
         leads.append(Msg("safety.pep_late" if check.pep_late else "safety.pep"))
     if "ec" in check.help:
         leads.append(Msg("safety.ec"))
+    if topic_id is not None and _carries_help(turn, topic_id) and not check.pep_late and (leads or answered):
+        return topic(turn, topic_id, lead=tuple(leads))
     if not leads:  # only "which number do I call": the numbers themselves
         return emergency_menu(turn)
     pack = turn.ctx.pack
-    if topic_id in _CARRYING_TOPICS and topic_id in pack.topics and not check.pep_late:
-        return topic(turn, topic_id, lead=tuple(leads))
     buttons = []
-    follow = [topic_id] if topic_id else []
+    # The topic chosen, then the finer ones that answer a cue (someone abroad: "Khi bạn đang ở nước ngoài").
+    follow = [*([topic_id] if topic_id else []), *(t for _, t in check.instead)]
     if check.pep_late:
         follow = ["hiv_testing", *follow]
     for other in dict.fromkeys(follow):
         if other in pack.topics:
             buttons.append(Button(TopicText(other, TopicPart.TITLE), f"t:{other}"))
-    reply = Reply((*leads, HotlineList()), nav(*buttons), protect=True)
+    reply = Reply((*leads, HotlineList(situation)), nav(*buttons), protect=True)
     return turn.answer(reply, effects=(Engaged("hotlines"),))

@@ -65,7 +65,13 @@ class TopicText:
 
 @dataclass(frozen=True)
 class HotlineList:
-    """The verified emergency and support numbers, rendered from the content pack."""
+    """The verified emergency and support numbers, rendered from the content pack.
+
+    ``situation`` orders them for the person's situation and leaves out what does not help in it
+    (content/data/hotlines.yaml: ``first_for``, ``not_for``); None keeps the file's order.
+    """
+
+    situation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,9 @@ class RealisticScore:
     help_given: Counter[str] = field(default_factory=Counter)
     safety_rows: int = 0
     safety_complete: int = 0
+    # Someone afraid of the police is not told to call 113 (issue #14): their rows need no 113,
+    # and a reply that gives it to them anyway is counted here.
+    police_to_afraid: int = 0
     predicted_unknown: int = 0
     correct_unknown: int = 0
     english_rows: int = 0
@@ -109,6 +112,7 @@ class RealisticScore:
             f" unknown precision {self.unknown_precision:.1%}",
             f"  safety messages whose first reply carries every help needed: {self.safety_first_reply:.1%}"
             f" ({self.safety_complete}/{self.safety_rows})",
+            f"  113 given to someone afraid of the police: {self.police_to_afraid}",
             f"  English answered in English: {self.english:.1%} ({self.english_answered}/{self.english_rows});"
             f" small talk answered as such: {self._share(self.smalltalk_hits, self.smalltalk_rows):.1%}",
             f"  understanding: median {self.median_ms:.2f} ms per message",
@@ -146,6 +150,7 @@ class _Understood:
     topic: str | None
     alternatives: tuple[str, ...] = ()
     smalltalk: str | None = None
+    afraid_of_police: bool = False
 
 
 def _understand(ctx: Context, text: str) -> _Understood | None:
@@ -153,7 +158,8 @@ def _understand(ctx: Context, text: str) -> _Understood | None:
     if understander is None:
         return None
     found = understander.understand(text)
-    return _Understood(found.intent, found.topic, found.alternatives, found.smalltalk)
+    marks = found.safety.marks if found.safety is not None else ()
+    return _Understood(found.intent, found.topic, found.alternatives, found.smalltalk, "police_fear" in marks)
 
 
 def _legacy(ctx: Context, text: str, outcome: Outcome) -> _Understood:
@@ -201,10 +207,12 @@ def evaluate(rows: list[Row], ctx: Context | None = None, renderer: Renderer | N
         if row.safety:
             score.safety_rows += 1
             given = _helps_given(outcome, first_text, consular)
-            for label in row.safety:
+            needed = [label for label in row.safety if not (understood.afraid_of_police and label == "113")]
+            score.police_to_afraid += understood.afraid_of_police and "113" in given
+            for label in needed:
                 score.help_needed[label] += 1
                 score.help_given[label] += label in given
-            missing = [label for label in row.safety if label not in given]
+            missing = [label for label in needed if label not in given]
             score.safety_complete += not missing
             if missing:
                 problems.append(f"MISSING {','.join(missing)}")

@@ -101,7 +101,7 @@ def test_intent_of_stdin_lines(clean_env: dict[str, str], tmp_path: Path) -> Non
     for item in shown:
         assert {"text", "intent", "score", "topic", "safety", "language"} <= set(item)
     assert shown[0]["topic"] == "pep"
-    assert shown[0]["safety"] == {"cues": ["condom_failure"], "help": ["pep", "ec"], "timing": "recent"}
+    assert shown[0]["safety"] == {"cues": ["condom_failure"], "help": ["pep", "ec"], "timing": "recent", "marks": []}
     assert shown[2]["topic"] is None and shown[2]["safety"]["cues"] == []
 
 

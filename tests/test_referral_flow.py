@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from handlers.common import Context, Outcome
 from handlers.engine import respond
@@ -64,8 +65,35 @@ def test_issuing_a_code(ctx: Context, renderer: Renderer) -> None:
     assert Engaged("referral") in outcome.effects
     shown = text(renderer, outcome)
     assert "7KQ2-M9XA" in shown and "Trạm Y tế xã Bình Lư" in shown
-    assert "không hỏi tên" in shown and "31 tháng 3, 2026" in shown
+    assert "31 tháng 3, 2026" in shown
+    # No service agreed (in a verified entry) not to ask names: nothing promises it.
+    assert "không hỏi tên" not in shown
     assert all(reply.protect for reply in outcome.replies)
+
+
+def test_only_a_verified_service_that_agreed_is_said_not_to_ask_names(ctx: Context, renderer: Renderer) -> None:
+    """'They will not ask your name' is said only for a verified entry whose service agreed to it."""
+    services = tuple(
+        s.model_copy(update={"verified": True, "verified_on": DAY, "no_name_asked": True}) if s.id == "tyt_binh_lu" else s
+        for s in ctx.pack.services
+    )
+    agreed = replace(ctx, pack=replace(ctx.pack, services=services))
+    assert "không hỏi tên" in text(renderer, press(agreed, State(commune=BINH_LU), "ri:tyt_binh_lu:1"))
+    unverified = tuple(
+        s.model_copy(update={"no_name_asked": True}) if s.id == "tyt_binh_lu" else s for s in ctx.pack.services
+    )
+    claimed = replace(ctx, pack=replace(ctx.pack, services=unverified))
+    assert "không hỏi tên" not in text(renderer, press(claimed, State(commune=BINH_LU), "ri:tyt_binh_lu:1"))
+
+
+def test_a_pep_code_says_go_today_not_valid_for_a_month(ctx: Context, renderer: Renderer) -> None:
+    """A PEP referral leads with 'go today' and the emergency department when the place is closed."""
+    outcome = press(ctx, State(commune=BINH_LU), "rt:pep")
+    issued = [effect for effect in outcome.effects if isinstance(effect, IssueReferral)]
+    assert issued and issued[0].service_type == "pep"
+    shown = text(renderer, outcome)
+    assert shown.startswith("Hãy đi ngay hôm nay") and "72 giờ" in shown and "cấp cứu" in shown.split("\n")[0]
+    assert "Dùng được đến" not in shown
 
 
 def test_one_place_issues_at_once(ctx: Context) -> None:
