@@ -196,10 +196,12 @@ class Understander:
             # ("PrEP – dự phòng trước phơi nhiễm"): the safety net already caught any real exposure.
             return self._topic(best_named, ranked, lang)
         if "police_fear" in check.marks and match.intent in POLICE_IS_NOT_HELP and phrase_matched:
-            # Fear of the police is no danger cue: what the law lets them do is the answer, and
-            # a reply that says "call 113" to someone afraid of arrest helps no one.
-            topic = self._choose_in(LAW_INTENT, ranked)
-            return Understanding(LAW_INTENT, match.score, topic, safety=check, language=lang)
+            # Fear of the police is no danger cue: unless a finer topic fits (blackmail), what the
+            # law lets them do is the answer; "call 113" helps no one afraid of arrest.
+            finer = self._choose_in(match.intent, ranked)
+            if finer is None or finer == self._primary(match.intent):
+                topic = self._choose_in(LAW_INTENT, ranked)
+                return Understanding(LAW_INTENT, match.score, topic, safety=check, language=lang)
         if match.intent in SAFETY_INTENTS and phrase_matched:
             # The classifier's own safety phrases: answered as before, with the intent's topic.
             topic = self._choose_in(match.intent, ranked)

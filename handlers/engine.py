@@ -137,7 +137,8 @@ def _answer_text(turn: Turn, text: str, understood: Understanding) -> Outcome:
         return smalltalk.clarify(Turn(turn.state, locale, ctx, "clarify", facts), understood.alternatives)
     topic_id = understood.topic
     if intent in SAFETY_INTENTS:
-        return safety.safety_answer(Turn(turn.state, locale, ctx, intent, facts), intent, topic_id)
+        afraid = "police_fear" in understood.safety.marks
+        return safety.safety_answer(Turn(turn.state, locale, ctx, intent, facts), intent, topic_id, afraid_of_police=afraid)
     if topic_id is not None and topic_id in ctx.pack.topics and intent not in NON_TOPIC_INTENTS:
         return info.topic(Turn(turn.state, locale, ctx, intent, facts), topic_id)
     return _route_intent(turn, intent)

@@ -48,10 +48,13 @@ def emergency_menu(turn: Turn) -> Outcome:
     return replace(turn.answer(reply, effects=(Engaged("hotlines"),)), urgent=True)
 
 
-def safety_answer(turn: Turn, intent: str, topic_id: str | None = None) -> Outcome:
+def safety_answer(
+    turn: Turn, intent: str, topic_id: str | None = None, *, afraid_of_police: bool = False
+) -> Outcome:
     """Answer a safety intent: numbers or the PEP deadline first, then the matching topic
-    (``topic_id``, a finer one the message pointed to, else the intent's own)."""
-    return replace(_safety_answer(turn, intent, topic_id), urgent=True)
+    (``topic_id``, a finer one the message pointed to, else the intent's own). Someone afraid of
+    the police is not told to call them, and gets the topic as a button rather than its text."""
+    return replace(_safety_answer(turn, intent, topic_id, afraid_of_police), urgent=True)
 
 
 def _carries_help(turn: Turn, topic_id: str | None) -> bool:
@@ -59,8 +62,8 @@ def _carries_help(turn: Turn, topic_id: str | None) -> bool:
     return found is not None and found.carries_help
 
 
-def _safety_answer(turn: Turn, intent: str, topic_id: str | None) -> Outcome:
-    if intent != "pep" and topic_id is not None and _carries_help(turn, topic_id):
+def _safety_answer(turn: Turn, intent: str, topic_id: str | None, afraid_of_police: bool) -> Outcome:
+    if intent != "pep" and topic_id is not None and _carries_help(turn, topic_id) and not afraid_of_police:
         # Its own first lines are the help ("Bị quay lén…: đừng trả tiền", the consular line).
         return topic(turn, topic_id)
     if intent == "pep":
@@ -72,7 +75,9 @@ def _safety_answer(turn: Turn, intent: str, topic_id: str | None) -> Outcome:
     if follow and follow in turn.ctx.pack.topics:
         buttons.append(Button(TopicText(follow, TopicPart.TITLE), f"t:{follow}"))
     lead = _LEAD.get(intent, "safety.emergency")
-    reply = Reply((Msg(lead), HotlineList(_SITUATION.get(lead))), nav(*buttons), protect=True)
+    situation = "arrest" if afraid_of_police else _SITUATION.get(lead)
+    shown = _WITHOUT_POLICE.get(lead, lead) if afraid_of_police else lead
+    reply = Reply((Msg(shown), HotlineList(situation)), nav(*buttons), protect=True)
     return turn.answer(reply, effects=(Engaged("hotlines"),))
 
 
@@ -104,8 +109,10 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
     seen: set[str] = set()
     situation: str | None = None
     afraid_of_police = "police_fear" in check.marks
-    # A topic that carries help and answers a cue better says that cue's first line itself.
-    answered = {cue for cue, t in check.instead if t == topic_id} if topic_id and _carries_help(turn, topic_id) else set()
+    # A topic that carries help is shown under the leads, and says the first line of a cue it
+    # answers better itself; but its own lines may say "call 113": not to someone afraid of the police.
+    carry = topic_id is not None and _carries_help(turn, topic_id) and not check.pep_late and not afraid_of_police
+    answered = {cue for cue, t in check.instead if t == topic_id} if carry else set()
     cues, order = check.cues, _CUE_LEADS
     if "consular" in check.help:
         # Far from home the line that works from abroad comes first: 111, 113 and 115 do not.
@@ -130,7 +137,7 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
         leads.append(Msg("safety.pep_late" if check.pep_late else "safety.pep"))
     if "ec" in check.help:
         leads.append(Msg("safety.ec"))
-    if topic_id is not None and _carries_help(turn, topic_id) and not check.pep_late and (leads or answered):
+    if carry and topic_id is not None and (leads or answered):
         return topic(turn, topic_id, lead=tuple(leads))
     if not leads:  # only "which number do I call": the numbers themselves
         return emergency_menu(turn)

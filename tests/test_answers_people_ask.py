@@ -103,6 +103,9 @@ def test_someone_who_wants_to_die_is_met_by_the_medical_line_first(ctx: Context,
         "khách đánh em chảy máu, em không dám báo công an",
         "tụi nó giữ giấy tờ của em, mà em sợ công an lắm",
         "i'm afraid of the police, a client hit me",
+        "e bi khach hiep toi qua, e ko dam bao cong an vi e lam nghe nay",
+        "khách quay clip dọa tung lên mạng, em không dám báo công an",
+        "ho chieu bi chu quan o Kuala Lumpur giu, ra duong so bi bat",
     ],
 )
 def test_someone_afraid_of_the_police_is_never_told_to_call_them(ctx: Context, renderer: Renderer, text: str) -> None:
@@ -118,6 +121,16 @@ def test_the_afraid_still_get_the_help_that_is_not_police(ctx: Context, renderer
     assert "safety.violence_no_police" in keys and "115" in shown
     shown, keys, _ = first(ctx, renderer, "tụi nó giữ giấy tờ của em, mà em sợ công an lắm")
     assert "safety.trafficking_no_police" in keys and "111" in shown
+
+
+def test_raped_and_afraid_of_the_police_still_gets_pep_and_emergency_contraception(
+    ctx: Context, renderer: Renderer
+) -> None:
+    """The 72-hour lines stay; the sexual-violence topic is a tap away instead of its text (which names 113)."""
+    outcome = respond(None, Inbound(channel="console", user_id="u", text="e bi khach hiep toi qua, e ko dam bao cong an"), ctx)
+    keys = {part.key for part in outcome.replies[0].parts if isinstance(part, Msg)}
+    assert {"safety.violence_no_police", "safety.pep", "safety.ec"} <= keys
+    assert "t:sexual_violence" in [button.payload for button in outcome.replies[0].buttons]
 
 
 def test_someone_who_asks_for_the_police_gets_113(ctx: Context, renderer: Renderer) -> None:
