@@ -236,7 +236,7 @@ async def test_locked_sqlite(tmp_path: Path, master_key: str, clock: FixedClock)
 async def test_web_chat_answers_while_the_database_is_locked(tmp_path: Path, master_key: str, clock: FixedClock) -> None:
     """POST /chat/send and the WebSocket both bring the safety answer and the hotlines in time."""
     services = await open_services(sqlite_settings(tmp_path, master_key), clock=clock, warn=lambda _m: None)
-    client = TestClient(TestServer(make_app(services, maintenance=False, telegram=False), host="127.0.0.1"))
+    client = TestClient(TestServer(make_app(services, maintenance=False, channels=("web",)), host="127.0.0.1"))
     await client.start_server()
     session = "StallStallStallStall0123"
     try:

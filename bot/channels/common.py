@@ -37,19 +37,6 @@ class KeyedLocks(Generic[K]):
                 self._locks[key] = (lock, users - 1)
 
 
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut a long text at paragraph, line or word boundaries into pieces of at most ``limit``."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        cut = max(rest.rfind("\n\n", 0, limit), rest.rfind("\n", 0, limit), rest.rfind(" ", 0, limit))
-        cut = cut if cut > 0 else limit
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    pieces.append(rest)
-    return [piece for piece in pieces if piece] or [" "]
-
-
 class TokenBuckets(Generic[K]):
     """Token buckets by key: ``capacity`` at once, refilled at ``per_second``; bounded in keys,
     and holding only the keys whose bucket is not full again."""

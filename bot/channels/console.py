@@ -1,19 +1,28 @@
 """The console channel: `antam chat` in a terminal, or scripted with --json.
 
-A terminal never redelivers a line, so console events carry no update id to deduplicate.
+A terminal never redelivers a line, so console events carry no update id to deduplicate. It
+never runs in the server (the registry says it is never configured there), and nothing can
+reach a terminal later: ``ConsoleChannel.send`` always reports the person unreachable.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import TextIO
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TextIO
 
+from aiohttp import web
+
+from bot.channels.base import Channel, Delivery, Sent
+from bot.channels.registry import CONSOLE, ServerOptions
 from handlers.render import RenderedReply
 from handlers.types import Inbound, Location, ReplyKind
 
-CHANNEL = "console"
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+CHANNEL = CONSOLE.name
 Handler = Callable[[Inbound], Awaitable[list[RenderedReply]]]
 _CLEAR = "\033[2J\033[3J\033[H"
 
@@ -95,3 +104,24 @@ async def run_interactive(handle: Handler, user: str, stdin: TextIO, stdout: Tex
             inbound = None
         else:
             inbound = Inbound(CHANNEL, user, text=text)
+
+
+class ConsoleChannel:
+    """The console as a registry channel: no routes, nothing to start, nobody to reach later."""
+
+    name = CHANNEL
+    capabilities = CONSOLE.capabilities
+
+    def add_routes(self, app: web.Application) -> None:
+        return None
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        yield
+
+    async def send(self, address: str, replies: Sequence[RenderedReply], *, dedupe: str) -> Sent:
+        return Sent(Delivery.UNREACHABLE)
+
+
+def build(runtime: Runtime, options: ServerOptions) -> Channel:
+    """The registry's factory."""
+    return ConsoleChannel()

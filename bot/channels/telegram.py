@@ -24,7 +24,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, TypeVar
 
@@ -33,19 +33,19 @@ from telegram import BotCommand, CallbackQuery, Chat, InlineKeyboardButton, Inli
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.base import Channel, Delivery, Sent
 from bot.channels.bounded_json import loads
 from bot.channels.common import KeyedLocks, TokenBuckets
-from bot.channels.common import split_text as split_paragraphs
+from bot.channels.registry import TELEGRAM, ServerOptions
 from bot.config import Settings
 from bot.runtime import Runtime
 from handlers.render import RenderedReply
 from handlers.types import Inbound, Location, ReplyKind
 
-CHANNEL = "telegram"
+CHANNEL = TELEGRAM.name
 WEBHOOK_PATH = "/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-MAX_TEXT = 4096
 MAX_BODY = 256 * 1024  # the server's own request limit
 DELETE_BATCH = 100
 RECENT_IDS = 200  # how far back quick exit reaches for someone with no ids noted
@@ -169,11 +169,6 @@ def to_inbound(update: Update, bot_username: str | None) -> Inbound | None:
     return Inbound(media=kind, **common)
 
 
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Cut a long text into pieces Telegram accepts."""
-    return split_paragraphs(text, limit)
-
-
 def keyboard(reply: RenderedReply) -> InlineKeyboardMarkup | None:
     if not reply.buttons:
         return None
@@ -182,6 +177,9 @@ def keyboard(reply: RenderedReply) -> InlineKeyboardMarkup | None:
 
 class TelegramChannel:
     """The Telegram adapter: one PTB Application, fed by polling or by the webhook route."""
+
+    name = CHANNEL
+    capabilities = TELEGRAM.capabilities
 
     def __init__(self, runtime: Runtime, settings: Settings) -> None:
         if settings.telegram_bot_token is None:
@@ -211,6 +209,16 @@ class TelegramChannel:
         # Same for every worker sharing the master key, and never stored anywhere.
         pepper = self.runtime.services.secrets.pepper
         return hmac.new(pepper, b"telegram-webhook-secret", hashlib.sha256).hexdigest()
+
+    def add_routes(self, app: web.Application) -> None:
+        if self.webhook_mode:
+            app.router.add_post(WEBHOOK_PATH, self.webhook)
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.start()
+        yield
+        # Stop taking updates and finish those in flight before the database closes.
+        await self.stop()
 
     async def start(self) -> None:
         await self.application.initialize()
@@ -295,7 +303,8 @@ class TelegramChannel:
             if inbound is None or chat is None:
                 return
             async with self.locks.hold(chat.id):
-                for reply in await self.runtime.answer(inbound):
+                replies = self.runtime.services.renderer.fit(await self.runtime.answer(inbound), self.capabilities)
+                for reply in replies:
                     if reply.kind is ReplyKind.QUICK_EXIT:
                         await self._quick_exit(chat.id, inbound, reply)
                         return
@@ -318,8 +327,8 @@ class TelegramChannel:
         """
         tracked = await self.runtime.take_messages(inbound) or []
         sent = await self._send(chat_id, reply)
-        if sent:
-            newest = min(sent) - 1
+        if sent is not None:
+            newest = sent - 1
         else:  # the line could not be sent: reach past the replies we know of
             newest = max([*tracked, inbound.message_id or 0]) + REPLY_MARGIN
         below = min(tracked) - BEFORE_CONSENT if tracked else newest
@@ -329,25 +338,52 @@ class TelegramChannel:
             batch = sorted(ids[start : start + DELETE_BATCH])
             await self._call(partial(self.application.bot.delete_messages, chat_id, batch))
 
-    async def _send(self, chat_id: int, reply: RenderedReply) -> list[int]:
-        pieces = split_text(reply.text)
-        sent: list[int] = []
-        for index, piece in enumerate(pieces):
-            markup = keyboard(reply) if index == len(pieces) - 1 else None
-            await self.pacer.wait(chat_id)
-            message = await self._call(
-                partial(
-                    self.application.bot.send_message,
-                    chat_id,
-                    piece,
-                    reply_markup=markup,
-                    protect_content=reply.protect,
-                )
+    async def _send(self, chat_id: int, reply: RenderedReply) -> int | None:
+        """Send one fitted reply; its message id, or None when it could not be sent."""
+        await self.pacer.wait(chat_id)
+        message = await self._call(
+            partial(
+                self.application.bot.send_message,
+                chat_id,
+                reply.text,
+                reply_markup=keyboard(reply),
+                protect_content=reply.protect,
             )
-            if message is None:
-                break
-            sent.append(message.message_id)
-        return sent
+        )
+        return message.message_id if message is not None else None
+
+    async def send(self, address: str, replies: Sequence[RenderedReply], *, dedupe: str) -> Sent:
+        """Send what the bot starts (the Bot API keeps no dedupe key: one call per message)."""
+        try:
+            chat_id = int(address)
+        except ValueError:
+            return Sent(Delivery.REFUSED)
+        async with self.locks.hold(chat_id):
+            for reply in self.runtime.services.renderer.fit(list(replies), self.capabilities):
+                await self.pacer.wait(chat_id)
+                sent = await self._deliver(chat_id, reply)
+                if sent.delivery is not Delivery.SENT:
+                    return sent
+        return Sent(Delivery.SENT)
+
+    async def _deliver(self, chat_id: int, reply: RenderedReply) -> Sent:
+        """One message, tried once: the outbox retries, so a failure here is reported, not slept on."""
+        try:
+            await self.application.bot.send_message(
+                chat_id, reply.text, reply_markup=keyboard(reply), protect_content=reply.protect
+            )
+        except RetryAfter as exc:
+            wait = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else float(exc.retry_after)
+            return Sent(Delivery.RETRY, retry_after=wait)
+        except Forbidden:
+            return Sent(Delivery.UNREACHABLE)
+        except BadRequest as exc:
+            log.warning("telegram rejected a request: %s", type(exc).__name__)
+            return Sent(Delivery.REFUSED)
+        except NetworkError as exc:  # timeouts and 5xx answers
+            log.warning("telegram send failed: %s", type(exc).__name__)
+            return Sent(Delivery.RETRY)
+        return Sent(Delivery.SENT)
 
     async def _call(self, make: Callable[[], Awaitable[T]]) -> T | None:
         """Call the Bot API with retries; transport trouble is logged, never raised."""
@@ -377,3 +413,8 @@ class TelegramChannel:
         # The update and the error text may carry personal data: log only the error's type.
         log.error("telegram handler failed: %s", type(context.error).__name__)
 
+
+
+def build(runtime: Runtime, options: ServerOptions) -> Channel:
+    """The registry's factory."""
+    return TelegramChannel(runtime, runtime.services.settings)
