@@ -11,11 +11,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from aiohttp import web
 
+from bot.channels.common import KeyedLocks, Pacer
 from handlers.render import Capabilities, RenderedReply
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
 
 
 class Delivery(StrEnum):
@@ -38,8 +42,8 @@ class Sent:
 class Channel(Protocol):
     """One channel adapter as the server sees it."""
 
-    name: str
-    capabilities: Capabilities
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
 
     def add_routes(self, app: web.Application) -> None:
         """Add the channel's HTTP routes (a webhook, a page) to the one server."""
@@ -53,3 +57,49 @@ class Channel(Protocol):
         ``dedupe`` is the outbox row's own key: a platform that can tell (Telegram cannot,
         Zalo cannot, the web page can) gets it so a message handed over twice is shown once.
         """
+
+
+class ChannelBase:
+    """What every adapter shares: fitting to its capabilities, start/stop as a cleanup context,
+    one lock and one pace per person, and ``send`` in terms of the adapter's ``deliver``."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        # One person's messages, answers and messages the bot starts alike, go out in order.
+        self.locks: KeyedLocks[str] = KeyedLocks()
+        self.pacer: Pacer[str] = Pacer(per_second=self.capabilities.sends_per_second_per_person or 1.0)
+
+    def fit(self, replies: Sequence[RenderedReply]) -> list[RenderedReply]:
+        """The replies cut and paged to this channel (``Renderer.fit``)."""
+        return self.runtime.services.renderer.fit(list(replies), self.capabilities)
+
+    def add_routes(self, app: web.Application) -> None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.start()
+        yield
+        # Stop taking events and finish those in flight before the database closes.
+        await self.stop()
+
+    async def deliver(self, address: str, reply: RenderedReply) -> Sent:
+        """Send one fitted message, once; how it went (the caller retries, not this)."""
+        return Sent(Delivery.UNREACHABLE)
+
+    async def send(self, address: str, replies: Sequence[RenderedReply], *, dedupe: str) -> Sent:
+        async with self.locks.hold(address):
+            for reply in self.fit(replies):
+                await self.pacer.wait(address)
+                sent = await self.deliver(address, reply)
+                if sent.delivery is not Delivery.SENT:
+                    return sent
+        return Sent(Delivery.SENT)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TextIO
 
-from aiohttp import web
-
-from bot.channels.base import Channel, Delivery, Sent
+from bot.channels.base import Channel, ChannelBase
 from bot.channels.registry import CONSOLE, ServerOptions
 from handlers.render import RenderedReply
 from handlers.types import Inbound, Location, ReplyKind
@@ -106,22 +104,14 @@ async def run_interactive(handle: Handler, user: str, stdin: TextIO, stdout: Tex
             inbound = Inbound(CHANNEL, user, text=text)
 
 
-class ConsoleChannel:
-    """The console as a registry channel: no routes, nothing to start, nobody to reach later."""
+class ConsoleChannel(ChannelBase):
+    """The console as a registry channel: no routes, nothing to start, nobody to reach later
+    (``ChannelBase.deliver`` reports everyone unreachable)."""
 
     name = CHANNEL
     capabilities = CONSOLE.capabilities
 
-    def add_routes(self, app: web.Application) -> None:
-        return None
-
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        yield
-
-    async def send(self, address: str, replies: Sequence[RenderedReply], *, dedupe: str) -> Sent:
-        return Sent(Delivery.UNREACHABLE)
-
 
 def build(runtime: Runtime, options: ServerOptions) -> Channel:
     """The registry's factory."""
-    return ConsoleChannel()
+    return ConsoleChannel(runtime)

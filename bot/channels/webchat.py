@@ -19,14 +19,14 @@ import logging
 import math
 import os
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.admission import BlockLimits
-from bot.channels.base import Channel, Delivery, Sent
+from bot.channels.base import Channel, ChannelBase, Delivery, Sent
 from bot.channels.bounded_json import JsonError, loads, read_body
 from bot.channels.common import TokenBuckets
 from bot.channels.registry import NEUTRAL_EXIT_URL, WEB, ServerOptions
@@ -73,14 +73,14 @@ class BadMessage(ValueError):
     """What the page sent is not a valid chat message."""
 
 
-class WebChat:
+class WebChat(ChannelBase):
     """The web chat adapter: the page, its WebSocket and HTTP fallback, and messages to open pages."""
 
     name = CHANNEL
     capabilities = WEB.capabilities
 
     def __init__(self, runtime: Runtime, *, exit_url: str = NEUTRAL_EXIT_URL) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.exit_url = exit_url
         settings = runtime.services.settings
         # Keys random per process, never stored: addresses cannot be linked across restarts.
@@ -109,17 +109,13 @@ class WebChat:
         app.router.add_post("/chat/send", self.post)
         app.on_shutdown.append(self.close_sockets)
 
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        yield  # nothing to start: the page's routes are the server's own
-
     async def send(self, address: str, replies: Sequence[RenderedReply], *, dedupe: str) -> Sent:
         """Write to the page of session ``address`` if one is open on this worker.
 
         ``dedupe`` goes with the message: a page shown it already (a retry after a lost
         acknowledgement) does not show it again.
         """
-        fitted = self.runtime.services.renderer.fit(list(replies), self.capabilities)
-        message = {"replies": [reply.to_json() for reply in fitted], "id": dedupe}
+        message = {"replies": [reply.to_json() for reply in self.fit(replies)], "id": dedupe}
         delivered = False
         for ws in list(self._by_session.get(address, ())):
             with contextlib.suppress(ConnectionError, RuntimeError):
@@ -235,8 +231,7 @@ class WebChat:
 
     async def _answer(self, inbound: Inbound, block: bytes) -> dict[str, Any]:
         replies = await self.runtime.answer(inbound, gate=self.limits.gate(block))
-        fitted = self.runtime.services.renderer.fit(replies, self.capabilities)
-        return {"replies": [reply.to_json() for reply in fitted]}
+        return {"replies": [reply.to_json() for reply in self.fit(replies)]}
 
     async def post(self, request: web.Request) -> web.Response:
         """POST /chat/send: the fallback when WebSockets are blocked."""

@@ -26,22 +26,21 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
-from bot.channels.base import Channel, Delivery, Sent
+from bot.channels.base import Channel, ChannelBase, Delivery, Sent
 from bot.channels.bounded_json import JsonError, loads, read_body, top_level_fields
-from bot.channels.common import KeyedLocks
+from bot.channels.common import Background, coordinate
 from bot.channels.registry import ZALO, ServerOptions
+from bot.channels.zalo.tokens import app_secret_of, configured_tokens
 from bot.channels.zalo.api import OAUTH_PATH, PAYLOAD_PREFIX, SEND_PATH, ZaloAPI, outgoing
-from bot.config import ConfigError, Settings
+from bot.config import Settings
 from bot.runtime import Runtime
 from handlers.render import RenderedReply
 from handlers.types import Inbound, Location
-from storage.channel_secrets import Tokens
 
 CHANNEL = ZALO.name
 WEBHOOK_PATH = "/webhooks/zalo"
@@ -70,16 +69,6 @@ def _user(party: object) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= MAX_ID and value.isprintable() else None
 
 
-def _coordinate(value: object, bound: float) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        number = float(value)  # Zalo sends strings
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) and -bound <= number <= bound else None
-
-
 def _location(message: Mapping[str, Any]) -> Location | None:
     """Coordinates from ``attachments[].payload.coordinates`` (or a bare ``location``)."""
     places: list[object] = [message.get("location")]
@@ -90,7 +79,8 @@ def _location(message: Mapping[str, Any]) -> Location | None:
             places.insert(0, payload.get("coordinates", payload) if isinstance(payload, dict) else None)
     for place in places:
         if isinstance(place, dict):
-            lat, lon = _coordinate(place.get("latitude"), 90), _coordinate(place.get("longitude"), 180)
+            lat = coordinate(place.get("latitude"), 90, strings=True)  # Zalo sends strings
+            lon = coordinate(place.get("longitude"), 180, strings=True)
             if lat is not None and lon is not None:
                 return Location(lat, lon)
     return None
@@ -138,23 +128,7 @@ def to_inbound(event: Mapping[str, Any]) -> Inbound | None:
     return Inbound(CHANNEL, user, media=MEDIA_KINDS.get(name, name.removeprefix("user_send_")), update_id=update_id)
 
 
-def app_secret_of(settings: Settings) -> str:
-    """The OAuth app secret; refused at start when refresh tokens need one and none is set.
-
-    The app secret and the OA secret key are two different keys of a Zalo app: falling back
-    from one to the other would only fail at the first refresh, a day after the start.
-    """
-    if settings.zalo_app_secret_key is not None:
-        return settings.zalo_app_secret_key.get_secret_value()
-    if settings.zalo_refresh_token is not None:
-        raise ConfigError(
-            "ZALO_APP_SECRET_KEY must be set when ZALO_REFRESH_TOKEN is: the access token is "
-            "refreshed with the Zalo app's secret key (not the OA secret key)"
-        )
-    return ""  # no refresh will ever be made
-
-
-class ZaloChannel:
+class ZaloChannel(ChannelBase):
     """The Zalo OA adapter: the webhook route, background handling, and sending through ``ZaloAPI``."""
 
     name = CHANNEL
@@ -165,7 +139,7 @@ class ZaloChannel:
     ) -> None:
         if not settings.zalo_app_id or settings.zalo_oa_secret_key is None:
             raise ValueError("ZALO_APP_ID and ZALO_OA_SECRET_KEY must be set")
-        self.runtime = runtime
+        super().__init__(runtime)
         self.settings = settings
         self.app_id = settings.zalo_app_id
         self._oa_secret = settings.zalo_oa_secret_key.get_secret_value().encode()
@@ -175,47 +149,29 @@ class ZaloChannel:
             app_secret=app_secret or app_secret_of(settings),
             send_url=settings.zalo_api_base_url.rstrip("/") + SEND_PATH,
             oauth_url=(oauth_base_url or settings.zalo_oauth_base_url).rstrip("/") + OAUTH_PATH,
-            configured=self._configured_tokens(settings),
+            configured=configured_tokens(settings),
         )
         self.tokens = self.api.tokens
-        self.locks: KeyedLocks[str] = KeyedLocks()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._closing = False
-
-    @staticmethod
-    def _configured_tokens(settings: Settings) -> Tokens | None:
-        access = settings.zalo_access_token.get_secret_value() if settings.zalo_access_token else ""
-        refresh = settings.zalo_refresh_token.get_secret_value() if settings.zalo_refresh_token else None
-        if not access and not refresh:
-            return None
-        # An access token's age is unknown: it is used until Zalo refuses it. Without one, refresh at once.
-        expires = None if access else dt.datetime.fromtimestamp(0, dt.UTC)
-        return Tokens(access, refresh or None, expires)
+        self.background = Background(MAX_IN_FLIGHT)
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post(WEBHOOK_PATH, self.webhook)
 
-    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
-        await self.start()
-        yield
-        await self.stop()
-
     async def start(self) -> None:
-        self._closing = False
+        self.background.closing = False
         self.api.client()
         log.info("zalo channel started")
 
     async def stop(self) -> None:
         """Stop taking events, finish those in flight, then release the HTTP client."""
-        self._closing = True
+        self.background.closing = True
         await self.drain()
         await self.api.close()
         log.info("zalo channel stopped")
 
     async def drain(self) -> None:
         """Wait until every event received so far has been handled."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self.background.drain()
 
     async def webhook(self, request: web.Request) -> web.Response:
         """POST /webhooks/zalo: the signature first; 200 at once, the event handled in the background.
@@ -254,13 +210,9 @@ class ZaloChannel:
             # old event fresh. Not handled: its dedupe key may have expired (a replay).
             log.warning("zalo: a signed event outside the freshness window was ignored")
             return web.Response(text="ok")
-        if self._closing or len(self._tasks) >= MAX_IN_FLIGHT:
-            return web.Response(status=503, text="busy")  # Zalo retries a webhook that did not get 200
         inbound = to_inbound(data)
-        if inbound is not None:
-            task = asyncio.create_task(self._handle(inbound))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if inbound is not None and not self.background.spawn(self._handle(inbound)):
+            return web.Response(status=503, text="busy")  # Zalo retries a webhook that did not get 200
         return web.Response(text="ok")
 
     def _fresh(self, timestamp: str) -> bool:
@@ -273,22 +225,15 @@ class ZaloChannel:
     async def _handle(self, inbound: Inbound) -> None:
         try:
             async with self.locks.hold(inbound.user_id):
-                replies = await self.runtime.answer(inbound)  # empty for a redelivered event
-                for reply in self.runtime.services.renderer.fit(replies, self.capabilities):
+                for reply in self.fit(await self.runtime.answer(inbound)):  # none for a redelivery
                     if (await self.api.send(inbound.user_id, outgoing(reply))).delivery is not Delivery.SENT:
                         return
         except Exception as exc:  # the event and the error text may carry personal data: type only
             log.error("zalo: handling an event failed: %s", type(exc).__name__)
 
-    async def send(self, address: str, replies: Sequence[RenderedReply], *, dedupe: str) -> Sent:
-        """Send what the bot starts (Zalo keeps no dedupe key: a message handed over twice shows twice)."""
-        sent = Sent(Delivery.SENT)
-        async with self.locks.hold(address):
-            for reply in self.runtime.services.renderer.fit(list(replies), self.capabilities):
-                sent = await self.api.send(address, outgoing(reply), attempts=1)
-                if sent.delivery is not Delivery.SENT:
-                    return sent
-        return sent
+    async def deliver(self, address: str, reply: RenderedReply) -> Sent:
+        # Zalo keeps no dedupe key: a message handed over twice shows twice.
+        return await self.api.send(address, outgoing(reply), attempts=1)
 
 
 def build(runtime: Runtime, options: ServerOptions) -> Channel:

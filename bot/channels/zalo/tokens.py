@@ -16,6 +16,7 @@ from dataclasses import replace
 import aiohttp
 
 from bot.bootstrap import Services
+from bot.config import ConfigError, Settings
 from storage.channel_secrets import Tokens, claim_tokens, seed_of, store_tokens
 from storage.crypto import DecryptionError, UnknownKeyError
 
@@ -127,3 +128,31 @@ class ZaloTokens:
             except UnknownKeyError:
                 continue
         return None
+
+
+
+def configured_tokens(settings: Settings) -> Tokens | None:
+    """The pair the settings give (ZALO_ACCESS_TOKEN, ZALO_REFRESH_TOKEN), or None."""
+    access = settings.zalo_access_token.get_secret_value() if settings.zalo_access_token else ""
+    refresh = settings.zalo_refresh_token.get_secret_value() if settings.zalo_refresh_token else None
+    if not access and not refresh:
+        return None
+    # An access token's age is unknown: it is used until Zalo refuses it. Without one, refresh at once.
+    expires = None if access else dt.datetime.fromtimestamp(0, dt.UTC)
+    return Tokens(access, refresh or None, expires)
+
+
+def app_secret_of(settings: Settings) -> str:
+    """The OAuth app secret; refused at start when refresh tokens need one and none is set.
+
+    The app secret and the OA secret key are two different keys of a Zalo app: falling back
+    from one to the other would only fail at the first refresh, a day after the start.
+    """
+    if settings.zalo_app_secret_key is not None:
+        return settings.zalo_app_secret_key.get_secret_value()
+    if settings.zalo_refresh_token is not None:
+        raise ConfigError(
+            "ZALO_APP_SECRET_KEY must be set when ZALO_REFRESH_TOKEN is: the access token is "
+            "refreshed with the Zalo app's secret key (not the OA secret key)"
+        )
+    return ""  # no refresh will ever be made
