@@ -315,29 +315,6 @@ async def test_quick_exit_works_with_nothing_stored(
     assert await stored(services, USER) is None
 
 
-async def test_erasure(bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI) -> None:
-    """/xoa then "có" erases the person's row."""
-    client, services = bot
-    await post(client, fake.user_command(USER, "/start", enqueue=False))
-    await press(client, fake, USER, "c:accept")
-    await post(client, fake.user_command(USER, "/xoa", enqueue=False))
-    assert "p:erase:yes" in buttons(bot_messages(fake, USER)[-1])
-    await say(client, fake, USER, "có")
-    assert fake.sent_messages(USER)[-1]["text"].startswith("Đã xóa toàn bộ dữ liệu")
-    assert await stored(services, USER) is None
-
-
-async def test_redelivered_update_is_answered_once(
-    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
-) -> None:
-    """Telegram delivering the same update twice gets one answer."""
-    client, _ = bot
-    update = fake.user_text(USER, "menu", enqueue=False)
-    assert await post(client, update) == 200
-    assert await post(client, update) == 200
-    assert len(fake.sent_messages(USER)) == 1
-
-
 async def test_flood_control_and_blocked_user(
     bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
 ) -> None:

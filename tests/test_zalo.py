@@ -384,16 +384,6 @@ async def test_quick_exit_leaves_one_neutral_message(bot: Worker, fake: FakeZalo
     assert typed["text"].startswith("Đã xong.")
 
 
-async def test_quick_exit_explains_deleting_by_hand(bot: Worker, fake: FakeZaloAPI) -> None:
-    """Zalo lets no bot delete messages: quick exit says, in the person's language, how to do it by hand."""
-    catalogs = bot.services.renderer.catalogs
-    (message,) = await bot.say(USER, "thoát nhanh")
-    assert message["text"] == "Đã xong.\n\n" + catalogs.text("vi", "quickexit.zalo_manual")
-    await bot.say(USER, "English")
-    (english,) = await bot.press(USER, "en|x")
-    assert english["text"] == "Done.\n\n" + catalogs.text("en", "quickexit.zalo_manual")
-
-
 # ---- tokens ------------------------------------------------------------------------------------
 
 
