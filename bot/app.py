@@ -20,6 +20,7 @@ from bot.channels import registry
 from bot.channels.base import Channel
 from bot.channels.registry import NEUTRAL_EXIT_URL, ServerOptions
 from bot.metrics import metrics_view
+from bot.outbox import OutboxWorker
 from bot.maintenance import purge
 from bot.memory import keep_giving_back
 from bot.runtime import Runtime
@@ -97,8 +98,10 @@ def make_app(
     maintenance: bool = True,
     channels: Collection[str] | None = None,
     exit_url: str = NEUTRAL_EXIT_URL,
+    outbox: bool = True,
 ) -> web.Application:
-    """Build the server with the channels the settings configure (or those named in ``channels``)."""
+    """Build the server with the channels the settings configure (or those named in ``channels``),
+    and the outbox delivered over them."""
     app = web.Application(client_max_size=256 * 1024)
     app[SERVICES] = services
     if (services.settings.public_url or "").startswith("https://"):
@@ -118,6 +121,13 @@ def make_app(
         app.cleanup_ctx.append(channel.lifecycle)
         running[spec.name] = channel
     app[CHANNELS] = running
+    if outbox:
+        worker = OutboxWorker(services, running)
+
+        async def deliver(app: web.Application) -> None:
+            await worker.run()
+
+        app.cleanup_ctx.append(_background(deliver))
     add_staff_routes(app, services)
     if maintenance:
         app.cleanup_ctx.append(_background(_maintenance))

@@ -52,6 +52,13 @@ REFERRALS_ISSUED = Counter("antam_referrals_issued", "Referral codes issued (all
 REFERRALS_REDEEMED = Counter(
     "antam_referrals_redeemed", "Referral codes redeemed at a service (all service types).", registry=REGISTRY
 )
+OUTBOX = Counter(
+    "antam_outbox",
+    "Messages the bot started, by channel and what became of them "
+    "(sent, retried, given_up, unreachable, refused, no_page).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
 ERRORS = Counter(
     "antam_errors", "Failures, by where they happened (runtime, telegram, zalo, webchat, maintenance).", ["where"],
     registry=REGISTRY,

@@ -51,6 +51,9 @@ class Channel(Protocol):
     def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """Start on entering, stop on leaving: an aiohttp ``cleanup_ctx`` generator."""
 
+    def reaches(self, address: str) -> bool:
+        """Whether this worker can deliver to ``address`` now (the web chat: its page is open here)."""
+
     async def send(self, address: str, replies: Sequence[RenderedReply], *, dedupe: str) -> Sent:
         """Send replies the bot starts (not an answer) to ``address``, the person's reply address.
 
@@ -90,6 +93,9 @@ class ChannelBase:
         yield
         # Stop taking events and finish those in flight before the database closes.
         await self.stop()
+
+    def reaches(self, address: str) -> bool:
+        return True
 
     async def deliver(self, address: str, reply: RenderedReply) -> Sent:
         """Send one fitted message, once; how it went (the caller retries, not this)."""

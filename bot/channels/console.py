@@ -111,6 +111,9 @@ class ConsoleChannel(ChannelBase):
     name = CHANNEL
     capabilities = CONSOLE.capabilities
 
+    def reaches(self, address: str) -> bool:
+        return False
+
 
 def build(runtime: Runtime, options: ServerOptions) -> Channel:
     """The registry's factory."""

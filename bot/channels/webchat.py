@@ -109,6 +109,9 @@ class WebChat(ChannelBase):
         app.router.add_post("/chat/send", self.post)
         app.on_shutdown.append(self.close_sockets)
 
+    def reaches(self, address: str) -> bool:
+        return bool(self._by_session.get(address))
+
     async def send(self, address: str, replies: Sequence[RenderedReply], *, dedupe: str) -> Sent:
         """Write to the page of session ``address`` if one is open on this worker.
 

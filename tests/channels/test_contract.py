@@ -7,6 +7,7 @@ read from the registry's capabilities, never from the driver's name.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +23,9 @@ from bot.logs import quiet_libraries
 from bot.record import PersonRecord
 from handlers.render import RenderedButton, RenderedReply, Unprompted
 from storage.models import Person
-from storage.persons import load_record
+from bot.outbox import write
+from storage.outbox import pending
+from storage.persons import load_record, save_record
 from tests.channels.drivers import DRIVERS, Driver, Seen, open_driver
 
 
@@ -137,3 +140,32 @@ async def test_a_message_the_bot_starts_reaches_the_person(person: Driver) -> No
         return
     assert sent.delivery is Delivery.SENT
     assert await person.pushed() == [Seen("Tư vấn viên đã trả lời bạn.", ("m",))]
+
+
+async def test_a_queued_message_reaches_the_person(person: Driver) -> None:
+    """A message written to the outbox with the change that causes it (the person opted into
+    reminders: their address is kept, sealed in their record) is delivered by the server's own
+    outbox worker, and the row is gone."""
+    if capabilities(person.name).unprompted is Unprompted.NEVER:
+        pytest.skip(f"{person.name} cannot reach anyone unprompted")
+    await consent(person)
+    await person.pushed()
+    services = person.services
+    pseudonym = services.secrets.pseudonym(person.name, person.user)
+    async with services.db.transaction() as session:
+        ring = await services.keys.get(session)
+        raw = await load_record(session, ring, pseudonym)
+        assert raw is not None
+        record = PersonRecord.from_bytes(raw).keep_address(person.user, "reminders")
+        await save_record(session, ring, pseudonym, record.to_bytes(), today=services.clock.now().date())
+        line = [RenderedReply("Nhắc bạn: lịch hẹn ngày mai.")]
+        assert await write(session, ring, record, person.name, line, now=services.clock.now()) is not None
+    got: list[Seen] = []
+    for _ in range(40):  # bounded: the worker polls every second
+        got += await person.pushed()
+        if got:
+            break
+        await asyncio.sleep(0.25)
+    assert got == [Seen("Nhắc bạn: lịch hẹn ngày mai.")]
+    async with services.db.transaction() as session:
+        assert await pending(session) == 0
