@@ -21,8 +21,6 @@ quick exit's line. The access token is ``tokens.ZaloTokens``'s business, the HTT
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -35,8 +33,8 @@ from bot.channels.base import Channel, ChannelBase, Delivery, Sent
 from bot.channels.bounded_json import JsonError, loads, read_body, top_level_fields
 from bot.channels.common import Background, coordinate
 from bot.channels.registry import ZALO, ServerOptions
-from bot.channels.zalo.tokens import app_secret_of, configured_tokens
 from bot.channels.zalo.api import OAUTH_PATH, PAYLOAD_PREFIX, SEND_PATH, ZaloAPI, outgoing
+from bot.channels.zalo.tokens import app_secret_of, configured_tokens
 from bot.config import Settings
 from bot.runtime import Runtime
 from handlers.render import RenderedReply
