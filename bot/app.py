@@ -1,21 +1,26 @@
-"""The one aiohttp server: web chat at /, the staff app, the Telegram and Zalo webhooks, /healthz, /metrics."""
+"""The one aiohttp server: the channels of the registry (web chat at /, webhooks), the staff app, /healthz, /metrics.
+
+Channels are known only through ``bot.channels.registry`` and the ``Channel`` protocol: each
+configured one adds its routes and its start/stop, and is found again by name in
+``app[CHANNELS]``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from bot.bootstrap import Services
+from bot.channels import registry
+from bot.channels.base import Channel
+from bot.channels.registry import NEUTRAL_EXIT_URL, ServerOptions
 from bot.metrics import metrics_view
-from bot.channels.telegram import WEBHOOK_PATH, TelegramChannel
-from bot.channels.webchat import NEUTRAL_EXIT_URL, WebChat
-from bot.channels.zalo import WEBHOOK_PATH as ZALO_WEBHOOK_PATH
-from bot.channels.zalo import ZaloChannel
+from bot.outbox import OutboxWorker
 from bot.maintenance import purge
 from bot.memory import keep_giving_back
 from bot.runtime import Runtime
@@ -24,11 +29,18 @@ from bot.staff.security import HSTS
 
 SERVICES = web.AppKey("services", Services)
 RUNTIME = web.AppKey("runtime", Runtime)
-TELEGRAM = web.AppKey("telegram", TelegramChannel)
-WEBCHAT = web.AppKey("webchat", WebChat)
-ZALO = web.AppKey("zalo", ZaloChannel)
+CHANNELS = web.AppKey("channels", dict[str, Channel])
 MAINTENANCE_EVERY = 3600.0
 log = logging.getLogger("antam.app")
+C = TypeVar("C")
+
+
+def channel_of(app: web.Application, kind: type[C]) -> C:
+    """The running channel adapter of type ``kind`` (for tests and tools that need its own API)."""
+    found = [channel for channel in app[CHANNELS].values() if isinstance(channel, kind)]
+    if not found:
+        raise LookupError(f"no {kind.__name__} in this server")
+    return found[0]
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -80,26 +92,16 @@ def _background(
     return run
 
 
-def _channel_context(
-    channel: TelegramChannel | ZaloChannel,
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def run(app: web.Application) -> AsyncIterator[None]:
-        await channel.start()
-        yield
-        # Stop taking updates and finish those in flight before the database closes.
-        await channel.stop()
-
-    return run
-
-
 def make_app(
     services: Services,
     *,
     maintenance: bool = True,
-    telegram: bool | None = None,
+    channels: Collection[str] | None = None,
     exit_url: str = NEUTRAL_EXIT_URL,
+    outbox: bool = True,
 ) -> web.Application:
-    """Build the server; Telegram runs when a bot token is configured (or ``telegram`` says so)."""
+    """Build the server with the channels the settings configure (or those named in ``channels``),
+    and the outbox delivered over them."""
     app = web.Application(client_max_size=256 * 1024)
     app[SERVICES] = services
     if (services.settings.public_url or "").startswith("https://"):
@@ -109,23 +111,25 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     settings = services.settings
     app.router.add_get("/metrics", metrics_view(settings.metrics_networks, settings.proxy_networks))
-    webchat = WebChat(runtime, exit_url=exit_url)
-    app[WEBCHAT] = webchat
-    webchat.add_routes(app)
+    options = ServerOptions(exit_url=exit_url)
+    running: dict[str, Channel] = {}
+    for spec in registry.CHANNELS:
+        if not (spec.configured(settings) if channels is None else spec.name in channels):
+            continue
+        channel = spec.build(runtime, options)
+        channel.add_routes(app)
+        app.cleanup_ctx.append(channel.lifecycle)
+        running[spec.name] = channel
+    app[CHANNELS] = running
+    if outbox:
+        worker = OutboxWorker(services, running)
+
+        async def deliver(app: web.Application) -> None:
+            await worker.run()
+
+        app.cleanup_ctx.append(_background(deliver))
     add_staff_routes(app, services)
     if maintenance:
         app.cleanup_ctx.append(_background(_maintenance))
     app.cleanup_ctx.append(_background(_give_back_memory))
-    use_telegram = services.settings.telegram_bot_token is not None if telegram is None else telegram
-    if use_telegram:
-        channel = TelegramChannel(runtime, services.settings)
-        app[TELEGRAM] = channel
-        if channel.webhook_mode:
-            app.router.add_post(WEBHOOK_PATH, channel.webhook)
-        app.cleanup_ctx.append(_channel_context(channel))
-    if settings.zalo_app_id and settings.zalo_oa_secret_key is not None:
-        zalo = ZaloChannel(runtime, settings)
-        app[ZALO] = zalo
-        app.router.add_post(ZALO_WEBHOOK_PATH, zalo.webhook)
-        app.cleanup_ctx.append(_channel_context(zalo))
     return app

@@ -31,6 +31,8 @@ from typing import Any
 
 from aiohttp.http_exceptions import BadHttpMessage
 
+from bot.channels.registry import NAMES as CHANNEL_NAMES
+
 QUIET_LIBRARIES = (
     "telegram",
     "httpx",
@@ -44,8 +46,8 @@ QUIET_LIBRARIES = (
     "aiohttp.server",
 )
 # Words an argument may be and still be written as it is.
-SAFE_WORDS = frozenset(
-    {"telegram", "zalo", "web", "console", "test", "answered", "duplicate", "group", "error", "database",
+SAFE_WORDS = frozenset(CHANNEL_NAMES) | frozenset(
+    {"test", "answered", "duplicate", "group", "error", "database",
      "sqlite", "postgresql", "runtime", "maintenance", "webhook", "polling", "vi", "en"}
 )
 # Fixed texts the code passes as arguments (never built from input).

@@ -25,6 +25,7 @@ import prometheus_client
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 
+from bot.channels.registry import NAMES as CHANNELS
 from bot.client_address import Network
 
 # The `_created` series give the time of a series' first event (process-wide switch).
@@ -33,7 +34,6 @@ prometheus_client.disable_created_metrics()
 # A registry of our own: tests build many apps in one process, and nothing else registers here.
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-CHANNELS = ("telegram", "zalo", "web", "console")
 UPDATES = Counter(
     "antam_updates",
     "Inbound updates handled, by channel and outcome (answered, duplicate, group, error).",
@@ -52,6 +52,13 @@ REFERRALS_ISSUED = Counter("antam_referrals_issued", "Referral codes issued (all
 REFERRALS_REDEEMED = Counter(
     "antam_referrals_redeemed", "Referral codes redeemed at a service (all service types).", registry=REGISTRY
 )
+OUTBOX = Counter(
+    "antam_outbox",
+    "Messages the bot started, by channel and what became of them "
+    "(sent, retried, given_up, unreachable, refused, no_page).",
+    ["channel", "outcome"],
+    registry=REGISTRY,
+)
 ERRORS = Counter(
     "antam_errors", "Failures, by where they happened (runtime, telegram, zalo, webchat, maintenance).", ["where"],
     registry=REGISTRY,
@@ -59,7 +66,7 @@ ERRORS = Counter(
 
 
 def channel_label(channel: str) -> str:
-    """A channel name from the closed set (anything else is "other")."""
+    """A channel name from the registry's closed set (anything else is "other")."""
     return channel if channel in CHANNELS else "other"
 
 

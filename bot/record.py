@@ -4,6 +4,11 @@ the periods in which the person was already counted (so each person counts once 
 Message ids (never text) are kept so that "Thoát nhanh" can delete the conversation from the
 device; Telegram only lets a bot delete messages younger than 48 hours, so older ids are
 dropped whenever the record is written, and by the hourly maintenance.
+
+The person's reply address (Telegram chat id, Zalo user id, web-chat session) is kept here,
+sealed with the rest, only while a feature the person opted into needs to write first
+(``needs``: counsellor chat, reminders); it goes with the last such feature, and with the
+record on erasure. It is never a column, a log field or a metric label.
 """
 
 from __future__ import annotations
@@ -26,11 +31,24 @@ class PersonRecord:
     # (message id, unix time it was seen) in the person's private chat.
     messages: tuple[tuple[int, int], ...] = ()
     marks: Marks = Marks()
+    address: str | None = None
+    needs: frozenset[str] = frozenset()
+
+    def keep_address(self, address: str, feature: str) -> PersonRecord:
+        """The address kept for ``feature`` (the person opted into something that writes first)."""
+        return replace(self, address=address, needs=self.needs | {feature})
+
+    def release(self, feature: str) -> PersonRecord:
+        """``feature`` ended: the address goes with the last feature that needed it."""
+        needs = self.needs - {feature}
+        return replace(self, needs=needs, address=self.address if needs else None)
 
     def to_bytes(self) -> bytes:
         data: dict[str, Any] = {"s": json.loads(self.state.to_bytes()), "m": [list(pair) for pair in self.messages]}
         if self.marks.counted:
             data["k"] = self.marks.to_json()
+        if self.address is not None and self.needs:
+            data["a"], data["n"] = self.address, sorted(self.needs)
         return json.dumps(data, separators=(",", ":")).encode("ascii")
 
     @classmethod
@@ -47,7 +65,15 @@ class PersonRecord:
             for pair in data.get("m") or ()
             if isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, int) for v in pair)
         )
-        return cls(State.from_bytes(json.dumps(data["s"]).encode()), messages, Marks.from_json(data.get("k")))
+        address, needs = data.get("a"), data.get("n")
+        kept = isinstance(address, str) and isinstance(needs, list) and all(isinstance(n, str) for n in needs)
+        return cls(
+            State.from_bytes(json.dumps(data["s"]).encode()),
+            messages,
+            Marks.from_json(data.get("k")),
+            address if kept else None,  # records written before addresses existed have none
+            frozenset(needs) if kept and needs else frozenset(),
+        )
 
     def fresh(self, now: dt.datetime) -> PersonRecord:
         """Without ids older than Telegram's 48-hour deletion window."""

@@ -168,7 +168,8 @@ class Runtime:
                 marks = await self._carry_out(
                     session, ring, pseudonym, inbound, outcome, marks, new=record is None, gate=gate
                 )
-                updated = PersonRecord(outcome.state, record.messages if record else (), marks)
+                # replace(): what else the record holds (a kept reply address) stays as it was.
+                updated = replace(record, state=outcome.state, marks=marks) if record else PersonRecord(outcome.state, (), marks)
                 if inbound.message_id is not None:
                     # The chat's ids are noted here, in the one transaction of the update: quick
                     # exit deletes from the oldest noted id up to its own reply.

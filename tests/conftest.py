@@ -171,7 +171,7 @@ async def web_client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
     """The one web server (web chat and staff app, no Telegram, no housekeeping) on 127.0.0.1."""
     from bot.app import make_app
 
-    app = make_app(services, maintenance=False, telegram=False, exit_url="/healthz")
+    app = make_app(services, maintenance=False, channels=("web",), exit_url="/healthz")
     client = TestClient(TestServer(app, host="127.0.0.1"))
     await client.start_server()
     try:

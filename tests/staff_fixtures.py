@@ -150,7 +150,7 @@ class StaffClient:
 
 @pytest.fixture
 async def server(services: Services) -> AsyncIterator[TestServer]:
-    app = make_app(services, maintenance=False, telegram=False, exit_url="/healthz")
+    app = make_app(services, maintenance=False, channels=("web",), exit_url="/healthz")
     test_server = TestServer(app, host="127.0.0.1")
     await test_server.start_server()
     try:

@@ -236,7 +236,7 @@ async def test_locked_sqlite(tmp_path: Path, master_key: str, clock: FixedClock)
 async def test_web_chat_answers_while_the_database_is_locked(tmp_path: Path, master_key: str, clock: FixedClock) -> None:
     """POST /chat/send and the WebSocket both bring the safety answer and the hotlines in time."""
     services = await open_services(sqlite_settings(tmp_path, master_key), clock=clock, warn=lambda _m: None)
-    client = TestClient(TestServer(make_app(services, maintenance=False, telegram=False), host="127.0.0.1"))
+    client = TestClient(TestServer(make_app(services, maintenance=False, channels=("web",)), host="127.0.0.1"))
     await client.start_server()
     session = "StallStallStallStall0123"
     try:
@@ -288,10 +288,10 @@ async def test_telegram_answers_and_quick_exit_while_the_database_is_locked(
 
 async def test_zalo_answers_while_the_database_is_locked(tmp_path: Path, master_key: str, clock: FixedClock) -> None:
     """A Zalo event during the lock gets the apology with the hotlines in time."""
-    from tests.test_zalo import ACCESS, APP_ID, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
+    from tests.test_zalo import ACCESS, APP_ID, APP_SECRET, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
 
     fake = FakeZaloAPI(
-        app_id=APP_ID, oa_secret_key=OA_SECRET, access_token=ACCESS, refresh_token=REFRESH,
+        app_id=APP_ID, oa_secret_key=OA_SECRET, app_secret_key=APP_SECRET, access_token=ACCESS, refresh_token=REFRESH,
         clock=lambda: clock.now().timestamp(),
     )
     async with fake:
@@ -316,7 +316,7 @@ async def test_zalo_keeps_sending_while_the_token_refresh_waits_on_a_frozen_data
 ) -> None:
     """The access token is due for its refresh (minutes left) when PostgreSQL freezes: the
     refresh waits, but the hotlines go out with the token at hand, in time."""
-    from tests.test_zalo import ACCESS, APP_ID, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
+    from tests.test_zalo import ACCESS, APP_ID, APP_SECRET, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
 
     url = make_url(PG_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     settings = Settings(
@@ -324,7 +324,7 @@ async def test_zalo_keeps_sending_while_the_token_refresh_waits_on_a_frozen_data
         ANTAM_DB_TIMEOUT_SECONDS=DEADLINE,
     )
     fake = FakeZaloAPI(
-        app_id=APP_ID, oa_secret_key=OA_SECRET, access_token=ACCESS, refresh_token=REFRESH,
+        app_id=APP_ID, oa_secret_key=OA_SECRET, app_secret_key=APP_SECRET, access_token=ACCESS, refresh_token=REFRESH,
         clock=lambda: clock.now().timestamp(),
     )
     async with fake:

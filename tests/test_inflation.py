@@ -323,7 +323,8 @@ async def test_no_address_or_block_is_stored_or_logged(
 
     from sqlalchemy import text
 
-    from bot.app import WEBCHAT
+    from bot.app import channel_of
+    from bot.channels.webchat import WebChat
     from bot.client_address import address_block
     from storage.models import Base
 
@@ -331,7 +332,7 @@ async def test_no_address_or_block_is_stored_or_logged(
     address = "2001:db8:77:88::1234"
     for _ in range(PEOPLE_PER_HOUR + 2):
         await fake_person(client, address)
-    keys = client.app[WEBCHAT].keys
+    keys = channel_of(client.app, WebChat).keys
     block = address_block(address)
     secrets_ = [address.encode(), block.encode(), b"2001:db8:77:88", keys._hash(b"block", block), keys._hash(b"rate", block)]
     assert not any(s.decode(errors="ignore") in caplog.text for s in secrets_[:3])

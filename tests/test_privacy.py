@@ -35,7 +35,7 @@ BUTTONS = ["c:accept", "i", "g:hiv_sti", "t:pep", "tm:pep", "w:3390", "r", "rt:h
 KNOWN_TABLES = {
     "alembic_version", "data_keys", "persons", "processed_updates", "channel_tokens",
     "referrals", "peer_links", "counters", "counter_months", "counter_month_links", "indicator_targets", "settings", "redeem_failures",
-    "staff_accounts", "staff_audit",
+    "staff_accounts", "staff_audit", "outbox",
 }
 
 

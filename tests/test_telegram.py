@@ -18,10 +18,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.app import TELEGRAM, make_app
+from bot.app import channel_of, make_app
 from bot.logs import quiet_libraries
 from bot.bootstrap import Services, open_services
-from bot.channels.telegram import RECENT_IDS, SECRET_HEADER, ChatPacer, WEBHOOK_PATH, TelegramChannel, split_text
+from bot.channels.telegram import RECENT_IDS, SECRET_HEADER, ChatPacer, WEBHOOK_PATH, TelegramChannel
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.record import PersonRecord
@@ -72,7 +72,7 @@ async def post(
     client: TestClient[Any, Any], update: dict[str, Any], secret: str | None = None, *, fake: FakeTelegramAPI | None = None
 ) -> int:
     """POST an update to the webhook; with ``fake``, what the answer asks for is carried out."""
-    channel: TelegramChannel = client.app[TELEGRAM]
+    channel: TelegramChannel = channel_of(client.app, TelegramChannel)
     headers = {SECRET_HEADER: channel.secret if secret is None else secret}
     response = await client.post(WEBHOOK_PATH, json=update, headers=headers)
     if fake is not None:
@@ -120,7 +120,7 @@ async def test_webhook_is_registered_with_secret_and_commands(
     client, _ = bot
     (call,) = fake.calls_to("setWebhook")
     assert call["url"] == PUBLIC_URL + WEBHOOK_PATH
-    assert call["secret_token"] == client.app[TELEGRAM].secret
+    assert call["secret_token"] == channel_of(client.app, TelegramChannel).secret
     vietnamese = fake.my_commands("vi")
     assert vietnamese is not None and [c["command"] for c in vietnamese] == ["start", "menu", "thoat", "xoa", "trogiup"]
     assert vietnamese[2]["description"].startswith("Thoát nhanh")
@@ -138,7 +138,7 @@ async def test_wrong_secret_and_malformed_bodies(
     assert await post(client, update, secret="wrong") == 403
     response = await client.post(WEBHOOK_PATH, json=update)
     assert response.status == 403
-    headers = {SECRET_HEADER: client.app[TELEGRAM].secret}
+    headers = {SECRET_HEADER: channel_of(client.app, TelegramChannel).secret}
     for body in (b"{not json", b"[]", b'{"update_id": "x"}', b"\xff\xfe"):
         response = await client.post(WEBHOOK_PATH, data=body, headers=headers)
         assert response.status == 400
@@ -281,7 +281,7 @@ async def test_quick_exit_from_an_old_button_reaches_the_whole_chat(
     """
     client, services = bot
     # Telegram's one-message-a-second pace per chat would make this test take minutes.
-    client.app[TELEGRAM].pacer = ChatPacer(burst=10_000)
+    channel_of(client.app, TelegramChannel).pacer = ChatPacer(burst=10_000)
     await post(client, fake.user_command(USER, "/start", enqueue=False))
     await press(client, fake, USER, "c:accept")
     await say(client, fake, USER, "menu")
@@ -313,29 +313,6 @@ async def test_quick_exit_works_with_nothing_stored(
     left = all_messages(fake, USER)
     assert [m["text"] for m in left] == ["Đã xong."]
     assert await stored(services, USER) is None
-
-
-async def test_erasure(bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI) -> None:
-    """/xoa then "có" erases the person's row."""
-    client, services = bot
-    await post(client, fake.user_command(USER, "/start", enqueue=False))
-    await press(client, fake, USER, "c:accept")
-    await post(client, fake.user_command(USER, "/xoa", enqueue=False))
-    assert "p:erase:yes" in buttons(bot_messages(fake, USER)[-1])
-    await say(client, fake, USER, "có")
-    assert fake.sent_messages(USER)[-1]["text"].startswith("Đã xóa toàn bộ dữ liệu")
-    assert await stored(services, USER) is None
-
-
-async def test_redelivered_update_is_answered_once(
-    bot: tuple[TestClient[Any, Any], Services], fake: FakeTelegramAPI
-) -> None:
-    """Telegram delivering the same update twice gets one answer."""
-    client, _ = bot
-    update = fake.user_text(USER, "menu", enqueue=False)
-    assert await post(client, update) == 200
-    assert await post(client, update) == 200
-    assert len(fake.sent_messages(USER)) == 1
 
 
 async def test_flood_control_and_blocked_user(
@@ -386,7 +363,7 @@ async def test_button_press_is_answered_in_the_webhook_response(
     await post(client, fake.user_command(USER, "/start", enqueue=False))
     notice = bot_messages(fake, USER)[-1]
     update = fake.user_callback(USER, "c:decline", notice["message_id"], enqueue=False)
-    channel: TelegramChannel = client.app[TELEGRAM]
+    channel: TelegramChannel = channel_of(client.app, TelegramChannel)
     response = await client.post(WEBHOOK_PATH, json=update, headers={SECRET_HEADER: channel.secret})
     query_id = update["callback_query"]["id"]
     assert await response.json() == {"method": "answerCallbackQuery", "callback_query_id": query_id}
@@ -415,14 +392,6 @@ async def test_polling_mode(settings: Settings, fake: FakeTelegramAPI, clock: Fi
         await channel.stop()
         await services.close()
     assert not channel.application.running
-
-
-def test_long_texts_are_split() -> None:
-    """Texts over Telegram's 4,096 characters are cut at paragraph boundaries, nothing lost."""
-    text = "\n\n".join(f"Đoạn {i}: " + "chữ " * 150 for i in range(12))
-    pieces = split_text(text)
-    assert len(pieces) > 1 and all(len(p) <= 4096 for p in pieces)
-    assert " ".join(" ".join(pieces).split()) == " ".join(text.split())
 
 
 async def test_no_trace_of_people_after_a_run(

@@ -23,7 +23,7 @@ PATHS = [
 
 async def _headers(settings: Settings, clock: FixedClock) -> dict[tuple[str, str], str | None]:
     services = await open_services(settings, clock=clock, warn=lambda _m: None)
-    client = TestClient(TestServer(make_app(services, maintenance=False, telegram=False), host="127.0.0.1"))
+    client = TestClient(TestServer(make_app(services, maintenance=False, channels=("web",)), host="127.0.0.1"))
     await client.start_server()
     try:
         found: dict[tuple[str, str], str | None] = {}

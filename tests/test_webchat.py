@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from bot.app import WEBCHAT
+from bot.app import channel_of
+from bot.channels.webchat import WebChat
 from bot.bootstrap import Services
 from storage.models import Person
 from tests.conftest import page_origin, web_client
@@ -181,7 +182,7 @@ async def test_rate_limits(client: TestClient[Any, Any]) -> None:
 
 async def test_connections_per_address_are_limited(client: TestClient[Any, Any]) -> None:
     """One address cannot hold more than a few WebSockets open at once."""
-    webchat = client.app[WEBCHAT]
+    webchat = channel_of(client.app, WebChat)
     sockets = [await client.ws_connect("/chat/ws", origin=origin(client)) for _ in range(webchat.max_connections_per_address)]
     try:
         response = await client.get("/chat/ws", headers={"Origin": origin(client), "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from bot.app import TELEGRAM, ZALO, make_app
+from bot.app import CHANNELS, channel_of, make_app
+from bot.channels.zalo import ZaloChannel
 from bot.bootstrap import Services, open_services
 from bot.channels.bounded_json import loads
 from bot.channels.telegram import SECRET_HEADER, WEBHOOK_PATH
@@ -166,6 +167,7 @@ async def server(settings: Settings, clock: FixedClock) -> AsyncIterator[tuple[T
                 "zalo_oa_secret_key": SecretStr(OA_SECRET),
                 "zalo_access_token": SecretStr("a" * 20),
                 "zalo_refresh_token": SecretStr("r" * 20),
+                "zalo_app_secret_key": SecretStr("a" * 20),
                 "zalo_api_base_url": zalo.base_url,
                 "zalo_oauth_base_url": zalo.base_url,
                 "trusted_proxies": "127.0.0.1/32",
@@ -176,7 +178,7 @@ async def server(settings: Settings, clock: FixedClock) -> AsyncIterator[tuple[T
         client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         try:
-            assert TELEGRAM in app and ZALO in app
+            assert {"telegram", "zalo"} <= set(app[CHANNELS])
             yield client, services
         finally:
             await client.close()
@@ -201,7 +203,7 @@ async def _post_and_check(client: TestClient[Any, Any], services: Services, requ
     before = await _stored(services)
     response = await client.post(path, data=body, headers={k: v for k, v in headers.items() if v})
     assert 200 <= response.status < 500, (path, response.status)
-    await client.app[ZALO].drain()
+    await channel_of(client.app, ZaloChannel).drain()
     if response.status >= 400:
         assert await _stored(services) == before, "a rejected request stored something"
     assert (await client.get("/healthz")).status == 200, "the server is still up"

@@ -12,6 +12,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,18 +27,17 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.bootstrap import Services, open_services
+from bot.channels.registry import ZALO
 from bot.channels.zalo import (
-    MAX_BUTTONS,
-    MAX_TEXT,
-    QUICK_EXIT_MANUAL_KEY,
     WEBHOOK_PATH,
     ZaloChannel,
     ZaloTokens,
+    app_secret_of,
     outgoing,
     to_inbound,
 )
 from bot.clock import FixedClock
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.logs import quiet_libraries
 from bot.record import PersonRecord
 from bot.runtime import Runtime
@@ -57,6 +58,7 @@ from tests.fakes.zalo_api import OUTSIDE_WINDOW, QUOTA, FakeZaloAPI, invalid_fie
 
 APP_ID = "1835482915736150291"
 OA_SECRET = "oa-secret-Kq2vT9xWm4"
+APP_SECRET = "app-secret-Vb7nR2sLq5"
 ACCESS = "zalo-access-0-INITIALqQ7hV3"
 REFRESH = "zalo-refresh-0-INITIALpZ4kL8"
 USER = "8412345678901234567"
@@ -68,6 +70,7 @@ async def fake(clock: FixedClock) -> AsyncIterator[FakeZaloAPI]:
     api = FakeZaloAPI(
         app_id=APP_ID,
         oa_secret_key=OA_SECRET,
+        app_secret_key=APP_SECRET,
         access_token=ACCESS,
         refresh_token=REFRESH,
         clock=lambda: clock.now().timestamp(),
@@ -83,6 +86,7 @@ def zalo_settings(settings: Settings, fake: FakeZaloAPI) -> Settings:
             "zalo_oa_secret_key": SecretStr(OA_SECRET),
             "zalo_access_token": SecretStr(ACCESS),
             "zalo_refresh_token": SecretStr(REFRESH),
+            "zalo_app_secret_key": SecretStr(APP_SECRET),
             "zalo_api_base_url": fake.base_url,
         }
     )
@@ -136,7 +140,7 @@ class Worker:
 async def start_worker(settings: Settings, fake: FakeZaloAPI, clock: FixedClock) -> Worker:
     services = await open_services(zalo_settings(settings, fake), clock=clock, warn=lambda _m: None)
     channel = ZaloChannel(Runtime(services), services.settings, oauth_base_url=fake.base_url)
-    channel.retry_delay = 0.01
+    channel.api.retry_delay = 0.01
     client = TestClient(TestServer(zalo_app(channel), host="127.0.0.1"))
     await client.start_server()
     return Worker(client, channel, services, fake)
@@ -344,7 +348,7 @@ async def test_whole_conversation(bot: Worker, fake: FakeZaloAPI) -> None:
     assert erased[0]["text"].startswith("Đã xóa toàn bộ dữ liệu")
     assert await stored(bot.services, USER) is None
     for message in fake.sent_to(USER):
-        assert len(message["text"]) <= MAX_TEXT and len(FakeZaloAPI.buttons(message)) <= MAX_BUTTONS
+        assert len(message["text"]) <= ZALO.capabilities.max_text and len(FakeZaloAPI.buttons(message)) <= 5
 
 
 async def test_typed_hash_words_and_media(bot: Worker, fake: FakeZaloAPI) -> None:
@@ -380,16 +384,6 @@ async def test_quick_exit_leaves_one_neutral_message(bot: Worker, fake: FakeZalo
     assert typed["text"].startswith("Đã xong.")
 
 
-async def test_quick_exit_explains_deleting_by_hand(bot: Worker, fake: FakeZaloAPI) -> None:
-    """Zalo lets no bot delete messages: quick exit says, in the person's language, how to do it by hand."""
-    catalogs = bot.services.renderer.catalogs
-    (message,) = await bot.say(USER, "thoát nhanh")
-    assert message["text"] == "Đã xong.\n\n" + catalogs.text("vi", QUICK_EXIT_MANUAL_KEY)
-    await bot.say(USER, "English")
-    (english,) = await bot.press(USER, "en|x")
-    assert english["text"] == "Done.\n\n" + catalogs.text("en", QUICK_EXIT_MANUAL_KEY)
-
-
 # ---- tokens ------------------------------------------------------------------------------------
 
 
@@ -402,7 +396,7 @@ async def test_refused_token_is_refreshed_and_stored_sealed(bot: Worker, fake: F
     assert answer, "the message was sent after the refresh"
     (refresh,) = fake.calls_to("oauth")
     assert refresh.body == {"refresh_token": REFRESH, "app_id": APP_ID, "grant_type": "refresh_token"}
-    assert refresh.token == OA_SECRET, "the secret_key header"
+    assert refresh.token == APP_SECRET, "the secret_key header: the app secret, not the OA secret key"
     new_access, new_refresh = fake.issued[0]
     assert fake.calls_to("send")[-1].token == new_access
     tokens = await stored_tokens(bot.services)
@@ -567,11 +561,42 @@ async def test_api_errors_are_logged_and_survived(
 # ---- translation, unit by unit ----------------------------------------------------------------
 
 
-def test_long_replies_and_many_buttons_fit_zalos_limits() -> None:
+def test_refresh_tokens_without_the_app_secret_stop_the_start(settings: Settings, fake: FakeZaloAPI) -> None:
+    """ZALO_REFRESH_TOKEN without ZALO_APP_SECRET_KEY is refused at start, naming the variable.
+
+    The OA secret key is another key: falling back to it would only fail at the first refresh.
+    """
+    configured = zalo_settings(settings, fake).model_copy(update={"zalo_app_secret_key": None})
+    with pytest.raises(ConfigError, match="ZALO_APP_SECRET_KEY"):
+        app_secret_of(configured)
+    without_refresh = configured.model_copy(update={"zalo_refresh_token": None})
+    assert app_secret_of(without_refresh) == ""
+
+
+async def test_cli_run_refuses_refresh_tokens_without_the_app_secret(tmp_path: Path) -> None:
+    """`antam run` with ZALO_REFRESH_TOKEN but no ZALO_APP_SECRET_KEY exits non-zero, saying which variable."""
+    env = {
+        "ANTAM_DATA_DIR": str(tmp_path),
+        "ANTAM_HTTP_PORT": "9",  # never listened on: the check comes first
+        "ZALO_APP_ID": APP_ID,
+        "ZALO_OA_SECRET_KEY": OA_SECRET,
+        "ZALO_REFRESH_TOKEN": REFRESH,
+        "PATH": os.environ.get("PATH", ""),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode != 0 and b"ZALO_APP_SECRET_KEY" in err
+
+
+def test_long_replies_and_many_buttons_fit_zalos_limits(services: Services) -> None:
     """Long texts are cut under 2,000 characters and buttons spread five at most per message."""
     text = "\n\n".join(f"Đoạn {i}: " + "chữ " * 150 for i in range(8))
     buttons = tuple(RenderedButton(f"Lựa chọn {i} " + "x" * (120 if i == 0 else 0), f"w:{i}") for i in range(12))
-    messages = outgoing(RenderedReply(text, buttons))
+    fitted = services.renderer.fit([RenderedReply(text, buttons)], ZALO.capabilities)
+    messages = [outgoing(reply) for reply in fitted]
     assert [len(FakeZaloAPI.buttons(m)) for m in messages if "attachment" in m] == [4, 4, 4]
     assert " ".join(" ".join(m["text"] for m in messages if m["text"] != "…").split()) == " ".join(text.split())
     for message in messages:
@@ -634,9 +659,11 @@ async def test_fake_refuses_what_zalo_refuses(fake: FakeZaloAPI) -> None:
         async with http.post(url, data=form, headers={"secret_key": "wrong"}) as response:
             assert "access_token" not in await response.json()
         async with http.post(url, data=form, headers={"secret_key": OA_SECRET}) as response:
+            assert "access_token" not in await response.json(), "the OA secret key is not the app secret"
+        async with http.post(url, data=form, headers={"secret_key": APP_SECRET}) as response:
             first = await response.json()
         assert first["expires_in"] == "90000" and first["refresh_token"] != REFRESH
-        async with http.post(url, data=form, headers={"secret_key": OA_SECRET}) as response:
+        async with http.post(url, data=form, headers={"secret_key": APP_SECRET}) as response:
             again = await response.json()
         assert "access_token" not in again and again["error"] < 0
         assert fake.reused_refresh_tokens == [REFRESH]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Hashable
+from typing import Any
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -35,19 +37,6 @@ class KeyedLocks(Generic[K]):
                 del self._locks[key]
             else:
                 self._locks[key] = (lock, users - 1)
-
-
-def split_text(text: str, limit: int) -> list[str]:
-    """Cut a long text at paragraph, line or word boundaries into pieces of at most ``limit``."""
-    pieces: list[str] = []
-    rest = text
-    while len(rest) > limit:
-        cut = max(rest.rfind("\n\n", 0, limit), rest.rfind("\n", 0, limit), rest.rfind(" ", 0, limit))
-        cut = cut if cut > 0 else limit
-        pieces.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    pieces.append(rest)
-    return [piece for piece in pieces if piece] or [" "]
 
 
 class TokenBuckets(Generic[K]):
@@ -87,3 +76,65 @@ class TokenBuckets(Generic[K]):
 
     def __len__(self) -> int:
         return len(self._state)
+
+
+class Pacer(Generic[K]):
+    """Waits for a send to be allowed: ``burst`` at once per key, then ``per_second``.
+
+    Telegram's private chats take about one message a second; Zalo's people likewise.
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: float = 3.0,
+        per_second: float = 1.0,
+        chats: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.buckets: TokenBuckets[K] = TokenBuckets(burst, per_second, keys=chats, clock=clock)
+        self.sleep = sleep
+
+    async def wait(self, key: K) -> None:
+        while (delay := self.buckets.take(key)) > 0:
+            await self.sleep(delay)
+
+
+def coordinate(value: object, bound: float, *, strings: bool = False) -> float | None:
+    """A latitude or longitude within ±``bound``, or None; ``strings``: the platform sends text."""
+    kinds: tuple[type, ...] = (int, float, str) if strings else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]  # one of kinds
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and -bound <= number <= bound else None
+
+
+class Background:
+    """Events answered at once and handled afterwards (a webhook that must reply within seconds).
+
+    At most ``limit`` at a time: beyond that, and while stopping, ``spawn`` refuses, so the
+    platform is asked to deliver again later instead of memory growing.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.closing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> bool:
+        if self.closing or len(self._tasks) >= self.limit:
+            work.close()
+            return False
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def drain(self) -> None:
+        """Wait until every event received so far has been handled."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)

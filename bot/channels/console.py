@@ -1,6 +1,8 @@
 """The console channel: `antam chat` in a terminal, or scripted with --json.
 
-A terminal never redelivers a line, so console events carry no update id to deduplicate.
+A terminal never redelivers a line, so console events carry no update id to deduplicate. It
+never runs in the server (the registry says it is never configured there), and nothing can
+reach a terminal later: ``ConsoleChannel.send`` always reports the person unreachable.
 """
 
 from __future__ import annotations
@@ -8,12 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from bot.channels.base import Channel, ChannelBase
+from bot.channels.registry import CONSOLE, ServerOptions
 from handlers.render import RenderedReply
 from handlers.types import Inbound, Location, ReplyKind
 
-CHANNEL = "console"
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+CHANNEL = CONSOLE.name
 Handler = Callable[[Inbound], Awaitable[list[RenderedReply]]]
 _CLEAR = "\033[2J\033[3J\033[H"
 
@@ -95,3 +102,19 @@ async def run_interactive(handle: Handler, user: str, stdin: TextIO, stdout: Tex
             inbound = None
         else:
             inbound = Inbound(CHANNEL, user, text=text)
+
+
+class ConsoleChannel(ChannelBase):
+    """The console as a registry channel: no routes, nothing to start, nobody to reach later
+    (``ChannelBase.deliver`` reports everyone unreachable)."""
+
+    name = CHANNEL
+    capabilities = CONSOLE.capabilities
+
+    def reaches(self, address: str) -> bool:
+        return False
+
+
+def build(runtime: Runtime, options: ServerOptions) -> Channel:
+    """The registry's factory."""
+    return ConsoleChannel(runtime)

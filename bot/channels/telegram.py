@@ -21,10 +21,8 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import math
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -33,19 +31,19 @@ from telegram import BotCommand, CallbackQuery, Chat, InlineKeyboardButton, Inli
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
 
+from bot.channels.base import Channel, ChannelBase, Delivery, Sent
 from bot.channels.bounded_json import loads
-from bot.channels.common import KeyedLocks, TokenBuckets
-from bot.channels.common import split_text as split_paragraphs
+from bot.channels.common import Pacer, coordinate
+from bot.channels.registry import TELEGRAM, ServerOptions
 from bot.config import Settings
 from bot.runtime import Runtime
 from handlers.render import RenderedReply
 from handlers.types import Inbound, Location, ReplyKind
 
-CHANNEL = "telegram"
+CHANNEL = TELEGRAM.name
 WEBHOOK_PATH = "/webhooks/telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "edited_message", "callback_query", "my_chat_member"]
-MAX_TEXT = 4096
 MAX_BODY = 256 * 1024  # the server's own request limit
 DELETE_BATCH = 100
 RECENT_IDS = 200  # how far back quick exit reaches for someone with no ids noted
@@ -62,25 +60,8 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 T = TypeVar("T")
 
 
-class ChatPacer:
-    """About one message a second per chat, after a short burst (Telegram's private-chat limit)."""
-
-    def __init__(
-        self,
-        *,
-        burst: float = 3.0,
-        per_second: float = 1.0,
-        chats: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        self.buckets: TokenBuckets[int] = TokenBuckets(burst, per_second, keys=chats, clock=clock)
-        self.sleep = sleep
-
-    async def wait(self, chat_id: int) -> None:
-        while (delay := self.buckets.take(chat_id)) > 0:
-            await self.sleep(delay)
-
+# About one message a second per chat, after a short burst (Telegram's private-chat limit).
+ChatPacer = Pacer
 
 def _integer(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
@@ -90,19 +71,13 @@ def _optional_text(value: object) -> bool:
     return value is None or isinstance(value, str)
 
 
-def _coordinate(value: object, bound: float) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value) and -bound <= value <= bound
-
-
 def _well_formed_message(message: object) -> bool:
     if message is None:
         return True
     if not isinstance(message, Message) or not _integer(message.message_id) or not _optional_text(message.text):
         return False
     place = message.location
-    return place is None or (_coordinate(place.latitude, 90) and _coordinate(place.longitude, 180))
+    return place is None or (coordinate(place.latitude, 90) is not None and coordinate(place.longitude, 180) is not None)
 
 
 def well_formed(update: Update) -> bool:
@@ -169,24 +144,22 @@ def to_inbound(update: Update, bot_username: str | None) -> Inbound | None:
     return Inbound(media=kind, **common)
 
 
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Cut a long text into pieces Telegram accepts."""
-    return split_paragraphs(text, limit)
-
-
 def keyboard(reply: RenderedReply) -> InlineKeyboardMarkup | None:
     if not reply.buttons:
         return None
     return InlineKeyboardMarkup([[InlineKeyboardButton(b.label, callback_data=b.payload)] for b in reply.buttons])
 
 
-class TelegramChannel:
+class TelegramChannel(ChannelBase):
     """The Telegram adapter: one PTB Application, fed by polling or by the webhook route."""
+
+    name = CHANNEL
+    capabilities = TELEGRAM.capabilities
 
     def __init__(self, runtime: Runtime, settings: Settings) -> None:
         if settings.telegram_bot_token is None:
             raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-        self.runtime = runtime
+        super().__init__(runtime)
         self.settings = settings
         self.webhook_mode = settings.public_url is not None
         builder = (
@@ -201,8 +174,6 @@ class TelegramChannel:
         self.application: Application = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
-        self.pacer = ChatPacer()
-        self.locks: KeyedLocks[int] = KeyedLocks()
         self.secret = self._webhook_secret()
 
     def _webhook_secret(self) -> str:
@@ -211,6 +182,10 @@ class TelegramChannel:
         # Same for every worker sharing the master key, and never stored anywhere.
         pepper = self.runtime.services.secrets.pepper
         return hmac.new(pepper, b"telegram-webhook-secret", hashlib.sha256).hexdigest()
+
+    def add_routes(self, app: web.Application) -> None:
+        if self.webhook_mode:
+            app.router.add_post(WEBHOOK_PATH, self.webhook)
 
     async def start(self) -> None:
         await self.application.initialize()
@@ -294,8 +269,8 @@ class TelegramChannel:
             chat = update.effective_chat
             if inbound is None or chat is None:
                 return
-            async with self.locks.hold(chat.id):
-                for reply in await self.runtime.answer(inbound):
+            async with self.locks.hold(str(chat.id)):
+                for reply in self.fit(await self.runtime.answer(inbound)):
                     if reply.kind is ReplyKind.QUICK_EXIT:
                         await self._quick_exit(chat.id, inbound, reply)
                         return
@@ -318,8 +293,8 @@ class TelegramChannel:
         """
         tracked = await self.runtime.take_messages(inbound) or []
         sent = await self._send(chat_id, reply)
-        if sent:
-            newest = min(sent) - 1
+        if sent is not None:
+            newest = sent - 1
         else:  # the line could not be sent: reach past the replies we know of
             newest = max([*tracked, inbound.message_id or 0]) + REPLY_MARGIN
         below = min(tracked) - BEFORE_CONSENT if tracked else newest
@@ -329,51 +304,60 @@ class TelegramChannel:
             batch = sorted(ids[start : start + DELETE_BATCH])
             await self._call(partial(self.application.bot.delete_messages, chat_id, batch))
 
-    async def _send(self, chat_id: int, reply: RenderedReply) -> list[int]:
-        pieces = split_text(reply.text)
-        sent: list[int] = []
-        for index, piece in enumerate(pieces):
-            markup = keyboard(reply) if index == len(pieces) - 1 else None
-            await self.pacer.wait(chat_id)
-            message = await self._call(
-                partial(
-                    self.application.bot.send_message,
-                    chat_id,
-                    piece,
-                    reply_markup=markup,
-                    protect_content=reply.protect,
-                )
-            )
-            if message is None:
-                break
-            sent.append(message.message_id)
-        return sent
+    async def _send(self, chat_id: int, reply: RenderedReply, *, attempts: int = SEND_ATTEMPTS) -> int | None:
+        """Send one fitted reply; its message id, or None when it could not be sent."""
+        return (await self._message(chat_id, reply, attempts))[0]
 
-    async def _call(self, make: Callable[[], Awaitable[T]]) -> T | None:
-        """Call the Bot API with retries; transport trouble is logged, never raised."""
-        delay = 0.5
-        for attempt in range(1, SEND_ATTEMPTS + 1):
+    async def deliver(self, address: str, reply: RenderedReply) -> Sent:
+        if not address.lstrip("-").isdigit():
+            return Sent(Delivery.REFUSED)
+        return (await self._message(int(address), reply, attempts=1))[1]
+
+    async def _message(self, chat_id: int, reply: RenderedReply, attempts: int) -> tuple[int | None, Sent]:
+        await self.pacer.wait(str(chat_id))
+        make = partial(
+            self.application.bot.send_message,
+            chat_id,
+            reply.text,
+            reply_markup=keyboard(reply),
+            protect_content=reply.protect,
+        )
+        message, sent = await self._call(make, attempts)
+        return (message.message_id if message is not None else None), sent
+
+    async def _call(self, make: Callable[[], Awaitable[T]], attempts: int = SEND_ATTEMPTS) -> tuple[T | None, Sent]:
+        """Call the Bot API with retries; transport trouble is logged and reported, never raised."""
+        delay, sent = 0.5, Sent(Delivery.RETRY)
+        for attempt in range(1, attempts + 1):
             try:
-                return await make()
+                return await make(), Sent(Delivery.SENT)
             except RetryAfter as exc:
                 wait = exc.retry_after.total_seconds() if hasattr(exc.retry_after, "total_seconds") else float(exc.retry_after)
                 log.warning("telegram asked to slow down for %.0f s", wait)
-                await asyncio.sleep(min(wait, 30.0))
+                sent = Sent(Delivery.RETRY, retry_after=wait)
+                if attempt < attempts:
+                    await asyncio.sleep(min(wait, 30.0))
             except Forbidden:
                 log.info("telegram: the person blocked the bot or left; message not sent")
-                return None
+                return None, Sent(Delivery.UNREACHABLE)
             except BadRequest as exc:
                 log.warning("telegram rejected a request: %s", type(exc).__name__)
-                return None
-            except NetworkError as exc:
-                if attempt == SEND_ATTEMPTS:
+                return None, Sent(Delivery.REFUSED)
+            except NetworkError as exc:  # timeouts and 5xx answers
+                sent = Sent(Delivery.RETRY)
+                if attempt == attempts:
                     log.error("telegram unreachable after %d attempts: %s", attempt, type(exc).__name__)
-                    return None
+                    break
                 await asyncio.sleep(delay)
                 delay *= 2
-        return None
+        return None, sent
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         # The update and the error text may carry personal data: log only the error's type.
         log.error("telegram handler failed: %s", type(context.error).__name__)
 
+
+
+def build(runtime: Runtime, options: ServerOptions) -> Channel:
+    """The registry's factory."""
+    return TelegramChannel(runtime, runtime.services.settings)

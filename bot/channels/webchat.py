@@ -13,31 +13,35 @@ website cannot make its visitors' browsers talk to the bot.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bot.admission import BlockLimits
+from bot.channels.base import Channel, ChannelBase, Delivery, Sent
 from bot.channels.bounded_json import JsonError, loads, read_body
 from bot.channels.common import TokenBuckets
+from bot.channels.registry import NEUTRAL_EXIT_URL, WEB, ServerOptions
 from bot.client_address import AddressKeys
 from bot.runtime import Runtime
+from handlers.render import RenderedReply
 from handlers.state import DEFAULT_LOCALE, LOCALES
 from handlers.types import Inbound, Location
 
-CHANNEL = "web"
+CHANNEL = WEB.name
 STATIC = Path(__file__).with_name("webchat_static")
 SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_TEXT = 2000
 MAX_BODY = 8 * 1024
-NEUTRAL_EXIT_URL = "https://www.google.com/"
 PAGE_TEXTS = ("title", "exit", "send", "placeholder", "remember", "label", "offline", "no_reply")
 
 SECURITY_HEADERS = {
@@ -69,9 +73,14 @@ class BadMessage(ValueError):
     """What the page sent is not a valid chat message."""
 
 
-class WebChat:
+class WebChat(ChannelBase):
+    """The web chat adapter: the page, its WebSocket and HTTP fallback, and messages to open pages."""
+
+    name = CHANNEL
+    capabilities = WEB.capabilities
+
     def __init__(self, runtime: Runtime, *, exit_url: str = NEUTRAL_EXIT_URL) -> None:
-        self.runtime = runtime
+        super().__init__(runtime)
         self.exit_url = exit_url
         settings = runtime.services.settings
         # Keys random per process, never stored: addresses cannot be linked across restarts.
@@ -88,14 +97,34 @@ class WebChat:
         self.max_connections_per_address = 8
         self._pages: dict[str, str] = {}
         self._sockets: set[web.WebSocketResponse] = set()
+        # Which open sockets a session spoke on, in memory only, to reach a page the bot writes
+        # to first (``send``); gone with the socket.
+        self._by_session: dict[str, set[web.WebSocketResponse]] = {}
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self.page)
         app.router.add_get("/static/chat.js", self.asset)
         app.router.add_get("/static/chat.css", self.asset)
         app.router.add_get("/chat/ws", self.websocket)
-        app.router.add_post("/chat/send", self.send)
+        app.router.add_post("/chat/send", self.post)
         app.on_shutdown.append(self.close_sockets)
+
+    def reaches(self, address: str) -> bool:
+        return bool(self._by_session.get(address))
+
+    async def send(self, address: str, replies: Sequence[RenderedReply], *, dedupe: str) -> Sent:
+        """Write to the page of session ``address`` if one is open on this worker.
+
+        ``dedupe`` goes with the message: a page shown it already (a retry after a lost
+        acknowledgement) does not show it again.
+        """
+        message = {"replies": [reply.to_json() for reply in self.fit(replies)], "id": dedupe}
+        delivered = False
+        for ws in list(self._by_session.get(address, ())):
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await ws.send_json(message)
+                delivered = True
+        return Sent(Delivery.SENT if delivered else Delivery.UNREACHABLE)
 
     async def close_sockets(self, app: web.Application) -> None:
         """On shutdown, end open conversations so the server does not wait on them."""
@@ -205,9 +234,9 @@ class WebChat:
 
     async def _answer(self, inbound: Inbound, block: bytes) -> dict[str, Any]:
         replies = await self.runtime.answer(inbound, gate=self.limits.gate(block))
-        return {"replies": [reply.to_json() for reply in replies]}
+        return {"replies": [reply.to_json() for reply in self.fit(replies)]}
 
-    async def send(self, request: web.Request) -> web.Response:
+    async def post(self, request: web.Request) -> web.Response:
         """POST /chat/send: the fallback when WebSockets are blocked."""
         locale = self._locale(request)
         origin = request.headers.get("Origin")
@@ -249,6 +278,7 @@ class WebChat:
         self._sockets.add(ws)
         self.connections[address] = self.connections.get(address, 0) + 1
         connection = os.urandom(16)
+        spoken: set[str] = set()
         try:
             async for message in ws:
                 if message.type is not WSMsgType.TEXT:
@@ -265,12 +295,24 @@ class WebChat:
                     detail = str(exc) if isinstance(exc, BadMessage | JsonError) else "invalid JSON"
                     await ws.send_json({"error": "bad_request", "detail": detail})
                     continue
+                self._by_session.setdefault(inbound.user_id, set()).add(ws)
+                spoken.add(inbound.user_id)
                 await ws.send_json(await self._answer(inbound, block))
         finally:
             self._sockets.discard(ws)
+            for session in spoken:
+                open_pages = self._by_session.get(session, set())
+                open_pages.discard(ws)
+                if not open_pages:
+                    self._by_session.pop(session, None)
             remaining = self.connections.get(address, 1) - 1
             if remaining > 0:
                 self.connections[address] = remaining
             else:
                 self.connections.pop(address, None)
         return ws
+
+
+def build(runtime: Runtime, options: ServerOptions) -> Channel:
+    """The registry's factory."""
+    return WebChat(runtime, exit_url=options.exit_url)

@@ -100,7 +100,14 @@
     bubble.scrollIntoView({ block: "end" });
   }
 
+  const shownIds = new Set();
+
   function render(answer) {
+    // A message the bot starts carries its outbox id: one handed over twice is shown once.
+    if (answer && answer.id) {
+      if (shownIds.has(answer.id)) return;
+      shownIds.add(answer.id);
+    }
     for (const reply of (answer && answer.replies) || []) {
       if (reply.quick_exit) { quickExit(); return; }
       addBot(reply);

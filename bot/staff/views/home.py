@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from bot.channels.registry import SHOWN
 from bot.clock import today
 from bot.staff.auth import Viewer
 from bot.staff.figures import (
@@ -46,7 +47,7 @@ from referrals.suppression import protect
 from referrals.tables import Cell, ProtectedTable
 
 DONE = {"password", "totp"}
-CHANNELS = ("telegram", "zalo", "web")  # shown even at 0; others (the console) only when counted
+CHANNELS = SHOWN  # the registry's: shown even at 0; others (the console) only when counted
 NO_PEER = ""
 
 

@@ -1,0 +1,149 @@
+"""Delivering the outbox: messages the bot starts (a counsellor's reply, a reminder).
+
+``write`` puts a message in the outbox inside the caller's transaction, addressed with the
+reply address sealed in the person's record (kept only while a feature needs it). Each worker
+runs one ``OutboxWorker`` over the channels it holds: it leases due rows, sends them through
+the channel's ``send``, and then deletes the row (delivered, unreachable, refused, or given up
+after GIVE_UP) or moves it later with exponential backoff (5xx, 429, timeouts: ``Delivery.RETRY``,
+or the platform's own retry-after).
+
+The web chat reaches only pages open now: a worker leases a web-chat row only when the page is
+open on it (rows are polled, so any worker holding the page takes it), and a row no worker
+took within PAGE_WAIT is dropped, counted as "no_page".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import metrics
+from bot.bootstrap import Services
+from bot.channels.base import Channel, Delivery
+from bot.channels.common import Pacer
+from bot.record import PersonRecord
+from handlers.render import RenderedButton, RenderedReply, Unprompted
+from handlers.types import ReplyKind
+from storage import outbox
+from storage.crypto import KeyRing
+
+LEASE = dt.timedelta(seconds=60)  # a send takes seconds; a killed worker's row is due again after this
+FIRST_RETRY = dt.timedelta(seconds=5)
+LAST_RETRY = dt.timedelta(minutes=30)
+GIVE_UP = dt.timedelta(hours=24)
+PAGE_WAIT = dt.timedelta(seconds=30)
+POLL_SECONDS = 1.0
+
+log = logging.getLogger("antam.outbox")
+
+
+def to_rows(replies: list[RenderedReply]) -> list[dict[str, object]]:
+    return [
+        {"t": r.text, "b": [[b.label, b.payload] for b in r.buttons], "p": r.protect, "l": r.locale} for r in replies
+    ]
+
+
+def from_rows(rows: list[dict[str, object]]) -> list[RenderedReply]:
+    replies = []
+    for row in rows:
+        buttons = tuple(RenderedButton(str(label), str(payload)) for label, payload in row.get("b", []))  # type: ignore[attr-defined]
+        replies.append(RenderedReply(str(row["t"]), buttons, bool(row.get("p")), ReplyKind.MESSAGE, str(row.get("l", "vi"))))
+    return replies
+
+
+async def write(
+    session: AsyncSession,
+    ring: KeyRing,
+    record: PersonRecord,
+    channel: str,
+    replies: list[RenderedReply],
+    *,
+    now: dt.datetime,
+) -> int | None:
+    """Queue ``replies`` for the person of ``record``, in the caller's transaction.
+
+    None when no address is kept (the person opted into nothing that writes first): then
+    nothing can be sent, and nothing is written.
+    """
+    if record.address is None:
+        return None
+    return await outbox.enqueue(session, ring, channel=channel, address=record.address, replies=to_rows(replies), now=now)
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """5 s, 10 s, 20 s … up to 30 minutes between tries."""
+    return min(LAST_RETRY, FIRST_RETRY * (2 ** max(0, attempts - 1)))
+
+
+class OutboxWorker:
+    """Delivers the outbox rows of the channels this worker holds."""
+
+    def __init__(self, services: Services, channels: Mapping[str, Channel], *, lease: dt.timedelta = LEASE) -> None:
+        self.services = services
+        self.channels = dict(channels)
+        self.lease = lease
+        # All people together, per channel (Telegram's ~30 messages a second overall).
+        self.overall: dict[str, Pacer[str]] = {
+            name: Pacer(burst=rate, per_second=rate)
+            for name, channel in self.channels.items()
+            if (rate := channel.capabilities.sends_per_second) is not None
+        }
+
+    def _accept(self, name: str, address: str) -> bool:
+        return self.channels[name].reaches(address)
+
+    async def run_once(self) -> int:
+        """Deliver what is due now; the number of rows handled."""
+        services = self.services
+        now = services.clock.now()
+        async with services.db.transaction() as session:
+            ring = await services.keys.get(session)
+            for name, channel in self.channels.items():
+                if channel.capabilities.unprompted is Unprompted.WHILE_OPEN:
+                    for _ in await outbox.expired(session, channel=name, before=now - PAGE_WAIT, now=now):
+                        metrics.OUTBOX.labels(name, "no_page").inc()
+            claimed = await outbox.claim(
+                session, ring, channels=list(self.channels), now=now, lease=self.lease, accept=self._accept
+            )
+        for row in claimed:
+            await self._deliver(row)
+        return len(claimed)
+
+    async def _deliver(self, row: outbox.Claimed) -> None:
+        channel = self.channels[row.channel]
+        if row.channel in self.overall:
+            await self.overall[row.channel].wait(row.channel)
+        try:
+            sent = await channel.send(row.address, from_rows(row.replies), dedupe=row.dedupe)
+        except Exception as exc:  # a bug or a transport error the adapter did not turn into a Sent
+            log.error("outbox: sending failed: %s", type(exc).__name__)
+            return  # the lease ends and the row is due again
+        now = self.services.clock.now()
+        async with self.services.db.transaction() as session:
+            if sent.delivery is Delivery.RETRY and now - row.created_at < GIVE_UP:
+                wait = backoff(row.attempts)
+                if sent.retry_after is not None:
+                    wait = max(wait, dt.timedelta(seconds=sent.retry_after))
+                await outbox.postpone(session, row.id, now + wait)
+                metrics.OUTBOX.labels(row.channel, "retried").inc()
+                return
+            await outbox.finish(session, row.id)
+        outcome = "given_up" if sent.delivery is Delivery.RETRY else sent.delivery.value
+        metrics.OUTBOX.labels(row.channel, outcome).inc()
+        if outcome == "given_up":
+            log.warning("outbox: a %s message was given up after %d attempts", row.channel, row.attempts)
+
+    async def run(self, *, poll: float = POLL_SECONDS) -> None:
+        """Deliver until cancelled (the server's cleanup context does)."""
+        while True:
+            try:
+                handled = await self.run_once()
+            except Exception as exc:  # the database is away: try again at the next poll
+                log.error("outbox: could not read the outbox: %s", type(exc).__name__)
+                handled = 0
+            if not handled:
+                await asyncio.sleep(poll)
