@@ -17,17 +17,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
-
 from bot.bootstrap import Services
 from bot.clock import today
 from bot.record import MESSAGE_LIFETIME, PersonRecord
 from referrals.counters import keep_daily_from, roll_up_old_days
-from referrals.store import forget_referrals
+from referrals.store import forget_redeem_failures, forget_referrals
 from storage.keys import prune_retired_keys
-from storage.models import Person
-from storage.persons import purge_inactive, record_context
-from storage.referral_models import RedeemFailure
+from storage.persons import purge_inactive, rewrite_records
 from storage.updates import forget_processed
 
 UPDATE_MEMORY = dt.timedelta(days=7)
@@ -51,20 +47,15 @@ async def prune_message_ids(services: Services) -> int:
     """Drop expired message ids from records active in the last few days; return how many changed."""
     now = services.clock.now()
     since = today(services.clock) - dt.timedelta(days=MESSAGE_LIFETIME.days + 1)
-    changed = 0
+
+    def without_old_ids(raw: bytes) -> bytes | None:
+        record = PersonRecord.from_bytes(raw)
+        fresh = record.fresh(now)
+        return fresh.to_bytes() if fresh.messages != record.messages else None
+
     async with services.db.transaction() as session:
         ring = await services.keys.get(session, refresh=True)
-        people = (
-            await session.scalars(select(Person).where(Person.last_active_on >= since).with_for_update())
-        ).all()
-        for person in people:
-            context = record_context(person.pseudonym)
-            record = PersonRecord.from_bytes(ring.open(person.record, context))
-            fresh = record.fresh(now)
-            if fresh.messages != record.messages:
-                person.record = ring.seal(fresh.to_bytes(), context)
-                changed += 1
-    return changed
+        return await rewrite_records(session, ring, active_since=since, change=without_old_ids)
 
 
 async def purge(services: Services) -> PurgeReport:
@@ -76,7 +67,7 @@ async def purge(services: Services) -> PurgeReport:
         forgotten = await forget_processed(session, before=services.clock.now() - UPDATE_MEMORY)
         unlinked, gone = await forget_referrals(session, today=day)
         rolled = await roll_up_old_days(session, today=day)
-        await session.execute(delete(RedeemFailure).where(RedeemFailure.window_start < services.clock.now() - dt.timedelta(days=1)))
+        await forget_redeem_failures(session, before=services.clock.now() - dt.timedelta(days=1))
     pruned = await prune_message_ids(services)
     deleted, kept = await prune_retired_keys(services.db, services.secrets, now=services.clock.now())
     if services.db.wipe_pending:

@@ -16,7 +16,8 @@ import segno
 
 from bot.bootstrap import Services
 from bot.clock import today
-from bot.redemption import Outcome, Place, redeem
+from bot.redemption import redeem
+from referrals.redeeming import Place, Redemption
 from content.i18n import load_catalogs
 from referrals import exports
 from referrals.counting import ENGAGEMENTS, REFERRAL_ISSUED, REFERRAL_REDEEMED, UNIQUE_INDICATORS, unique_metric
@@ -129,13 +130,13 @@ async def run(services: Services, args: argparse.Namespace, out: TextIO) -> int:
 
 
 _REDEEM_MESSAGES = {
-    Outcome.MALFORMED: "Mã không đúng dạng: mã gồm 8 chữ và số, ví dụ 7KQ2-M9XA. / Not a referral code.",
-    Outcome.UNKNOWN: "Không tìm thấy mã này. Kiểm tra lại từng ký tự. / No such code.",
-    Outcome.ALREADY_USED: "Mã này đã được dùng ngày {day}. / This code was already used on {day}.",
-    Outcome.CANCELLED: "Mã này đã bị hủy. / This code was cancelled.",
-    Outcome.EXPIRED: "Mã này đã hết hạn ngày {day}. / This code expired on {day}.",
-    Outcome.OTHER_PLACE: "Mã này dành cho {commune}, không phải nơi này. / This code is for {commune}.",
-    Outcome.THROTTLED: (
+    Redemption.MALFORMED: "Mã không đúng dạng: mã gồm 8 chữ và số, ví dụ 7KQ2-M9XA. / Not a referral code.",
+    Redemption.UNKNOWN: "Không tìm thấy mã này. Kiểm tra lại từng ký tự. / No such code.",
+    Redemption.ALREADY_USED: "Mã này đã được dùng ngày {day}. / This code was already used on {day}.",
+    Redemption.CANCELLED: "Mã này đã bị hủy. / This code was cancelled.",
+    Redemption.EXPIRED: "Mã này đã hết hạn ngày {day}. / This code expired on {day}.",
+    Redemption.OTHER_PLACE: "Mã này dành cho {commune}, không phải nơi này. / This code is for {commune}.",
+    Redemption.THROTTLED: (
         "Đã nhập sai quá nhiều lần; thử lại sau {minutes} phút. / Too many failed attempts; "
         "try again in {minutes} minutes."
     ),
@@ -158,7 +159,7 @@ async def _redeem(services: Services, args: argparse.Namespace, out: TextIO) -> 
         day=result.day, commune=commune.label if commune else "?", minutes=minutes
     )
     print(f"antam: {message}", file=sys.stderr)
-    return EXIT_USAGE if result.outcome is Outcome.MALFORMED else EXIT_FAILURE
+    return EXIT_USAGE if result.outcome is Redemption.MALFORMED else EXIT_FAILURE
 
 
 def _base_url(services: Services) -> str:

@@ -35,6 +35,7 @@ from babel.numbers import format_decimal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from content.i18n import Catalogs
+from referrals.localtime import VIETNAM
 from referrals.periods import Period, PeriodKind
 from referrals.report import INDICATORS, UNKNOWN_COMMUNE, CommuneLine, PeriodReport, Progress, ScopeKind, spike_floor
 from referrals.tables import Cell
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
 NO_PERCENT = "—"
 # Dates on a report are Vietnamese calendar dates: a report produced at 23:00 UTC is dated the
 # next day in Hà Nội. Vietnam keeps UTC+7 all year, so no time-zone database is needed.
-VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7))
 CREATOR = "An Tâm"
 
 
@@ -95,7 +95,7 @@ def scope_label(report: PeriodReport, catalogs: Catalogs, locale: str = "vi") ->
 
 
 def _date_label(moment: dt.datetime, catalogs: Catalogs, locale: str) -> str:
-    day = moment.astimezone(VIETNAM_TIME).date() if moment.tzinfo else moment.date()
+    day = moment.astimezone(VIETNAM).date() if moment.tzinfo else moment.date()
     return catalogs.text(
         locale, "report.date", {"day": f"{day.day:02d}", "month": f"{day.month:02d}", "year": day.year}
     )

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from bot.bootstrap import Services
 from bot.clock import FixedClock, today
-from bot.redemption import Place, redeem
+from bot.redemption import redeem
+from referrals.redeeming import Place
 from bot.runtime import Runtime
 from handlers.types import Inbound
 from referrals import codes

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from bot.bootstrap import Services
 from bot.clock import FixedClock
 from bot.maintenance import purge
-from bot.redemption import MAX_FAILURES, Outcome, Place, redeem
+from bot.redemption import redeem
+from referrals.redeeming import MAX_FAILURES, Place, Redemption
 from bot.runtime import Runtime
 from handlers.types import Inbound
 from referrals import codes
@@ -88,15 +89,15 @@ async def test_nothing_is_counted_before_consent(runtime: Runtime, services: Ser
 async def test_redeeming_outcomes(runtime: Runtime, services: Services, clock: FixedClock) -> None:
     """A valid code is used once; every other case says why and changes nothing."""
     code = await get_code(runtime, "p1")
-    assert (await redeem(services, "xx", HERE)).outcome is Outcome.MALFORMED
-    assert (await redeem(services, "ABCD-EFGH", HERE)).outcome is Outcome.UNKNOWN
-    assert (await redeem(services, code, Place(commune=3391))).outcome is Outcome.OTHER_PLACE
+    assert (await redeem(services, "xx", HERE)).outcome is Redemption.MALFORMED
+    assert (await redeem(services, "ABCD-EFGH", HERE)).outcome is Redemption.UNKNOWN
+    assert (await redeem(services, code, Place(commune=3391))).outcome is Redemption.OTHER_PLACE
     typed = code.lower().replace("-", " ").replace("0", "o").replace("1", "l")
     used = await redeem(services, typed, HERE)
     assert used.ok and used.service_type == "hiv_testing" and used.day == dt.date(2026, 3, 2)
     again = await redeem(services, code, HERE)
-    assert again.outcome is Outcome.ALREADY_USED and again.day == dt.date(2026, 3, 2)
-    assert (await redeem(services, code, Place(province=LAI_CHAU))).outcome is Outcome.ALREADY_USED
+    assert again.outcome is Redemption.ALREADY_USED and again.day == dt.date(2026, 3, 2)
+    assert (await redeem(services, code, Place(province=LAI_CHAU))).outcome is Redemption.ALREADY_USED
     counted = await totals(services, "referral_redeemed", "connected:m", "connected:h", "connected:y")
     assert counted == {"referral_redeemed": 1, "connected:m": 1, "connected:h": 1, "connected:y": 1}
     # The person's list forgets a used code.
@@ -108,11 +109,11 @@ async def test_expired_and_cancelled_codes(runtime: Runtime, services: Services,
     first = await get_code(runtime, "p1")
     second = await get_code(runtime, "p1", accept=False)
     await press(runtime, "p1", f"rcy:{codes.normalise(second)}")
-    assert (await redeem(services, second, HERE)).outcome is Outcome.CANCELLED
+    assert (await redeem(services, second, HERE)).outcome is Redemption.CANCELLED
     assert (await totals(services, "referral_cancelled")) == {"referral_cancelled": 1}
     clock.advance(days=30)
     expired = await redeem(services, first, Place(province=LAI_CHAU))
-    assert expired.outcome is Outcome.EXPIRED and expired.day == dt.date(2026, 3, 31)
+    assert expired.outcome is Redemption.EXPIRED and expired.day == dt.date(2026, 3, 31)
 
 
 async def test_connected_once_per_period(runtime: Runtime, services: Services, clock: FixedClock) -> None:
@@ -124,7 +125,7 @@ async def test_connected_once_per_period(runtime: Runtime, services: Services, c
     clock.advance(days=28)  # 30 March → still March
     clock.advance(days=2)  # 1 April
     # A code issued in March is still valid on 1 April? It expires on 31 March; get a fresh one.
-    assert (await redeem(services, third, HERE)).outcome is Outcome.EXPIRED
+    assert (await redeem(services, third, HERE)).outcome is Redemption.EXPIRED
     fresh = await get_code(runtime, "p1", accept=False)
     assert (await redeem(services, fresh, HERE)).ok
     counted = await totals(services, "connected:m", "connected:h", "connected:y", "referral_redeemed")
@@ -166,10 +167,10 @@ async def test_failed_attempts_are_throttled(runtime: Runtime, services: Service
     """After repeated failures a place must wait, even with a valid code; then it works again."""
     code = await get_code(runtime, "p1")
     for _ in range(MAX_FAILURES):
-        assert (await redeem(services, "ZZZZ-ZZZZ", HERE)).outcome is Outcome.UNKNOWN
+        assert (await redeem(services, "ZZZZ-ZZZZ", HERE)).outcome is Redemption.UNKNOWN
     blocked = await redeem(services, code, HERE)
-    assert blocked.outcome is Outcome.THROTTLED and blocked.retry_after is not None
-    assert (await redeem(services, code, Place(commune=3391))).outcome is Outcome.OTHER_PLACE, "another place is not blocked"
+    assert blocked.outcome is Redemption.THROTTLED and blocked.retry_after is not None
+    assert (await redeem(services, code, Place(commune=3391))).outcome is Redemption.OTHER_PLACE, "another place is not blocked"
     clock.advance(minutes=16)
     assert (await redeem(services, code, HERE)).ok
 
