@@ -386,13 +386,6 @@ async def staff_secrets_using_key(session: AsyncSession, key_id: int) -> int:
 # --- audit log -----------------------------------------------------------------------------
 
 
-def scope_words(ward: int | None, province: int | None) -> str:
-    """An account's area as audit detail words: "commune 3390", "province 12", "all provinces"."""
-    if ward is not None:
-        return f"commune {ward}"
-    return f"province {province}" if province is not None else "all provinces"
-
-
 def masked_username(typed: str) -> str:
     """What the audit log keeps of a typed name that is no account: "ng…" (never the whole name)."""
     name = unicodedata.normalize("NFKC", typed).strip().lower()
