@@ -44,7 +44,7 @@ USERNAME = re.compile(r"^[a-z0-9._-]{3,32}$")
 MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
 DETAIL_MAX = 200
-# What a referral code looks like (DESIGN §4): such a thing must never reach the audit log.
+# What a referral code looks like (docs/architecture.md, "Contracts"): such a thing must never reach the audit log.
 # Codes are shown in upper case; usernames are lower case and years are digits only.
 _CODE_LIKE = re.compile(
     r"(?<![0-9A-Za-z])(?=[0-9-]{0,8}[A-HJKMNP-TV-Z])[0-9A-HJKMNP-TV-Z]{4}-?[0-9A-HJKMNP-TV-Z]{4}(?![0-9A-Za-z])"

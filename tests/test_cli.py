@@ -1,4 +1,4 @@
-"""The `antam` command line (DESIGN §4), run for real in subprocesses.
+"""The `antam` command line (docs/architecture.md, "Contracts"), run for real in subprocesses.
 
 Every command runs as `python -m bot …` with the working directory set to a fresh tmp dir
 (so no .env of the repository is read) and an environment without the caller's An Tâm,

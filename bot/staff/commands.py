@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from bot.bootstrap import Services, open_services
 from bot.config import Settings
+from bot.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from bot.staff.passwords import hash_password, new_one_time_password, one_time_form
 from content.geo import commune_index
 from storage.accounts import open_account, reset_password
@@ -29,7 +30,6 @@ from storage.staff import (
     normalise_username,
 )
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CLI_ACTOR = "cli"
 FIRST_ADMIN = "admin"
 
