@@ -31,8 +31,8 @@ from referrals.store import Holder
 from storage.keys import rotate_keys
 from storage.models import Person, ProcessedUpdate
 from storage.referral_models import HOLDER_BYTES, Counter, CounterMonthLink, Referral, holder_context
-from tests.staff_fixtures import add_account, browser_factory, server  # noqa: F401  (fixtures)
-from tests.test_referrals import BINH_LU, HERE, LAI_CHAU, get_code, press, totals
+from tests.staff_fixtures import add_account
+from tests.support.people import BINH_LU, HERE, LAI_CHAU, get_code, press, totals
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 

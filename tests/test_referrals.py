@@ -25,33 +25,7 @@ from referrals.reporting import build_report, ward_scope
 from storage.keys import RETIRED_KEY_GRACE, rotate_keys
 from storage.models import DataKey
 from storage.referral_models import Counter, CounterMonth, Referral
-
-BINH_LU = 3390
-LAI_CHAU = 12
-HERE = Place(commune=BINH_LU)
-
-
-async def press(runtime: Runtime, user: str, *payloads: str, channel: str = "telegram") -> list[str]:
-    texts = []
-    for payload in payloads:
-        for reply in await runtime.handle(Inbound(channel, user, payload=payload)):
-            texts.append(reply.text)
-    return texts
-
-
-async def get_code(runtime: Runtime, user: str, *, accept: bool = True) -> str:
-    """Accept, choose Bình Lư and ask for an HIV-test code; return the code shown."""
-    steps = (["c:accept"] if accept else []) + [f"w:{BINH_LU}", "ri:tyt_binh_lu:1"]
-    shown = (await press(runtime, user, *steps))[-1]
-    line = next(line for line in shown.splitlines() if "Mã giới thiệu của bạn" in line)
-    return line.split(": ")[1]
-
-
-async def totals(services: Services, *metrics: str) -> dict[str, int]:
-    async with services.db.transaction() as session:
-        sums = await daily_sums(session, start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1), metrics=list(metrics), by=("metric",))
-    return {metric: sums.get((metric,), 0) for metric in metrics}
-
+from tests.support.people import BINH_LU, HERE, LAI_CHAU, get_code, press, totals
 
 async def test_issuing_stores_a_hash_and_counts(runtime: Runtime, services: Services) -> None:
     """A code is stored only as a keyed hash, linked to its holder only under seal, and counted."""
