@@ -92,3 +92,21 @@ def test_what_counts_as_transient() -> None:
     assert retryable(UnknownKeyError("key 7"))
     assert not retryable(DBAPIError("SELECT", None, _Orig("42P01")))
     assert not retryable(TimeoutError())
+
+
+async def test_an_unknown_key_is_read_again_and_the_last_attempt_can_give_up(services: Services) -> None:
+    """The Zalo token store's shape: an unknown key id on the first attempt reloads the ring;
+    on the last attempt the work treats the value as unreadable instead of failing."""
+    seen: list[tuple[int, bool]] = []
+
+    async def work(attempt: Attempt) -> str:
+        seen.append((attempt.number, attempt.last))
+        try:
+            raise UnknownKeyError("a data key made by a rotation elsewhere")
+        except UnknownKeyError:
+            if not attempt.last:
+                raise
+            return "start again from the configuration"
+
+    assert await run_in_transaction(services.db, services.keys, work, attempts=2) == "start again from the configuration"
+    assert seen == [(0, False), (1, True)]
