@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-from referrals.localtime import VIETNAM, local_day
+from referrals.localtime import local_day
 
 
 class Clock(Protocol):

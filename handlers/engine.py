@@ -15,7 +15,7 @@ from dataclasses import replace
 from content.intents import strip_diacritics
 from content.pack import SAFETY_INTENTS
 from content.understand import NON_TOPIC_INTENTS, Understanding
-from handlers import info, menu, onboarding, privacy, referral, safety, services, smalltalk
+from handlers import info, menu, onboarding, privacy, safety, services, smalltalk
 from handlers import payloads as p
 from handlers.common import Context, Outcome, Turn, nav
 from handlers.routes import route_payload

@@ -36,8 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from content.i18n import Catalogs
 from referrals.labels import commune_label, date_label, period_label, scope_label, service_label, spike_text
-from referrals.periods import Period, PeriodKind
-from referrals.report import INDICATORS, UNKNOWN_COMMUNE, CommuneLine, PeriodReport, Progress, ScopeKind, spike_floor
+from referrals.periods import Period
+from referrals.report import INDICATORS, UNKNOWN_COMMUNE, CommuneLine, PeriodReport, Progress, spike_floor
 from referrals.tables import Cell
 
 if TYPE_CHECKING:

@@ -18,11 +18,12 @@ from sqlalchemy import func, inspect, select, text
 from bot.bootstrap import Services
 from bot.cli import _purge
 from bot.clock import FixedClock
-from bot.maintenance import UPDATE_MEMORY, purge
+from bot.maintenance import purge
 from bot.redemption import redeem
 from bot.runtime import Runtime
 from handlers.types import Inbound
 from referrals.counters import daily_sums, month_series
+from referrals.housekeeping import UPDATE_MEMORY
 from referrals.indicators import Policy
 from referrals.peers import add_peer
 from referrals.periods import Period
