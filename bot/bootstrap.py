@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import Clock, SystemClock
@@ -30,6 +30,7 @@ from handlers.common import Context
 from handlers.render import Renderer
 from storage.crypto import KeyRing, MasterSecrets, UnknownKeyError, parse_master_key
 from storage.db import Database
+from storage.transactions import Attempt, run_in_transaction
 from storage.keys import (
     KEYRING_REFRESH,
     MissingMasterKeyError,
@@ -43,6 +44,7 @@ from storage.keys import (
 
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class StartupError(Exception):
@@ -139,8 +141,16 @@ class Services:
     renderer: Renderer
     clock: Clock = field(default_factory=SystemClock)
 
+    async def run(self, work: Callable[[Attempt], Awaitable[T]], *, timeout: float | None = None) -> T:
+        """Run a use case in one transaction with the key ring (storage/transactions.py retries)."""
+        return await run_in_transaction(self.db, self.keys, work, timeout=timeout)
+
     async def close(self) -> None:
         await self.db.dispose()
+
+
+async def _ring_loaded(attempt: Attempt) -> None:
+    """Nothing more to do once the transaction has loaded (and, on an empty database, created) the ring."""
 
 
 async def open_services(
@@ -162,16 +172,9 @@ async def open_services(
         if migrate:
             await db.upgrade()
         keys = KeyRingCache(secrets, clock)
-        for attempt in range(2):
-            try:
-                async with db.transaction() as session:
-                    await keys.get(session)
-                break
-            except IntegrityError:
-                # Two workers starting on an empty database both created data key #1: the
-                # other one's key is stored now; read it.
-                if attempt:
-                    raise
+        # Two workers starting on an empty database both create data key #1: the one whose
+        # insert fails reads the other's on the retry.
+        await run_in_transaction(db, keys, _ring_loaded, attempts=2)
     except BaseException:
         await db.dispose()
         raise

@@ -1,4 +1,4 @@
-"""The `antam` command line (DESIGN §4). Every command says what it did; errors exit non-zero."""
+"""The `antam` command line (docs/architecture.md, "Contracts"). Every command says what it did; errors exit non-zero."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from bot.app import make_app
 from bot.bootstrap import Services, StartupError, open_services
 from bot.channels import console
 from bot.config import ConfigError, Settings, load_settings
+from bot.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from bot.maintenance import purge
 from bot.runtime import Runtime
 from bot.staff import commands as staff_commands
@@ -30,7 +31,6 @@ from storage.crypto import CryptoError
 from storage.db import StorageError
 from storage.keys import RETIRED_KEY_GRACE, rotate_keys
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Protocol
 
-# Vietnam keeps UTC+7 all year; days are counted in local time.
-VIETNAM = dt.timezone(dt.timedelta(hours=7), "ICT")
+from referrals.localtime import local_day
 
 
 class Clock(Protocol):
@@ -32,4 +31,5 @@ class FixedClock:
 
 
 def today(clock: Clock) -> dt.date:
-    return clock.now().astimezone(VIETNAM).date()
+    """The local day (Vietnam) on ``clock``."""
+    return local_day(clock.now())

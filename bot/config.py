@@ -1,4 +1,4 @@
-"""Configuration from the environment and a .env file (DESIGN §4), validated at start."""
+"""Configuration from the environment and a .env file (docs/architecture.md, "Contracts"), validated at start."""
 
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _public_url_is_https(self) -> Settings:
-        # DESIGN §4: https, or plain http on a loopback host (a local Bot API server, tests).
+        # docs/architecture.md, "Contracts": https, or plain http on a loopback host (a local Bot API server, tests).
         if self.public_url and not self.public_url.startswith("https://") and not _loopback_http(self.public_url):
             raise ValueError(
                 "ANTAM_PUBLIC_URL must start with https:// (webhooks need TLS); "

@@ -1,87 +1,29 @@
-"""Retention and housekeeping, run by `antam purge`, and by `antam run` every hour.
-
-- records of people inactive longer than the retention period are deleted;
-- message ids older than Telegram's 48-hour deletion window are dropped from records;
-- keys of handled updates are forgotten after a week (redeliveries stop long before);
-- expired referral codes lose their holder link, and rows long expired are deleted (reports
-  read the counters, not these rows);
-- failed-redemption counts of past windows are forgotten;
-- daily counters older than the previous month are summed by month (with their channel and
-  peer link) and deleted: reports and the staff overview read the monthly rows for them;
-- retired data keys no record uses any more are deleted;
-- on SQLite, a wipe of the write-ahead log still pending after an erasure is done.
-"""
+"""The door to housekeeping (referrals/housekeeping.py) for `antam purge` and `antam run`:
+it says what of a person's record ages (message ids past Telegram's 48-hour deletion window)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-
-from sqlalchemy import delete, select
 
 from bot.bootstrap import Services
 from bot.clock import today
 from bot.record import MESSAGE_LIFETIME, PersonRecord
-from referrals.counters import keep_daily_from, roll_up_old_days
-from referrals.store import forget_referrals
-from storage.keys import prune_retired_keys
-from storage.models import Person
-from storage.persons import purge_inactive, record_context
-from storage.referral_models import RedeemFailure
-from storage.updates import forget_processed
-
-UPDATE_MEMORY = dt.timedelta(days=7)
-
-
-@dataclass(frozen=True)
-class PurgeReport:
-    removed_records: int
-    cutoff: dt.date
-    deleted_key_ids: list[int]
-    kept_key_ids: list[int]
-    forgotten_updates: int = 0
-    pruned_message_lists: int = 0
-    unlinked_referrals: int = 0
-    deleted_referrals: int = 0
-    rolled_counter_days: int = 0
-    counters_kept_from: dt.date | None = None
-
-
-async def prune_message_ids(services: Services) -> int:
-    """Drop expired message ids from records active in the last few days; return how many changed."""
-    now = services.clock.now()
-    since = today(services.clock) - dt.timedelta(days=MESSAGE_LIFETIME.days + 1)
-    changed = 0
-    async with services.db.transaction() as session:
-        ring = await services.keys.get(session, refresh=True)
-        people = (
-            await session.scalars(select(Person).where(Person.last_active_on >= since).with_for_update())
-        ).all()
-        for person in people:
-            context = record_context(person.pseudonym)
-            record = PersonRecord.from_bytes(ring.open(person.record, context))
-            fresh = record.fresh(now)
-            if fresh.messages != record.messages:
-                person.record = ring.seal(fresh.to_bytes(), context)
-                changed += 1
-    return changed
+from referrals.housekeeping import PurgeReport, purge as purge_all
 
 
 async def purge(services: Services) -> PurgeReport:
     """Run every housekeeping step once."""
-    day = today(services.clock)
-    days = services.settings.retention_days
-    async with services.db.transaction() as session:
-        removed = await purge_inactive(session, today=day, retention_days=days)
-        forgotten = await forget_processed(session, before=services.clock.now() - UPDATE_MEMORY)
-        unlinked, gone = await forget_referrals(session, today=day)
-        rolled = await roll_up_old_days(session, today=day)
-        await session.execute(delete(RedeemFailure).where(RedeemFailure.window_start < services.clock.now() - dt.timedelta(days=1)))
-    pruned = await prune_message_ids(services)
-    deleted, kept = await prune_retired_keys(services.db, services.secrets, now=services.clock.now())
-    if services.db.wipe_pending:
-        await services.db.wipe_old_versions()
-    return PurgeReport(
-        removed, day - dt.timedelta(days=days), deleted, kept, forgotten, pruned, unlinked, gone, rolled,
-        keep_daily_from(day),
+    now = services.clock.now()
+
+    def without_old_ids(raw: bytes) -> bytes | None:
+        record = PersonRecord.from_bytes(raw)
+        fresh = record.fresh(now)
+        return fresh.to_bytes() if fresh.messages != record.messages else None
+
+    return await purge_all(
+        services.db, services.secrets, services.keys, now=now, retention_days=services.settings.retention_days,
+        rewrite=without_old_ids, rewrite_since=today(services.clock) - dt.timedelta(days=MESSAGE_LIFETIME.days + 1),
     )
+
+
+__all__ = ["purge"]

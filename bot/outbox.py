@@ -19,7 +19,6 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
 from bot.bootstrap import Services
@@ -56,7 +55,7 @@ def from_rows(rows: list[dict[str, object]]) -> list[RenderedReply]:
 
 
 async def write(
-    session: AsyncSession,
+    session: outbox.Session,
     ring: KeyRing,
     record: PersonRecord,
     channel: str,

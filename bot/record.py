@@ -85,3 +85,14 @@ class PersonRecord:
         known = {pair[0] for pair in fresh.messages}
         added = tuple((i, int(now.timestamp())) for i in dict.fromkeys(ids) if i not in known)
         return replace(fresh, messages=(fresh.messages + added)[-MAX_MESSAGES:])
+
+
+class PersonMarks:
+    """The counted periods inside a person's record, for the redemption rule below bot/
+    (referrals/redeeming.py's RecordMarks): everything else in the record is kept as it is."""
+
+    def marks(self, raw: bytes) -> Marks:
+        return PersonRecord.from_bytes(raw).marks
+
+    def with_marks(self, raw: bytes, marks: Marks) -> bytes:
+        return replace(PersonRecord.from_bytes(raw), marks=marks).to_bytes()

@@ -7,29 +7,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import TextIO
 
-import segno
-
 from bot.bootstrap import Services
-from bot.clock import today
-from bot.redemption import Outcome, Place, redeem
+from bot.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from bot.redemption import redeem
 from content.i18n import load_catalogs
 from referrals import exports
-from referrals.counting import ENGAGEMENTS, REFERRAL_ISSUED, REFERRAL_REDEEMED, UNIQUE_INDICATORS, unique_metric
-from referrals.counters import daily_sums
+from referrals.counting import ENGAGEMENTS, UNIQUE_INDICATORS
 from referrals.indicators import IndicatorError, load_policy, set_package, set_target, set_threshold, targets_for
-from referrals.peers import PeerError, add_peer, list_peers, set_active
+from referrals.peers import (
+    PeerError,
+    PeerUrls,
+    bot_username,
+    create_peer_link,
+    list_peers,
+    qr_image,
+    set_active,
+    stats_url,
+)
 from referrals.periods import Period, PeriodError
+from referrals.redeeming import Place, Redemption
 from referrals.report import Scope, ScopeKind
 from referrals.reporting import ScopeError, build_report, province_scope, ward_scope
-from referrals.suppression import protect
+from referrals.published import peer_link_figures
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
-_USERNAME = re.compile(r"^[A-Za-z0-9_]{5,32}$")
 
 
 class UsageError(Exception):
@@ -129,13 +133,13 @@ async def run(services: Services, args: argparse.Namespace, out: TextIO) -> int:
 
 
 _REDEEM_MESSAGES = {
-    Outcome.MALFORMED: "Mã không đúng dạng: mã gồm 8 chữ và số, ví dụ 7KQ2-M9XA. / Not a referral code.",
-    Outcome.UNKNOWN: "Không tìm thấy mã này. Kiểm tra lại từng ký tự. / No such code.",
-    Outcome.ALREADY_USED: "Mã này đã được dùng ngày {day}. / This code was already used on {day}.",
-    Outcome.CANCELLED: "Mã này đã bị hủy. / This code was cancelled.",
-    Outcome.EXPIRED: "Mã này đã hết hạn ngày {day}. / This code expired on {day}.",
-    Outcome.OTHER_PLACE: "Mã này dành cho {commune}, không phải nơi này. / This code is for {commune}.",
-    Outcome.THROTTLED: (
+    Redemption.MALFORMED: "Mã không đúng dạng: mã gồm 8 chữ và số, ví dụ 7KQ2-M9XA. / Not a referral code.",
+    Redemption.UNKNOWN: "Không tìm thấy mã này. Kiểm tra lại từng ký tự. / No such code.",
+    Redemption.ALREADY_USED: "Mã này đã được dùng ngày {day}. / This code was already used on {day}.",
+    Redemption.CANCELLED: "Mã này đã bị hủy. / This code was cancelled.",
+    Redemption.EXPIRED: "Mã này đã hết hạn ngày {day}. / This code expired on {day}.",
+    Redemption.OTHER_PLACE: "Mã này dành cho {commune}, không phải nơi này. / This code is for {commune}.",
+    Redemption.THROTTLED: (
         "Đã nhập sai quá nhiều lần; thử lại sau {minutes} phút. / Too many failed attempts; "
         "try again in {minutes} minutes."
     ),
@@ -158,7 +162,7 @@ async def _redeem(services: Services, args: argparse.Namespace, out: TextIO) -> 
         day=result.day, commune=commune.label if commune else "?", minutes=minutes
     )
     print(f"antam: {message}", file=sys.stderr)
-    return EXIT_USAGE if result.outcome is Outcome.MALFORMED else EXIT_FAILURE
+    return EXIT_USAGE if result.outcome is Redemption.MALFORMED else EXIT_FAILURE
 
 
 def _base_url(services: Services) -> str:
@@ -168,42 +172,33 @@ def _base_url(services: Services) -> str:
 
 async def _peer(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     communes = services.context.communes
-    day = today(services.clock)
     if args.action == "add":
         commune = communes.get(args.ward)
         if commune is None:
             raise UsageError(f"{args.ward} is not a 2025 commune code")
-        if args.bot_username is not None and not _USERNAME.match(args.bot_username.lstrip("@")):
-            raise UsageError("--bot-username: a Telegram username has 5-32 letters, digits or _")
+        try:
+            username = bot_username(args.bot_username)
+        except PeerError as exc:
+            raise UsageError(f"--bot-username: {exc}") from exc
         async with services.db.transaction() as session:
-            created = await add_peer(
-                session,
-                services.secrets.pepper,
-                alias=args.alias,
-                commune=commune.code,
-                province=commune.province_code,
-                today=day,
+            created = await create_peer_link(
+                session, services.secrets.pepper, alias=args.alias, commune=commune.code,
+                province=commune.province_code, now=services.clock.now(),
             )
         link = created.link
-        web = f"{_base_url(services)}/?p={link.code}"
-        username = args.bot_username.lstrip("@") if args.bot_username else None
         folder = args.out or services.settings.data_dir / "peers"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        links = {"web": web}
-        if username:
-            links["telegram"] = f"https://t.me/{username}?start={link.code}"
         print(f"Peer link '{link.alias}' for {commune.label}: code {link.code}", file=out)
-        for name, url in links.items():
-            qr = segno.make(url, error="m")
+        for name, url in PeerUrls.of(_base_url(services), link.code, username).by_name().items():
             png, svg = folder / f"peer-{link.code}-{name}.png", folder / f"peer-{link.code}-{name}.svg"
-            qr.save(str(png), scale=10, border=4)
-            qr.save(str(svg), scale=10, border=4, title=f"An Tâm {name}")
+            png.write_bytes(qr_image(url, "png"))
+            svg.write_bytes(qr_image(url, "svg", title=f"An Tâm {name}"))
             print(f"  {name}: {url}\n    QR: {png}  {svg}", file=out)
         if not username:
             print("  telegram: give --bot-username to print the t.me link and its QR code", file=out)
         print(
             f"  Counts page for the peer educator (small numbers hidden, never who): "
-            f"{_base_url(services)}/staff/peer/{created.stats_token}\n"
+            f"{stats_url(_base_url(services), created.stats_token)}\n"
             "    Shown only this once and not stored: give it to the peer educator; anyone with it sees the counts.",
             file=out,
         )
@@ -232,25 +227,9 @@ async def _peer(services: Services, args: argparse.Namespace, out: TextIO) -> in
 
 async def _peer_stats(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     period = _period(args.period)
-    policy_threshold = 5
     async with services.db.transaction() as session:
-        policy_threshold = (await load_policy(session)).threshold
-        sums = await daily_sums(
-            session,
-            start=period.start,
-            end=period.end,
-            metrics=[unique_metric("reached", period.kind), REFERRAL_ISSUED, REFERRAL_REDEEMED],
-            by=("metric",),
-            peer=args.code,
-        )
-    values = [
-        sums.get((unique_metric("reached", period.kind),), 0),
-        sums.get((REFERRAL_ISSUED,), 0),
-        sums.get((REFERRAL_REDEEMED,), 0),
-    ]
-    # Separate figures with no published total: primary suppression is all they need.
-    table = protect([values], threshold=policy_threshold, row_totals=False, column_totals=False)
-    cells = [cell.text(policy_threshold) for cell in table.body[0]]
+        figures = await peer_link_figures(session, code=args.code, periods=[period])
+    cells = [cell.text(figures.threshold) for cell in figures.cells[0]]
     print(
         f"Peer link {args.code}, {period.key}: reached {cells[0]}, referred {cells[1]}, redeemed {cells[2]}",
         file=out,

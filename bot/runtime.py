@@ -8,7 +8,6 @@ transaction, and render the replies. The person's text is never stored or logged
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import hmac
@@ -18,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import metrics
@@ -49,8 +48,9 @@ from referrals.counting import Increment, Marks, Where
 from referrals.indicators import Policy, load_policy
 from referrals.peers import active_peer
 from referrals.store import cancel_referral, insert_referral, orphan_referrals, usable
-from storage.crypto import KeyRing, UnknownKeyError
+from storage.crypto import KeyRing
 from storage.persons import erase_person, load_record, save_record
+from storage.transactions import Attempt, run_in_transaction
 from storage.updates import mark_processed
 
 POLICY_REFRESH = dt.timedelta(seconds=60)
@@ -322,23 +322,12 @@ class Runtime:
         await self._transaction(work)
 
     async def _transaction(self, work: Callable[[AsyncSession, KeyRing], Awaitable[T]]) -> T:
-        """Run ``work`` in one transaction, retrying after a key rotation, a racing insert or a
-        connection lost while pooled; all attempts together within the database timeout
-        (DatabaseTimeout is not retried)."""
+        """Run ``work`` in one transaction (storage/transactions.py retries a key rotation, a
+        racing insert, a deadlock or a connection lost while pooled), all attempts together
+        within the database timeout."""
+
+        async def attempt(run: Attempt) -> T:
+            return await work(run.session, run.ring)
+
         db = self.services.db
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + db.timeout
-        for attempt in range(3):
-            try:
-                async with db.transaction(timeout=max(0.0, deadline - loop.time())) as session:
-                    ring = await self.services.keys.get(session, refresh=attempt > 0)
-                    return await work(session, ring)
-            except (UnknownKeyError, IntegrityError):
-                if attempt == 2:
-                    raise
-            except DBAPIError as exc:
-                # A pooled connection that died meanwhile (the database restarted): the pool
-                # has dropped it; once more on a fresh one.
-                if not exc.connection_invalidated or attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+        return await run_in_transaction(db, self.services.keys, attempt, timeout=db.timeout)

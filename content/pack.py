@@ -135,6 +135,9 @@ SERVICE_TYPES = (
     "counselling", "reproductive", "employment", "vocational", "loans", "legal_aid", "womens_union",
     "social_assistance",
 )
+# Kinds of place a person is pointed to but given no referral code for: a commune health
+# station and the Women's Union are open to everyone and count no redemption.
+NOT_REFERRABLE = frozenset({"health_station", "womens_union"})
 ServiceType = Literal[
     "health_station", "hiv_testing", "prep", "pep", "arv", "sti", "methadone", "needles", "condoms",
     "counselling", "reproductive", "employment", "vocational", "loans", "legal_aid", "womens_union",

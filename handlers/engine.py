@@ -15,8 +15,10 @@ from dataclasses import replace
 from content.intents import strip_diacritics
 from content.pack import SAFETY_INTENTS
 from content.understand import NON_TOPIC_INTENTS, Understanding
-from handlers import info, menu, onboarding, privacy, referral, safety, services, smalltalk
+from handlers import info, menu, onboarding, privacy, safety, services, smalltalk
+from handlers import payloads as p
 from handlers.common import Context, Outcome, Turn, nav
+from handlers.routes import route_payload
 from handlers.state import DEFAULT_LOCALE, LOCALES, PEER_CODE, State, Step
 from handlers.types import Button, Inbound, Msg, Reply, TurnFacts
 
@@ -72,7 +74,7 @@ def respond(state: State | None, inbound: Inbound, ctx: Context, facts: TurnFact
     if not inbound.private:
         return turn.answer(Reply((Msg("input.private_only"),)), state=state)
     if payload:
-        return _route_payload(turn, payload)
+        return route_payload(turn, payload)
     if inbound.start_param is not None:
         peer = inbound.start_param if PEER_CODE.match(inbound.start_param) else None
         return onboarding.greet(Turn(state, locale, ctx, "start", facts), peer=peer)
@@ -149,71 +151,12 @@ def _with_way_back(outcome: Outcome) -> Outcome:
     if not outcome.replies:
         return outcome
     *first, last = outcome.replies
-    back = Button(Msg("language.to_vi"), "l:vi")
+    back = Button(Msg("language.to_vi"), p.Language("vi").pack())
     return replace(outcome, replies=(*first, replace(last, buttons=(*last.buttons, back))))
 
 
 def _with_intent(turn: Turn, intent: str, flow: Flow) -> Outcome:
     return flow(Turn(turn.state, turn.locale, turn.ctx, intent, turn.facts))
-
-
-def _route_payload(turn: Turn, payload: str) -> Outcome:
-    route, _, arg = payload.partition(":")
-    t = Turn(turn.state, turn.locale, turn.ctx, f"button:{route}", turn.facts)
-    if route == "c" and arg == "accept":
-        return onboarding.accept(t)
-    if route == "c" and arg.startswith("accept:"):
-        peer = arg.removeprefix("accept:")
-        return onboarding.accept(t, peer=peer if PEER_CODE.match(peer) else None)
-    if route == "c" and arg == "decline":
-        return onboarding.decline(t)
-    if route == "c" and arg == "more":
-        return onboarding.read_more(t)
-    if route == "m" and not arg:
-        return menu.show_menu(t)
-    if route == "i" and not arg:
-        return info.groups(t)
-    if route == "g" and arg:
-        return info.group(t, arg)
-    if route == "t" and arg:
-        return info.topic(t, arg)
-    if route == "tm" and arg:
-        return info.topic_more(t, arg)
-    if route == "s" and not arg:
-        return services.services_menu(t)
-    if route == "s" and arg == "change":
-        return services.ask_commune(t)
-    if route == "sk" and not arg:
-        return services.service_kinds(t)
-    if route == "w" and arg.isdigit() and len(arg) <= 6:
-        return services.commune_services(t, int(arg))
-    if route == "r" and not arg:
-        return referral.choose_kind(t)
-    if route == "rt" and arg:
-        return referral.choose_place(t, arg)
-    if route == "ri" and arg:
-        return referral.issue_by_index(t, arg)
-    if route == "rm" and not arg:
-        return referral.my_codes(t)
-    if route == "rc" and arg:
-        return referral.ask_cancel(t, arg)
-    if route == "rcy" and arg:
-        return referral.cancel(t, arg)
-    if route == "e" and not arg:
-        return safety.emergency_menu(t)
-    if route == "p" and not arg:
-        return privacy.privacy_menu(t)
-    if route == "p" and arg == "erase":
-        return privacy.ask_erase(t)
-    if route == "p" and arg == "erase:yes":
-        return privacy.confirm_erase(t)
-    if route == "p" and arg == "erase:no":
-        return privacy.cancel_erase(t)
-    if route == "x" and not arg:
-        return privacy.quick_exit(t)
-    if route == "l" and arg:
-        return menu.switch_language(t, arg)
-    return menu.show_menu(Turn(turn.state, turn.locale, turn.ctx, "stale_button", turn.facts), Msg("input.stale_button"))
 
 
 def _route_command(turn: Turn, command: str) -> Outcome:

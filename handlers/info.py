@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from content.pack import Topic
+from handlers import payloads as p
 from handlers.common import Outcome, Turn, nav
 from handlers.menu import show_menu
 from handlers.state import State, Step
@@ -10,7 +11,7 @@ from handlers.types import Button, Engaged, GroupTitle, Msg, Reply, Text, TopicP
 
 
 def groups(turn: Turn, *, lead: Msg | None = None) -> Outcome:
-    buttons = [Button(GroupTitle(group), f"g:{group}") for group in turn.ctx.pack.groups()]
+    buttons = [Button(GroupTitle(group), p.Group(group).pack()) for group in turn.ctx.pack.groups()]
     parts = (lead, Msg("info.title")) if lead else (Msg("info.title"),)
     return turn.answer(Reply(parts, nav(*buttons)), state=_at_menu(turn))
 
@@ -19,8 +20,8 @@ def group(turn: Turn, group_id: str) -> Outcome:
     topics = turn.ctx.pack.topics_in(group_id)
     if not topics:
         return show_menu(turn, Msg("input.stale_button"))
-    buttons = [Button(TopicText(topic.id, TopicPart.TITLE), f"t:{topic.id}") for topic in topics]
-    back = [Button(Msg("nav.back"), "i")] if group_id != "livelihood" else []
+    buttons = [Button(TopicText(topic.id, TopicPart.TITLE), p.Topic(topic.id).pack()) for topic in topics]
+    back = [Button(Msg("nav.back"), p.Groups().pack())] if group_id != "livelihood" else []
     parts: tuple[Text, ...] = (GroupTitle(group_id), Msg("info.pick_topic"))
     return turn.answer(Reply(parts, nav(*buttons, *back)), state=_at_menu(turn))
 
@@ -30,7 +31,7 @@ def topic(turn: Turn, topic_id: str, *, lead: tuple[Text, ...] = ()) -> Outcome:
     if found is None:
         return show_menu(turn, Msg("input.stale_button"))
     parts = (*lead, TopicText(found.id, TopicPart.TITLE), TopicText(found.id, TopicPart.SUMMARY))
-    extra = [Button(Msg("nav.read_more"), f"tm:{found.id}")] if found.vi.more else []
+    extra = [Button(Msg("nav.read_more"), p.TopicMore(found.id).pack())] if found.vi.more else []
     return _topic_reply(turn, found, parts, extra)
 
 
@@ -44,11 +45,11 @@ def topic_more(turn: Turn, topic_id: str) -> Outcome:
 
 def _topic_reply(turn: Turn, found: Topic, parts: tuple[Text, ...], extra: list[Button]) -> Outcome:
     related = [
-        Button(TopicText(other, TopicPart.TITLE), f"t:{other}")
+        Button(TopicText(other, TopicPart.TITLE), p.Topic(other).pack())
         for other in found.related
         if other in turn.ctx.pack.topics
     ]
-    back = Button(Msg("nav.back"), f"g:{found.group}")
+    back = Button(Msg("nav.back"), p.Group(found.group).pack())
     state = turn.state.moved(Step.TOPIC, topic=found.id) if turn.state else None
     # Reading about privacy is not counselling; every other topic counts towards "informed".
     effects = (Engaged("topic"),) if found.group != "privacy" else ()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from handlers import payloads as p
 from handlers.common import QUICK_EXIT, Outcome, Turn
 from handlers.state import LOCALES, Step
 from handlers.types import Button, Msg, Reply
@@ -12,15 +13,15 @@ _OTHER_LANGUAGE = {"vi": "en", "en": "vi"}
 
 
 def menu_buttons(turn: Turn) -> tuple[Button, ...]:
-    mine = (Button(Msg("referral.mine"), "rm"),) if turn.state is not None and turn.state.codes else ()
+    mine = (Button(Msg("referral.mine"), p.MyCodes().pack()),) if turn.state is not None and turn.state.codes else ()
     return (
-        Button(Msg("menu.info"), "i"),
-        Button(Msg("menu.services"), "s"),
+        Button(Msg("menu.info"), p.Groups().pack()),
+        Button(Msg("menu.services"), p.Services().pack()),
         *mine,
-        Button(Msg("menu.livelihood"), "g:livelihood"),
-        Button(Msg("menu.emergency"), "e"),
-        Button(Msg("menu.privacy"), "p"),
-        Button(Msg("menu.language"), f"l:{_OTHER_LANGUAGE[turn.locale]}"),
+        Button(Msg("menu.livelihood"), p.Group("livelihood").pack()),
+        Button(Msg("menu.emergency"), p.Emergency().pack()),
+        Button(Msg("menu.privacy"), p.Privacy().pack()),
+        Button(Msg("menu.language"), p.Language(_OTHER_LANGUAGE[turn.locale]).pack()),
         QUICK_EXIT,
     )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from handlers import payloads as p
 from handlers.common import QUICK_EXIT, Outcome, Turn
 from handlers.menu import menu_reply, show_menu
 from handlers.privacy import ask_erase
@@ -15,9 +16,9 @@ from handlers.state import State, Step
 from handlers.types import Button, Msg, Reply
 
 CONSENT_BUTTONS = (
-    Button(Msg("consent.accept"), "c:accept"),
-    Button(Msg("consent.decline"), "c:decline"),
-    Button(Msg("consent.read_more"), "c:more"),
+    Button(Msg("consent.accept"), p.Accept().pack()),
+    Button(Msg("consent.decline"), p.Decline().pack()),
+    Button(Msg("consent.read_more"), p.NoticeDetails().pack()),
 )
 
 
@@ -26,7 +27,7 @@ def consent_buttons(peer: str | None) -> tuple[Button, ...]:
     nothing may be stored before the person accepts."""
     if peer is None:
         return CONSENT_BUTTONS
-    return (Button(Msg("consent.accept"), f"c:accept:{peer}"), *CONSENT_BUTTONS[1:])
+    return (Button(Msg("consent.accept"), p.AcceptVia(peer).pack()), *CONSENT_BUTTONS[1:])
 
 
 def welcome(turn: Turn, *, peer: str | None = None) -> Outcome:
@@ -60,4 +61,4 @@ def decline(turn: Turn) -> Outcome:
 
 def read_more(turn: Turn) -> Outcome:
     buttons = CONSENT_BUTTONS[:2] if turn.state is None else ()
-    return turn.answer(Reply((Msg("consent.details"),), (*buttons, Button(Msg("nav.menu"), "m"), QUICK_EXIT)))
+    return turn.answer(Reply((Msg("consent.details"),), (*buttons, Button(Msg("nav.menu"), p.Menu().pack()), QUICK_EXIT)))

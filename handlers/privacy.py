@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from handlers import payloads as p
 from handlers.common import Outcome, Turn, nav
 from handlers.menu import menu_reply
 from handlers.state import Step
 from handlers.types import Button, EraseRecord, Msg, Reply, ReplyKind, TopicPart, TopicText
 
-ERASE = Button(Msg("privacy.erase"), "p:erase")
+ERASE = Button(Msg("privacy.erase"), p.AskErase().pack())
 YES_WORDS = frozenset({"co", "yes", "y", "dong y", "ok", "xoa", "xoa het", "xoa di", "chac chan", "dung"})
 NO_WORDS = frozenset({"khong", "no", "n", "thoi", "huy", "dung xoa", "khong xoa"})
 
@@ -17,9 +18,9 @@ def privacy_menu(turn: Turn) -> Outcome:
     if "privacy" in turn.ctx.pack.topics:
         parts.append(TopicText("privacy", TopicPart.SUMMARY))
     parts.append(Msg("privacy.stored_yes" if turn.consented else "privacy.stored_no"))
-    extra = [ERASE] if turn.consented else [Button(Msg("consent.accept"), "c:accept")]
+    extra = [ERASE] if turn.consented else [Button(Msg("consent.accept"), p.Accept().pack())]
     if "privacy" in turn.ctx.pack.topics and turn.ctx.pack.topics["privacy"].vi.more:
-        extra.append(Button(Msg("nav.read_more"), "tm:privacy"))
+        extra.append(Button(Msg("nav.read_more"), p.TopicMore("privacy").pack()))
     state = turn.state.moved(Step.MENU) if turn.state else None
     return turn.answer(Reply(tuple(parts), nav(*extra)), state=state)
 
@@ -28,7 +29,7 @@ def ask_erase(turn: Turn, *, lead: Msg | None = None) -> Outcome:
     if turn.state is None:
         return turn.answer(Reply((Msg("privacy.nothing_to_erase"),), nav()))
     parts = (lead, Msg("privacy.erase_confirm")) if lead else (Msg("privacy.erase_confirm"),)
-    buttons = (Button(Msg("privacy.erase_yes"), "p:erase:yes"), Button(Msg("privacy.erase_no"), "p:erase:no"))
+    buttons = (Button(Msg("privacy.erase_yes"), p.ConfirmErase().pack()), Button(Msg("privacy.erase_no"), p.KeepRecord().pack()))
     return turn.answer(Reply(parts, buttons), state=turn.state.moved(Step.CONFIRM_ERASE))
 
 

@@ -16,6 +16,7 @@ import datetime as dt
 from dataclasses import replace
 
 from content.pack import SERVICE_TYPES, Service
+from handlers import payloads as p
 from handlers.common import QUICK_EXIT, Outcome, Turn, nav
 from handlers.menu import show_menu
 from handlers.services import ask_commune, referral_types
@@ -55,7 +56,7 @@ def _services_here(turn: Turn) -> list[Service]:
 def _needs(turn: Turn) -> Outcome | None:
     """Answer instead when a code cannot be asked for yet: no consent, or no commune chosen."""
     if turn.state is None:
-        buttons = (Button(Msg("consent.accept"), "c:accept"), Button(Msg("consent.read_more"), "c:more"))
+        buttons = (Button(Msg("consent.accept"), p.Accept().pack()), Button(Msg("consent.read_more"), p.NoticeDetails().pack()))
         return turn.answer(Reply((Msg("referral.needs_consent"),), nav(*buttons)))
     if turn.state.commune is None or turn.ctx.communes.get(turn.state.commune) is None:
         return ask_commune(turn, lead=Msg("referral.needs_commune"))
@@ -73,9 +74,9 @@ def choose_kind(turn: Turn) -> Outcome:
     if not kinds:
         return ask_commune(turn, lead=Msg("referral.none_here"))
     ordered = [kind for kind in SERVICE_TYPES if kind in kinds][:MAX_CHOICES]
-    buttons = [Button(Msg(f"service_type.{kind}"), f"rt:{kind}") for kind in ordered]
-    mine = [Button(Msg("referral.mine"), "rm")] if turn.state and turn.state.codes else []
-    return turn.answer(Reply((Msg("referral.choose_kind"),), nav(*buttons, *mine, Button(Msg("nav.back"), "s"))))
+    buttons = [Button(Msg(f"service_type.{kind}"), p.ChoosePlace(kind).pack()) for kind in ordered]
+    mine = [Button(Msg("referral.mine"), p.MyCodes().pack())] if turn.state and turn.state.codes else []
+    return turn.answer(Reply((Msg("referral.choose_kind"),), nav(*buttons, *mine, Button(Msg("nav.back"), p.Services().pack()))))
 
 
 def choose_place(turn: Turn, kind: str) -> Outcome:
@@ -90,9 +91,9 @@ def choose_place(turn: Turn, kind: str) -> Outcome:
     if len(places) == 1:
         return issue(turn, places[0].id, kind)
     index = SERVICE_TYPES.index(kind)
-    buttons = [Button(ServiceName(service.id), f"ri:{service.id}:{index}") for service in places[:MAX_CHOICES]]
+    buttons = [Button(ServiceName(service.id), p.Issue(f"{service.id}:{index}").pack()) for service in places[:MAX_CHOICES]]
     parts: tuple[Text, ...] = (Msg("referral.choose_place"), *(ServiceEntry(s.id) for s in places[:MAX_CHOICES]))
-    return turn.answer(Reply(parts, nav(*buttons, Button(Msg("nav.back"), "r")), protect=True))
+    return turn.answer(Reply(parts, nav(*buttons, Button(Msg("nav.back"), p.ChooseKind().pack())), protect=True))
 
 
 def issue_by_index(turn: Turn, arg: str) -> Outcome:
@@ -143,7 +144,7 @@ def issue(turn: Turn, service_id: str, kind: str) -> Outcome:
         IssueReferral(held.code, service.id, kind, commune, expires),
         Engaged("referral"),
     )
-    buttons = nav(Button(Msg("referral.mine"), "rm"))
+    buttons = nav(Button(Msg("referral.mine"), p.MyCodes().pack()))
     return turn.answer(Reply(parts, buttons, protect=True), state=new_state, effects=effects)
 
 
@@ -159,23 +160,23 @@ def _list(turn: Turn, *, lead: Msg | None = None) -> Outcome:
     parts: list[Text] = [lead] if lead else []
     if not codes:
         parts.append(Msg("referral.none_held"))
-        return turn.answer(Reply(tuple(parts), nav(Button(Msg("referral.get"), "r"))), state=turn.state.moved(Step.MENU))
+        return turn.answer(Reply(tuple(parts), nav(Button(Msg("referral.get"), p.ChooseKind().pack()))), state=turn.state.moved(Step.MENU))
     parts.append(Msg("referral.held_title"))
     for held in codes:
         parts.append(Msg("referral.held", {"code": display(held.code)}))
         parts.append(ServiceName(held.service))
         parts.append(Dated("referral.expires", held.expires))
     cancel = [
-        Button(Msg("referral.cancel", {"code": display(held.code)}), f"rc:{held.code}") for held in codes
+        Button(Msg("referral.cancel", {"code": display(held.code)}), p.AskCancel(held.code).pack()) for held in codes
     ]
-    more = [Button(Msg("referral.get"), "r")] if len(codes) < MAX_OPEN_CODES else []
+    more = [Button(Msg("referral.get"), p.ChooseKind().pack())] if len(codes) < MAX_OPEN_CODES else []
     return turn.answer(Reply(tuple(parts), nav(*more, *cancel), protect=True), state=turn.state.moved(Step.MENU))
 
 
 def ask_cancel(turn: Turn, code: str) -> Outcome:
     if turn.state is None or not REFERRAL_CODE.match(code) or code not in {h.code for h in turn.state.codes}:
         return _stale(turn)
-    buttons = (Button(Msg("referral.cancel_yes"), f"rcy:{code}"), Button(Msg("referral.cancel_no"), "rm"), QUICK_EXIT)
+    buttons = (Button(Msg("referral.cancel_yes"), p.ConfirmCancel(code).pack()), Button(Msg("referral.cancel_no"), p.MyCodes().pack()), QUICK_EXIT)
     return turn.answer(Reply((Msg("referral.cancel_confirm", {"code": display(code)}),), buttons, protect=True))
 
 

@@ -21,6 +21,7 @@ from content.i18n import Catalogs
 from content.pack import ContentPack, Service
 from handlers.common import Outcome
 from handlers.state import DEFAULT_LOCALE
+from handlers.payloads import MAX_PAYLOAD_BYTES
 from handlers.types import (
     CommuneName,
     Dated,
@@ -37,7 +38,6 @@ from handlers.types import (
 
 BABEL_LOCALES = {"vi": "vi_VN", "en": "en"}
 
-MAX_PAYLOAD_BYTES = 64
 # The text of a message that only carries the buttons that did not fit on the one before.
 MORE_TEXT = "…"
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from content.safety import SafetyCheck
 from handlers.common import Outcome, Turn, nav
 from handlers.info import topic
+from handlers.payloads import Topic
 from handlers.types import Button, Engaged, HotlineList, Msg, Reply, Text, TopicPart, TopicText
 
 _LEAD = {
@@ -40,7 +41,7 @@ _WITHOUT_POLICE = {
 
 def emergency_menu(turn: Turn) -> Outcome:
     buttons = [
-        Button(TopicText(topic_id, TopicPart.TITLE), f"t:{topic_id}")
+        Button(TopicText(topic_id, TopicPart.TITLE), Topic(topic_id).pack())
         for topic_id in ("violence", "trafficking", "mental_health", "pep")
         if topic_id in turn.ctx.pack.topics
     ]
@@ -73,7 +74,7 @@ def _safety_answer(turn: Turn, intent: str, topic_id: str | None, afraid_of_poli
     follow = topic_id if topic_id in turn.ctx.pack.topics else _FOLLOW_UP.get(intent)
     buttons = []
     if follow and follow in turn.ctx.pack.topics:
-        buttons.append(Button(TopicText(follow, TopicPart.TITLE), f"t:{follow}"))
+        buttons.append(Button(TopicText(follow, TopicPart.TITLE), Topic(follow).pack()))
     lead = _LEAD.get(intent, "safety.emergency")
     situation = "arrest" if afraid_of_police else _SITUATION.get(lead)
     shown = _WITHOUT_POLICE.get(lead, lead) if afraid_of_police else lead
@@ -149,6 +150,6 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
         follow = ["hiv_testing", *follow]
     for other in dict.fromkeys(follow):
         if other in pack.topics:
-            buttons.append(Button(TopicText(other, TopicPart.TITLE), f"t:{other}"))
+            buttons.append(Button(TopicText(other, TopicPart.TITLE), Topic(other).pack()))
     reply = Reply((*leads, HotlineList(situation)), nav(*buttons), protect=True)
     return turn.answer(reply, effects=(Engaged("hotlines"),))

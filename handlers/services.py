@@ -11,18 +11,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from content.geo import distance_km
-from content.pack import Service
+from content.pack import NOT_REFERRABLE, Service
+from handlers import payloads as p
 from handlers.common import Outcome, Turn, nav
 from handlers.menu import show_menu
 from handlers.state import Step
+from handlers.payloads import Topic
 from handlers.types import Button, CommuneName, Engaged, Location, Msg, Reply, ServiceEntry, Text, TopicPart, TopicText
 
 SERVICE_TOPICS = ("hiv_testing", "prep", "pep", "sti", "condoms", "hiv_treatment", "methadone", "mental_health", "legal_aid")
 MAX_CHOICES = 6
 NEAREST = 5
 NEAREST_WITHIN_KM = 100.0
-# Kinds of place rather than kinds of help: no referral code is issued "for" them.
-NOT_REFERRABLE = frozenset({"health_station", "womens_union"})
 
 
 def referral_types(service: Service) -> list[str]:
@@ -42,20 +42,20 @@ def services_menu(turn: Turn) -> Outcome:
 
 
 def ask_commune(turn: Turn, *, lead: Msg | None = None) -> Outcome:
-    pilot = [Button(CommuneName(code), f"w:{code}") for code in turn.ctx.pack.communes_with_services()[:9]]
+    pilot = [Button(CommuneName(code), p.CommuneServices(code).pack()) for code in turn.ctx.pack.communes_with_services()[:9]]
     parts: tuple[Text, ...] = (lead, Msg("services.ask_commune")) if lead else (Msg("services.ask_commune"),)
     state = turn.state.moved(Step.AWAIT_COMMUNE) if turn.state else None
-    return turn.answer(Reply(parts, nav(*pilot, Button(Msg("services.kinds"), "sk"))), state=state)
+    return turn.answer(Reply(parts, nav(*pilot, Button(Msg("services.kinds"), p.ServiceKinds().pack()))), state=state)
 
 
 def service_kinds(turn: Turn) -> Outcome:
     """The kinds of help, each leading to the topic that says what it is and where it is given."""
     buttons = [
-        Button(TopicText(topic_id, TopicPart.TITLE), f"t:{topic_id}")
+        Button(TopicText(topic_id, TopicPart.TITLE), Topic(topic_id).pack())
         for topic_id in SERVICE_TOPICS
         if topic_id in turn.ctx.pack.topics
     ]
-    return turn.answer(Reply((Msg("services.kinds_title"),), nav(*buttons, Button(Msg("nav.back"), "s"))))
+    return turn.answer(Reply((Msg("services.kinds_title"),), nav(*buttons, Button(Msg("nav.back"), p.Services().pack()))))
 
 
 def commune_services(turn: Turn, code: int) -> Outcome:
@@ -72,8 +72,8 @@ def commune_services(turn: Turn, code: int) -> Outcome:
     else:
         parts.append(Msg("services.none_in_commune", {"commune": commune.label}))
     state = replace(turn.state, commune=commune.code).moved(Step.MENU) if turn.state else None
-    referral = [Button(Msg("referral.get"), "r")] if any(referrable(s) for s in services) else []
-    buttons = nav(*referral, Button(Msg("services.change_commune"), "s:change"), Button(Msg("services.kinds"), "sk"))
+    referral = [Button(Msg("referral.get"), p.ChooseKind().pack())] if any(referrable(s) for s in services) else []
+    buttons = nav(*referral, Button(Msg("services.change_commune"), p.ChangeCommune().pack()), Button(Msg("services.kinds"), p.ServiceKinds().pack()))
     effects = (Engaged("services"),) if services else ()
     return turn.answer(Reply(tuple(parts), buttons, protect=True), state=state, effects=effects)
 
@@ -98,7 +98,7 @@ def _communes_of_province(turn: Turn, province: int) -> Outcome:
         for code in turn.ctx.pack.communes_with_services()
         if (commune := turn.ctx.communes.get(code)) is not None and commune.province_code == province
     ]
-    buttons = [Button(CommuneName(code), f"w:{code}") for code in listed[:MAX_CHOICES]]
+    buttons = [Button(CommuneName(code), p.CommuneServices(code).pack()) for code in listed[:MAX_CHOICES]]
     name = turn.ctx.communes.provinces[province]
     state = turn.state.moved(Step.AWAIT_COMMUNE) if turn.state else None
     return turn.answer(Reply((Msg("services.commune_in_province", {"province": name}),), nav(*buttons)), state=state)
@@ -122,5 +122,5 @@ def nearest(turn: Turn, location: Location) -> Outcome:
     parts.extend(ServiceEntry(service.id, round(km, 1)) for km, service in close)
     if any(not service.verified for _, service in close):
         parts.append(Msg("services.unverified_note"))
-    reply = Reply(tuple(parts), nav(Button(Msg("services.change_commune"), "s:change")), protect=True)
+    reply = Reply(tuple(parts), nav(Button(Msg("services.change_commune"), p.ChangeCommune().pack())), protect=True)
     return turn.answer(reply, effects=(Engaged("services"),))

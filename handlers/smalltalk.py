@@ -8,6 +8,7 @@ one friendly line and the way back to the menu. A message whose best answer is w
 from __future__ import annotations
 
 from handlers.common import QUICK_EXIT, Outcome, Turn, nav
+from handlers.payloads import Topic
 from handlers.types import Button, Msg, Reply, TopicPart, TopicText
 
 _KEYS = {
@@ -28,7 +29,7 @@ def smalltalk(turn: Turn, kind: str) -> Outcome:
 def clarify(turn: Turn, topics: tuple[str, ...]) -> Outcome:
     """Offer the likeliest topics as buttons."""
     buttons = [
-        Button(TopicText(topic_id, TopicPart.TITLE), f"t:{topic_id}")
+        Button(TopicText(topic_id, TopicPart.TITLE), Topic(topic_id).pack())
         for topic_id in topics
         if topic_id in turn.ctx.pack.topics
     ]

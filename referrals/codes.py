@@ -1,4 +1,4 @@
-"""Referral codes (DESIGN §4): 8 random Crockford base32 characters, shown as XXXX-XXXX.
+"""Referral codes (docs/architecture.md, "Contracts"): 8 random Crockford base32 characters, shown as XXXX-XXXX.
 
 40 random bits per code: with the redemption throttle (a few failures per quarter hour) and
 a few thousand open codes, guessing one is out of reach. Input is read leniently — any case,

@@ -1,4 +1,4 @@
-"""Turning what happens into aggregate counts (DESIGN §1 and §3.4), without per-person rows.
+"""Turning what happens into aggregate counts (docs/architecture.md, "Indicators" and "Privacy invariants"), without per-person rows.
 
 Two kinds of count:
 

@@ -1,7 +1,7 @@
 """Exports of the periodic report: a terminal table, CSV, XLSX and a DHIS2 payload.
 
-The commune and provincial plans ask for 6-monthly and annual statistical reports (DESIGN §1).
-Each export here renders a ``PeriodReport`` whose cells are already protected (DESIGN §3.5), and
+The commune and provincial plans ask for 6-monthly and annual statistical reports (docs/architecture.md, "Indicators").
+Each export here renders a ``PeriodReport`` whose cells are already protected (docs/architecture.md, "Privacy invariants"), and
 the one rule that keeps them safe is: read a count through ``Cell.shown`` or ``Cell.text()``,
 never through ``Cell.value``. A hidden cell therefore appears as "<5" or "*" in the table, the
 CSV and the workbook, and not at all in DHIS2, which cannot hold text in a numeric data value.
@@ -35,8 +35,9 @@ from babel.numbers import format_decimal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from content.i18n import Catalogs
-from referrals.periods import Period, PeriodKind
-from referrals.report import INDICATORS, UNKNOWN_COMMUNE, CommuneLine, PeriodReport, Progress, ScopeKind, spike_floor
+from referrals.labels import commune_label, date_label, period_label, scope_label, service_label, spike_text
+from referrals.periods import Period
+from referrals.report import INDICATORS, UNKNOWN_COMMUNE, CommuneLine, PeriodReport, Progress, spike_floor
 from referrals.tables import Cell
 
 if TYPE_CHECKING:
@@ -46,9 +47,6 @@ if TYPE_CHECKING:
 
 # Written where a percentage cannot be given (no estimate, nothing issued, or a hidden count).
 NO_PERCENT = "—"
-# Dates on a report are Vietnamese calendar dates: a report produced at 23:00 UTC is dated the
-# next day in Hà Nội. Vietnam keeps UTC+7 all year, so no time-zone database is needed.
-VIETNAM_TIME = dt.timezone(dt.timedelta(hours=7))
 CREATOR = "An Tâm"
 
 
@@ -56,57 +54,12 @@ class ExportError(Exception):
     """An export cannot be produced as asked (for now: a DHIS2 mapping file is wrong)."""
 
 
-# --------------------------------------------------------------------------- labels
-
-
-def period_label(period: Period, catalogs: Catalogs, locale: str = "vi") -> str:
-    """Name a period as a report does: "Tháng 3/2026", "6 tháng đầu năm 2026", "Năm 2026"."""
-    year = period.start.year
-    if period.kind is PeriodKind.MONTH:
-        month = catalogs.text(locale, f"report.month.{period.start.month}")
-        return catalogs.text(locale, "report.period.month", {"month": month, "year": year})
-    if period.kind is PeriodKind.HALF:
-        key = "report.period.half1" if period.start.month == 1 else "report.period.half2"
-        return catalogs.text(locale, key, {"year": year})
-    return catalogs.text(locale, "report.period.year", {"year": year})
-
-
-def commune_label(line: CommuneLine, catalogs: Catalogs, locale: str = "vi") -> str:
-    """The commune's name, or "Chưa rõ xã" for the row of people whose commune is not known."""
-    if line.code == UNKNOWN_COMMUNE or not line.name:
-        return catalogs.text(locale, "report.unknown_commune")
-    return line.name
-
-
-def service_label(service_type: str, catalogs: Catalogs, locale: str = "vi") -> str:
-    """The service type's label from the conversation catalog, capitalised for a heading."""
-    try:
-        text = catalogs.text(locale, f"service_type.{service_type}")
-    except KeyError:
-        # A type added to the content pack before its label must not stop the report going out.
-        text = service_type
-    return text[:1].upper() + text[1:]
-
-
-def scope_label(report: PeriodReport, catalogs: Catalogs, locale: str = "vi") -> str:
-    if report.scope.kind is ScopeKind.ALL or not (report.scope.name or report.scope.code):
-        return catalogs.text(locale, "report.scope.all")
-    return report.scope.name or str(report.scope.code)
-
-
-def _date_label(moment: dt.datetime, catalogs: Catalogs, locale: str) -> str:
-    day = moment.astimezone(VIETNAM_TIME).date() if moment.tzinfo else moment.date()
-    return catalogs.text(
-        locale, "report.date", {"day": f"{day.day:02d}", "month": f"{day.month:02d}", "year": day.year}
-    )
-
-
 def _title_lines(report: PeriodReport, catalogs: Catalogs, locale: str) -> tuple[str, str, str, str]:
     return (
         catalogs.text(locale, "report.title"),
         catalogs.text(locale, "report.scope", {"scope": scope_label(report, catalogs, locale)}),
         catalogs.text(locale, "report.period", {"period": period_label(report.period, catalogs, locale)}),
-        catalogs.text(locale, "report.generated", {"date": _date_label(report.generated_at, catalogs, locale)}),
+        catalogs.text(locale, "report.generated", {"date": date_label(report.generated_at, catalogs, locale)}),
     )
 
 
@@ -221,11 +174,6 @@ def _columns(report: PeriodReport, catalogs: Catalogs, locale: str) -> tuple[_Co
         columns.append(_Column(text("report.col.not_counted"), _Kind.COUNT))
         columns.append(_Column(text("report.col.spikes"), _Kind.TEXT))
     return tuple(columns)
-
-
-def spike_text(days: Sequence[dt.date]) -> str:
-    """Spike days the Vietnamese way, for every locale: "12/03/2026, 15/03/2026"."""
-    return ", ".join(day.strftime("%d/%m/%Y") for day in days)
 
 
 def _checks(report: PeriodReport, row: int | None) -> list[Value]:

@@ -1,4 +1,4 @@
-"""What the indicators are measured against, all of it data an admin edits (DESIGN §1):
+"""What the indicators are measured against, all of it data an admin edits (docs/architecture.md, "Indicators"):
 population-size estimates and targets per commune, year and indicator; the minimum package
 that counts a person as "reached"; the small-cell threshold.
 """

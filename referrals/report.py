@@ -10,11 +10,12 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 
+from referrals.counting import UNIQUE_INDICATORS
 from referrals.periods import Period
 from referrals.tables import ProtectedTable
 
-# The indicators of DESIGN §1, in report order.
-INDICATORS = ("reached", "informed", "connected")
+# The indicators (docs/architecture.md, "Indicators"), in report order: the counting's own.
+INDICATORS = UNIQUE_INDICATORS
 DEFAULT_TARGET_PERCENT = 70.0
 # The row for people whose commune is not known (no commune chosen, no peer link).
 UNKNOWN_COMMUNE = 0

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from content.geo import CommuneIndex
-from content.pack import SERVICE_TYPES, ContentPack
+from content.pack import NOT_REFERRABLE, SERVICE_TYPES, ContentPack
 from referrals.counters import monthly_sums, sums_by_day
 from referrals.counting import NOT_COUNTED_LIMIT, REFERRAL_ISSUED, REFERRAL_REDEEMED, unique_metric
 from referrals.periods import PeriodKind
@@ -40,7 +40,6 @@ from referrals.tables import Cell, ProtectedTable
 from storage.referral_models import CounterMonth, IndicatorTarget
 
 # Kinds of place, not of help: never a referral column.
-_NOT_REFERRABLE = frozenset({"health_station", "womens_union"})
 
 def spike_days(daily: Mapping[dt.date, int], start: dt.date, end: dt.date, *, floor: int = SPIKE_FLOOR) -> list[dt.date]:
     """The days from ``start`` to ``end`` whose count is above max(3 × median of the 14 days before, floor)."""
@@ -131,7 +130,7 @@ def _service_types(pack: ContentPack | None, communes: CommuneIndex, rows: list[
             if commune is None:
                 continue
             for service in pack.services_for(commune.code, commune.province_code):
-                kinds.update(kind for kind in service.types if kind not in _NOT_REFERRABLE)
+                kinds.update(kind for kind in service.types if kind not in NOT_REFERRABLE)
     return tuple(kind for kind in SERVICE_TYPES if kind in kinds) + tuple(sorted(kinds - set(SERVICE_TYPES)))
 
 

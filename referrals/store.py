@@ -21,8 +21,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.crypto import KeyRing
-from storage.db import wipe_after_commit
-from storage.referral_models import HOLDER_BYTES, Referral, holder_context, pad_holder
+from storage.db import insert_for, wipe_after_commit
+from storage.referral_models import HOLDER_BYTES, RedeemFailure, Referral, holder_context, pad_holder
 
 # Rows are kept this long after expiry or use, so a late visitor hears "expired" or "already
 # used" rather than "unknown"; reports read the counters, not these rows.
@@ -201,3 +201,32 @@ async def forget_referrals(session: AsyncSession, *, today: dt.date) -> tuple[in
     if getattr(unlinked, "rowcount", 0):
         wipe_after_commit(session)  # the sealed links must not survive in the SQLite log
     return int(getattr(unlinked, "rowcount", 0)), int(getattr(deleted, "rowcount", 0))
+
+
+# --- failed redemptions (the throttle of referrals/redeeming.py) ------------------------------
+
+
+async def redeem_failures(session: AsyncSession, scope: str, window_start: dt.datetime) -> int:
+    """Failed redemptions counted for ``scope`` (a place or a staff account) in one window."""
+    found = await session.scalar(
+        select(RedeemFailure.failures).where(
+            RedeemFailure.scope == scope, RedeemFailure.window_start == window_start
+        )
+    )
+    return int(found or 0)
+
+
+async def add_redeem_failure(session: AsyncSession, scope: str, window_start: dt.datetime) -> None:
+    statement = insert_for(session.get_bind().dialect.name)(RedeemFailure).values(
+        scope=scope, window_start=window_start, failures=1
+    )
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["scope", "window_start"], set_={"failures": RedeemFailure.failures + 1}
+        )
+    )
+
+
+async def forget_redeem_failures(session: AsyncSession, *, before: dt.datetime) -> None:
+    """Forget the failure counts of windows that started before ``before``."""
+    await session.execute(delete(RedeemFailure).where(RedeemFailure.window_start < before))

@@ -1,4 +1,4 @@
-"""Small-cell protection of published tables (DESIGN §3.5), and an independent audit of it.
+"""Small-cell protection of published tables (docs/architecture.md, "Privacy invariants"), and an independent audit of it.
 
 *Primary suppression* hides every published count from 1 to ``threshold - 1`` (a row of the
 body or a total alike): such a count could point at a person. Zeros are shown; they name nobody.

@@ -1,4 +1,4 @@
-"""Published tables after small-cell protection (DESIGN §3.5): what a cell shows and why.
+"""Published tables after small-cell protection (docs/architecture.md, "Privacy invariants"): what a cell shows and why.
 
 A count from 1 to ``threshold - 1`` is a *small* cell, shown as "<5" (for the default
 threshold 5). A cell hidden only so that a small cell cannot be worked out from the totals

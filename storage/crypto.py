@@ -1,4 +1,4 @@
-"""Keys, pseudonyms and field encryption (DESIGN §3.1 and §3.3).
+"""Keys, pseudonyms and field encryption (docs/architecture.md, "Storage and the privacy model").
 
 One master key (32 random bytes, from ANTAM_MASTER_KEY or a key file) is the root of trust.
 From it HKDF derives two keys that are never stored anywhere:

@@ -26,6 +26,9 @@ from sqlalchemy import DateTime, Integer, String, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+# The session a caller outside storage/ passes in (bot/outbox.py writes in the runtime's transaction).
+Session = AsyncSession
+
 from storage.crypto import KeyRing, sealed_key_id
 from storage.db import wipe_after_commit
 from storage.models import Base, SealedBytes, sealed_with_key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
@@ -90,3 +91,22 @@ async def reseal_record(session: AsyncSession, ring: KeyRing, pseudonym: bytes, 
     sealed = ring.seal(record, record_context(pseudonym))
     connection = await session.connection()
     await connection.execute(update(_PERSONS).where(_PERSONS.c.pseudonym == pseudonym).values(record=sealed))
+
+
+async def rewrite_records(
+    session: AsyncSession, ring: KeyRing, *, active_since: dt.date, change: Callable[[bytes], bytes | None]
+) -> int:
+    """Reseal the records of people active since ``active_since`` that ``change`` rewrites
+    (it returns None for a record it leaves alone); return how many changed. The rows stay
+    locked until the transaction ends, so no update of the same person is lost."""
+    people = (
+        await session.scalars(select(Person).where(Person.last_active_on >= active_since).with_for_update())
+    ).all()
+    changed = 0
+    for person in people:
+        context = record_context(person.pseudonym)
+        rewritten = change(ring.open(person.record, context))
+        if rewritten is not None:
+            person.record = ring.seal(rewritten, context)
+            changed += 1
+    return changed

@@ -44,7 +44,7 @@ USERNAME = re.compile(r"^[a-z0-9._-]{3,32}$")
 MAX_FAILURES = 5
 LOCKOUT = dt.timedelta(minutes=15)
 DETAIL_MAX = 200
-# What a referral code looks like (DESIGN §4): such a thing must never reach the audit log.
+# What a referral code looks like (docs/architecture.md, "Contracts"): such a thing must never reach the audit log.
 # Codes are shown in upper case; usernames are lower case and years are digits only.
 _CODE_LIKE = re.compile(
     r"(?<![0-9A-Za-z])(?=[0-9-]{0,8}[A-HJKMNP-TV-Z])[0-9A-HJKMNP-TV-Z]{4}-?[0-9A-HJKMNP-TV-Z]{4}(?![0-9A-Za-z])"
@@ -384,13 +384,6 @@ async def staff_secrets_using_key(session: AsyncSession, key_id: int) -> int:
 
 
 # --- audit log -----------------------------------------------------------------------------
-
-
-def scope_words(ward: int | None, province: int | None) -> str:
-    """An account's area as audit detail words: "commune 3390", "province 12", "all provinces"."""
-    if ward is not None:
-        return f"commune {ward}"
-    return f"province {province}" if province is not None else "all provinces"
 
 
 def masked_username(typed: str) -> str:

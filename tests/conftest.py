@@ -30,6 +30,10 @@ from handlers.common import Context
 from handlers.render import Renderer
 from storage.crypto import encode_master_key, generate_master_key
 
+# Fixtures shared by many test modules, as plugins: a module uses them by naming them, without
+# importing them (an import would hide where a fixture comes from and needs a noqa).
+pytest_plugins = ("tests.staff_fixtures",)
+
 REQUIRE_PG = os.environ.get("ANTAM_TEST_REQUIRE_POSTGRES") == "1"
 
 

@@ -1,4 +1,4 @@
-"""The import direction of DESIGN §2: bot → handlers → content, bot/referrals → storage."""
+"""The import direction of docs/architecture.md, "Layers": bot → handlers → content, bot/referrals → storage."""
 
 from __future__ import annotations
 
@@ -42,3 +42,20 @@ def test_no_platform_library_in_the_engine() -> None:
     for package in ("handlers", "content"):
         for path in (ROOT / package).rglob("*.py"):
             assert not imported_packages(path) & {"telegram", "aiohttp"}, path
+
+
+# Where bot/ may touch the database library: the runtime opens the session of an update and
+# tells a lost database from a bug; the start-up loads the key ring. Everything else reaches
+# the database through a use case below bot/ (docs/architecture.md, "Layers").
+SESSION_OPENERS = {"bot/runtime.py", "bot/bootstrap.py"}
+
+
+def test_bot_holds_no_query() -> None:
+    """Nothing under bot/ imports SQLAlchemy except the runtime's session opening and the start-up."""
+    importing = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "bot").rglob("*.py")
+        if "sqlalchemy" in imported_packages(path)
+    }
+    assert importing - SESSION_OPENERS == set()
+    assert importing, "the rule would pass on an empty folder"

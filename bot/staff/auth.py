@@ -36,7 +36,7 @@ class Access(Enum):
 
 
 @dataclass(frozen=True)
-class Scope:
+class Area:
     """Where an account may look: one commune (staff), one province, or everywhere (admin)."""
 
     ward: int | None
@@ -44,7 +44,7 @@ class Scope:
     everywhere: bool
 
     @classmethod
-    def of(cls, account: StaffAccount) -> Scope:
+    def of(cls, account: StaffAccount) -> Area:
         if account.role == Role.STAFF:
             return cls(ward=account.ward, province=account.province, everywhere=False)
         return cls(ward=None, province=account.province, everywhere=account.province is None)
@@ -78,7 +78,7 @@ class Viewer:
     account_id: int
     username: str
     role: Role
-    scope: Scope
+    scope: Area
     must_change_password: bool
     has_totp: bool
     totp_required: bool
@@ -89,7 +89,7 @@ class Viewer:
             account_id=account.id,
             username=account.username,
             role=Role(account.role),
-            scope=Scope.of(account),
+            scope=Area.of(account),
             must_change_password=account.must_change_password,
             has_totp=account.has_totp,
             totp_required=account.totp_required,

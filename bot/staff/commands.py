@@ -13,8 +13,10 @@ from typing import Any, TextIO
 
 from bot.bootstrap import Services, open_services
 from bot.config import Settings
+from bot.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from bot.staff.passwords import hash_password, new_one_time_password, one_time_form
 from content.geo import commune_index
+from storage.accounts import open_account, reset_password
 from storage.staff import (
     AuditAction,
     InvalidUsername,
@@ -22,16 +24,12 @@ from storage.staff import (
     UsernameTaken,
     add_audit,
     count_active_admins,
-    create_account,
     create_first_admin,
     get_by_username,
     list_accounts,
     normalise_username,
-    scope_words,
-    set_password,
 )
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 CLI_ACTOR = "cli"
 FIRST_ADMIN = "admin"
 
@@ -125,15 +123,11 @@ async def _add(services: Services, args: argparse.Namespace, out: TextIO) -> int
         province = commune.province_code
     one_time = new_one_time_password()
     password_hash = await asyncio.to_thread(hash_password, one_time_form(one_time))
-    now = services.clock.now()
     try:
         async with services.db.transaction() as db:
-            account = await create_account(
-                db, username=args.username, role=role, ward=ward, province=province, password_hash=password_hash, now=now
-            )
-            detail = f"created {role} account {account.username} for {scope_words(ward, province)}"
-            await add_audit(
-                db, now=now, actor=CLI_ACTOR, action=AuditAction.ACCOUNT_CREATED, detail=detail, province=province
+            account = await open_account(
+                db, username=args.username, role=role, ward=ward, province=province, password_hash=password_hash,
+                now=services.clock.now(), actor=CLI_ACTOR,
             )
     except UsernameTaken:
         print(f"antam staff: the username {normalise_username(args.username)!r} is taken", file=sys.stderr)
@@ -172,11 +166,7 @@ async def _reset(services: Services, args: argparse.Namespace, out: TextIO) -> i
         if account is None:
             print(f"antam staff: no account named {normalise_username(args.username)!r}", file=sys.stderr)
             return EXIT_FAILURE
-        set_password(account, password_hash, must_change=True)
-        await add_audit(
-            db, now=now, actor=CLI_ACTOR, action=AuditAction.PASSWORD_RESET, detail=account.username,
-            province=account.province,
-        )
+        await reset_password(db, account, password_hash=password_hash, now=now, actor=CLI_ACTOR)
     print(f"New one-time password for {account.username!r}; its sessions have ended and any lockout is lifted.",
           file=out)
     if not account.active:

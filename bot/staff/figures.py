@@ -1,7 +1,7 @@
 """Figures on staff pages: protected counts as text, numbers in the page's language, periods to
 choose from, and the monthly trend drawn as an SVG on the server.
 
-The rule that keeps small cells hidden (DESIGN §3.5) is the one referrals/exports.py follows: a
+The rule that keeps small cells hidden (docs/architecture.md, "Privacy invariants") is the one referrals/exports.py follows: a
 count is read through ``Cell.shown`` or ``Cell.text()``, never ``Cell.value``. Everything here
 turns cells into ``Figure``s — a string, and a number only when it may be shown — so templates
 never hold a cell: a hidden value cannot reach the HTML, an SVG coordinate, a title or a data-
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from babel.numbers import format_decimal
 
 from content.i18n import Catalogs
-from referrals.exports import period_label
+from referrals.labels import period_label
 from referrals.periods import Period, PeriodKind
 from referrals.tables import Cell
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bot.redemption import Place
+from referrals.redeeming import Place
 from bot.staff.auth import Viewer
 from content.geo import Commune, CommuneIndex
 from referrals.report import Scope, ScopeKind

@@ -17,7 +17,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from bot.clock import VIETNAM
+from referrals.localtime import VIETNAM
 from bot.staff.auth import Access, Viewer, current_viewer
 from bot.staff.sessions import LANG_COOKIE, csrf_token, existing_csrf_token
 from bot.staff.state import SERVICES

@@ -19,6 +19,7 @@ from bot.bootstrap import Services
 from bot.config import ConfigError, Settings
 from storage.channel_secrets import Tokens, claim_tokens, seed_of, store_tokens
 from storage.crypto import DecryptionError, UnknownKeyError
+from storage.transactions import Attempt, retryable, run_in_transaction
 
 CHANNEL = "zalo"  # the key of the sealed token row
 REFRESH_MARGIN = dt.timedelta(minutes=10)
@@ -27,6 +28,10 @@ OAUTH_TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 log = logging.getLogger("antam.zalo")
 
+
+
+class TokensNotStored(Exception):
+    """Zalo refreshed the tokens but they could not be stored; not retried (the refresh token is spent)."""
 
 class ZaloTokens:
     """The OA access token: cached in memory, sealed in the database, refreshed once for all workers."""
@@ -92,42 +97,56 @@ class ZaloTokens:
 
     async def _sync(self, stale: str | None) -> Tokens | None:
         services = self.services
-        for attempt in range(2):
+        refreshed = False
+
+        async def work(attempt: Attempt) -> Tokens | None:
+            nonlocal refreshed
+            session, ring = attempt.session, attempt.ring
+            now = services.clock.now()
             try:
-                async with services.db.transaction() as session:
-                    ring = await services.keys.get(session, refresh=attempt > 0)
-                    now = services.clock.now()
-                    try:
-                        tokens = await claim_tokens(session, ring, CHANNEL, self.configured, now=now)
-                    except UnknownKeyError:
-                        if attempt == 0:
-                            raise  # the key ring may be older than a rotation: reload it once
-                        tokens = None
-                    except DecryptionError:
-                        tokens = None
-                    if tokens is None and self.configured is not None:
-                        # Unreadable (its data key was deleted?) or absent: start again from the configuration.
-                        log.error("zalo: stored tokens cannot be opened; starting again from ZALO_REFRESH_TOKEN")
-                        tokens = replace(self.configured, seeds=(seed_of(ring, CHANNEL, self.configured),))
-                        await store_tokens(session, ring, CHANNEL, tokens, now=now)
-                    if tokens is None:
-                        return None
-                    if not (self._expiring(tokens) or tokens.access_token == stale):
-                        return tokens  # fresh, or already refreshed by another worker
-                    if tokens.refresh_token is None:
-                        log.error("zalo: the access token expired or was refused, and there is no refresh token")
-                        return tokens
-                    # The row stays locked while Zalo answers: nobody else can spend this refresh token.
-                    fresh = await self.oauth(tokens.refresh_token)
-                    if fresh is None:
-                        return tokens
-                    fresh = replace(fresh, seeds=tokens.seeds)
-                    await store_tokens(session, ring, CHANNEL, fresh, now=now)
-                log.info("zalo: access token refreshed")
-                return fresh
+                tokens = await claim_tokens(session, ring, CHANNEL, self.configured, now=now)
             except UnknownKeyError:
-                continue
-        return None
+                if not attempt.last:
+                    raise  # the key ring may be older than a rotation: the helper reloads it once
+                tokens = None
+            except DecryptionError:
+                tokens = None
+            if tokens is None and self.configured is not None:
+                # Unreadable (its data key was deleted?) or absent: start again from the configuration.
+                log.error("zalo: stored tokens cannot be opened; starting again from ZALO_REFRESH_TOKEN")
+                tokens = replace(self.configured, seeds=(seed_of(ring, CHANNEL, self.configured),))
+                await store_tokens(session, ring, CHANNEL, tokens, now=now)
+            if tokens is None:
+                return None
+            if not (self._expiring(tokens) or tokens.access_token == stale):
+                return tokens  # fresh, or already refreshed by another worker
+            if tokens.refresh_token is None:
+                log.error("zalo: the access token expired or was refused, and there is no refresh token")
+                return tokens
+            # The row stays locked while Zalo answers: nobody else can spend this refresh token.
+            fresh = await self.oauth(tokens.refresh_token)
+            if fresh is None:
+                return tokens
+            fresh = replace(fresh, seeds=tokens.seeds)
+            try:
+                await store_tokens(session, ring, CHANNEL, fresh, now=now)
+            except Exception as exc:
+                if not retryable(exc):
+                    raise
+                # Zalo has spent the old refresh token: another attempt would spend it again.
+                raise TokensNotStored("zalo: the refreshed tokens could not be stored") from exc
+            refreshed = True
+            return fresh
+
+        try:
+            # Two attempts, as before: a rotated key ring is read again once. Nothing is retried
+            # once Zalo has answered (TokensNotStored is no retryable failure).
+            found = await run_in_transaction(services.db, services.keys, work, attempts=2)
+        except UnknownKeyError:
+            return None
+        if refreshed:
+            log.info("zalo: access token refreshed")
+        return found
 
 
 

@@ -10,30 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
-from sqlalchemy import select
-
 from bot.staff.auth import StaffView, Viewer, may_manage, require_manageable
 from bot.staff.forms import form_of, path_id, text
 from bot.staff.passwords import new_one_time_password, one_time_form
 from bot.staff.render import render, see_other
 from bot.staff.state import PASSWORDS, SERVICES
 from content.geo import CommuneIndex
-from storage.staff import (
-    AuditAction,
-    InvalidUsername,
-    Role,
-    StaffAccount,
-    UsernameTaken,
-    add_audit,
-    clear_totp,
-    create_account,
-    get_account,
-    list_accounts,
-    normalise_username,
-    scope_words,
-    set_active,
-    set_password,
-)
+from storage.accounts import AccountChange, Changed, NoSuchAccount, NotPermitted, change_account, open_account, reset_password
+from storage.staff import InvalidUsername, Role, UsernameTaken, get_account, list_accounts, normalise_username
 
 DONE = {"deactivated", "reactivated", "totp_required", "totp_not_required", "totp_reset"}
 
@@ -167,15 +151,11 @@ async def account_create(request: web.Request, viewer: Viewer) -> web.StreamResp
         return await _new_form(request, viewer, values, errors, status=400)
     one_time = new_one_time_password()
     password_hash = await request.app[PASSWORDS].hash(one_time_form(one_time))
-    now = services.clock.now()
     try:
         async with services.db.transaction() as db:
-            account = await create_account(
-                db, username=username, role=role, ward=ward, province=province, password_hash=password_hash, now=now
-            )
-            detail = f"created {role} account {username} for {scope_words(ward, province)}"
-            await add_audit(
-                db, now=now, actor=viewer.username, action=AuditAction.ACCOUNT_CREATED, detail=detail, province=province
+            account = await open_account(
+                db, username=username, role=role, ward=ward, province=province, password_hash=password_hash,
+                now=services.clock.now(), actor=viewer.username,
             )
     except UsernameTaken:
         return await _new_form(request, viewer, values, ["staff.accounts.error.taken"], status=400)
@@ -185,56 +165,33 @@ async def account_create(request: web.Request, viewer: Viewer) -> web.StreamResp
 # --- actions on one account -------------------------------------------------------------------
 
 
-async def _act(request: web.Request, viewer: Viewer, action: str) -> tuple[StaffAccount, str | None]:
-    """Run one action on a manageable account inside one transaction; (account, error key)."""
+async def _act(request: web.Request, viewer: Viewer, action: str) -> Changed:
+    """Run one change on a manageable account (storage/accounts.py); 403, 404 or 400 as HTTP."""
     services = request.app[SERVICES]
-    now = services.clock.now()
     form = await form_of(request)
-    target_id = path_id(request)
-    async with services.db.transaction() as db:
-        # Lock the admins as well as the target: two admins deactivating each other at once
-        # must not leave none.
-        admins = (
-            await db.scalars(
-                select(StaffAccount).where(StaffAccount.role == Role.ADMIN).with_for_update()
-                .execution_options(populate_existing=True)
+    if action == "totp":
+        wanted = text(form, "required", limit=3)
+        if wanted not in ("on", "off"):
+            raise web.HTTPBadRequest()
+        change = AccountChange.REQUIRE_TOTP if wanted == "on" else AccountChange.WAIVE_TOTP
+    else:
+        change = AccountChange(action)
+    try:
+        async with services.db.transaction() as db:
+            return await change_account(
+                db, actor_id=viewer.account_id, actor=viewer.username, target_id=path_id(request), change=change,
+                may_manage=lambda account: may_manage(viewer, account), now=services.clock.now(),
             )
-        ).all()
-        me = next((a for a in admins if a.id == viewer.account_id), None)
-        if me is None or not me.active:
-            raise web.HTTPForbidden()
-        account = require_manageable(viewer, await get_account(db, target_id, lock=True))
-        detail = account.username
-        if action == "deactivate":
-            if account.id == viewer.account_id:
-                return account, "staff.account.error.self"
-            # Unreachable while the viewer must be an active admin other than the target; kept
-            # so that the rule holds by itself whatever changes around it.
-            if account.is_admin and account.active and sum(a.active for a in admins) <= 1:
-                return account, "staff.account.error.last_admin"
-            set_active(account, False)
-            audit = AuditAction.ACCOUNT_DEACTIVATED
-        elif action == "reactivate":
-            set_active(account, True)
-            audit = AuditAction.ACCOUNT_REACTIVATED
-        elif action == "totp":
-            wanted = text(form, "required", limit=3)
-            if wanted not in ("on", "off"):
-                raise web.HTTPBadRequest()
-            account.totp_required = wanted == "on"
-            audit = AuditAction.TOTP_REQUIRED if account.totp_required else AuditAction.TOTP_NOT_REQUIRED
-        elif action == "totp_reset":
-            clear_totp(account)
-            audit = AuditAction.TOTP_RESET
-        else:  # pragma: no cover - the route table names only the actions above
-            raise web.HTTPNotFound()
-        await add_audit(db, now=now, actor=viewer.username, action=audit, detail=detail, province=account.province)
-    return account, None
+    except NotPermitted:
+        raise web.HTTPForbidden() from None
+    except NoSuchAccount:
+        raise web.HTTPNotFound() from None
 
 
 def _action_view(action: str, done: str | None = None) -> StaffView:
     async def view(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-        account, error = await _act(request, viewer, action)
+        changed = await _act(request, viewer, action)
+        account, error = changed.account, changed.refused
         if error is not None:
             services = request.app[SERVICES]
             context = {
@@ -268,12 +225,7 @@ async def account_reset_password(request: web.Request, viewer: Viewer) -> web.St
         require_manageable(viewer, await get_account(db, target_id))
     one_time = new_one_time_password()
     password_hash = await request.app[PASSWORDS].hash(one_time_form(one_time))
-    now = services.clock.now()
     async with services.db.transaction() as db:
         account = require_manageable(viewer, await get_account(db, target_id, lock=True))
-        set_password(account, password_hash, must_change=True)
-        await add_audit(
-            db, now=now, actor=viewer.username, action=AuditAction.PASSWORD_RESET, detail=account.username,
-            province=account.province,
-        )
+        await reset_password(db, account, password_hash=password_hash, now=services.clock.now(), actor=viewer.username)
     return await render(request, "one_time_password.html", {"account": account, "password": one_time, "created": False})

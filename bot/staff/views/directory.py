@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.staff.auth import Scope, Viewer
+from bot.staff.auth import Area, Viewer
 from bot.staff.render import locale_of, render
 from bot.staff.state import SERVICES
 from content.pack import Service
 
 
-def visible_to(scope: Scope, service: Service) -> bool:
+def visible_to(scope: Area, service: Service) -> bool:
     if service.coverage == "commune" and service.commune is not None:
         return scope.covers_ward(service.commune, service.province)
     return scope.sees_province_wide(service.province)

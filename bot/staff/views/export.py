@@ -17,12 +17,11 @@ from bot.staff.auth import Viewer
 from bot.staff.figures import default_period, period_choices
 from bot.staff.forms import form_of, text
 from bot.staff.places import communes_of, export_scope, scope_words
-from bot.staff.reports import report_or_none
 from bot.staff.render import locale_of, render
 from bot.staff.state import SERVICES
 from referrals import exports
-from referrals.indicators import load_policy
 from referrals.periods import Period, PeriodError
+from referrals.published import period_report
 from referrals.report import Scope, ScopeKind
 from storage.staff import add_audit
 
@@ -107,10 +106,9 @@ async def export_download(request: web.Request, viewer: Viewer) -> web.StreamRes
     if fmt not in FORMATS:
         return await _form(request, viewer, values=values, error="staff.export.error.format", status=400)
     async with services.db.transaction() as db:
-        policy = await load_policy(db)
-        report = await report_or_none(
-            db, period=period, scope=scope, communes=services.context.communes, policy=policy,
-            now=services.clock.now(), pack=services.context.pack,
+        report = await period_report(
+            db, period=period, scope=scope, communes=services.context.communes, now=services.clock.now(),
+            pack=services.context.pack,
         )
         if report is None:
             return await _form(request, viewer, values=values, notice="staff.export.empty")

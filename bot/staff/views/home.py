@@ -1,6 +1,6 @@
 """The home page: the overview of the viewer's area for a period, and the parts of the app they may use.
 
-What it shows, every count protected (DESIGN §3.5) before it reaches the template: the share of
+What it shows, every count protected (docs/architecture.md, "Privacy invariants") before it reaches the template: the share of
 the population estimate reached against the target, per commune and for the whole area when
 that can be published; the people reached, informed and connected; the monthly trend of people
 reached; referral codes issued and used by kind of service; and reach by channel and by peer
@@ -11,6 +11,7 @@ admin everywhere, or one province they choose.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -31,24 +32,18 @@ from bot.staff.figures import (
     trend_months,
 )
 from bot.staff.places import chosen_province, province_choices, report_scope
-from bot.staff.reports import report_or_none
 from bot.staff.render import locale_of, render
 from bot.staff.state import SERVICES
 from content.i18n import Catalogs
 from content.intents import strip_diacritics
-from referrals.counters import daily_sums, month_series
-from referrals.counting import unique_metric
-from referrals.exports import commune_label, period_label, service_label, spike_text
-from referrals.indicators import load_policy
-from referrals.peers import list_peers
+from referrals.labels import commune_label, period_label, service_label, spike_text
 from referrals.periods import Period, PeriodError, PeriodKind
+from referrals.published import overview
 from referrals.report import INDICATORS, PeriodReport, Progress, Scope, ScopeKind
-from referrals.suppression import protect
-from referrals.tables import Cell, ProtectedTable
+from referrals.tables import Cell
 
 DONE = {"password", "totp"}
 CHANNELS = SHOWN  # the registry's: shown even at 0; others (the console) only when counted
-NO_PEER = ""
 
 
 @dataclass(frozen=True)
@@ -171,30 +166,16 @@ def _services(report: PeriodReport, catalogs: Catalogs, locale: str) -> tuple[li
     return rows, total
 
 
-def _protected_column(counts: list[int], threshold: int) -> ProtectedTable:
-    """Rows × 1 with the column's total, protected like any published table."""
-    return protect([[count] for count in counts], threshold=threshold, row_totals=False, column_totals=True)
-
-
-def _count_rows(names: list[str], counts: list[int], threshold: int, catalogs: Catalogs, locale: str) -> tuple[list[CountRow], CountRow]:
-    table = _protected_column(counts, threshold)
-    rows = [CountRow(name, (figure(table.body[r][0], threshold, locale),)) for r, name in enumerate(names)]
-    assert table.column_totals is not None
-    total = CountRow(catalogs.text(locale, "staff.overview.total"), (figure(table.column_totals[0], threshold, locale),))
-    return rows, total
+def _count_rows(
+    names: list[str], cells: Sequence[Cell], total: Cell, threshold: int, catalogs: Catalogs, locale: str
+) -> tuple[list[CountRow], CountRow]:
+    rows = [CountRow(name, (figure(cell, threshold, locale),)) for name, cell in zip(names, cells, strict=True)]
+    return rows, CountRow(catalogs.text(locale, "staff.overview.total"), (figure(total, threshold, locale),))
 
 
 def _channel_label(channel: str, catalogs: Catalogs, locale: str) -> str:
     key = f"staff.channel.{channel or 'unknown'}"
     return catalogs.text(locale, key) if key in catalogs.keys() else channel
-
-
-def _filters(scope: Scope) -> tuple[int | None, int | None]:
-    """(province, commune) to narrow a counter query to the scope; (None, None) is everywhere."""
-    return (
-        scope.code if scope.kind is ScopeKind.PROVINCE else None,
-        scope.code if scope.kind is ScopeKind.WARD else None,
-    )
 
 
 async def home(request: web.Request, viewer: Viewer) -> web.StreamResponse:
@@ -206,58 +187,35 @@ async def home(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     period = parse_period(request.query.get("period"), day)
     province = chosen_province(viewer, communes, request.query.get("province"))
     scope = report_scope(viewer, communes, province)
-    province_filter, commune_filter = _filters(scope)
-    reached = unique_metric("reached", period.kind)
     months = trend_months(period, day)
     async with services.db.transaction() as db:
-        policy = await load_policy(db)
-        report = await report_or_none(
-            db, period=period, scope=scope, communes=communes, policy=policy, now=services.clock.now(),
-            pack=services.context.pack,
+        figures = await overview(
+            db, period=period, scope=scope, months=months, communes=communes, now=services.clock.now(),
+            pack=services.context.pack, listed_channels=CHANNELS,
         )
-        series = await month_series(
-            db, months=months, metric=unique_metric("reached", PeriodKind.MONTH), province=province_filter,
-            commune=commune_filter,
-        )
-        by_channel = await daily_sums(
-            db, start=period.start, end=period.end, metrics=[reached], by=("channel",), province=province_filter,
-            commune=commune_filter,
-        )
-        by_peer = await daily_sums(
-            db, start=period.start, end=period.end, metrics=[reached], by=("peer",), province=province_filter,
-            commune=commune_filter,
-        )
-        links = await list_peers(db, province=province_filter, commune=commune_filter)
-    threshold = policy.threshold
-    parts = _report_parts(report, catalogs, locale)
-
-    # The trend: months × 1 with no total, so primary suppression is all it needs.
-    trend_table = protect([[series[m]] for m in months], threshold=threshold, row_totals=False, column_totals=False)
+    threshold = figures.threshold
+    parts = _report_parts(figures.report, catalogs, locale)
     short = [catalogs.text(locale, f"staff.month.short.{m.month}") for m in months]
     long = [period_label(Period.containing(m, PeriodKind.MONTH), catalogs, locale) for m in months]
     chart: Chart = trend_chart(
-        [(label, trend_table.body[i][0]) for i, label in enumerate(short)], threshold=threshold, locale=locale,
+        [(label, figures.trend[i][1]) for i, label in enumerate(short)], threshold=threshold, locale=locale,
         month_names=long,
     )
-
-    channel_counts = {str(key[0] or ""): count for key, count in by_channel.items()}
-    channels = list(CHANNELS) + sorted(set(channel_counts) - set(CHANNELS))
+    channels = figures.by_channel
     channel_rows, channel_total = _count_rows(
-        [_channel_label(c, catalogs, locale) for c in channels], [channel_counts.get(c, 0) for c in channels],
+        [_channel_label(c, catalogs, locale) for c in channels.keys], channels.cells, channels.total,
         threshold, catalogs, locale,
     )
-
-    peer_counts = {str(key[0] or ""): count for key, count in by_peer.items()}
-    own = {link.code for link in links}
-    peer_names = [link.alias + ("" if link.active else " " + catalogs.text(locale, "staff.overview.inactive")) for link in links]
-    peer_values = [peer_counts.get(link.code, 0) for link in links]
-    elsewhere = sum(count for code, count in peer_counts.items() if code and code not in own)
-    if elsewhere:
+    peers = figures.by_peer
+    inactive = " " + catalogs.text(locale, "staff.overview.inactive")
+    peer_names = [link.alias + ("" if link.active else inactive) for link in peers.links]
+    peer_cells = list(peers.cells)
+    if peers.elsewhere is not None:
         peer_names.append(catalogs.text(locale, "staff.overview.peer_elsewhere"))
-        peer_values.append(elsewhere)
+        peer_cells.append(peers.elsewhere)
     peer_names.append(catalogs.text(locale, "staff.overview.no_peer"))
-    peer_values.append(peer_counts.get(NO_PEER, 0))
-    peer_rows, peer_total = _count_rows(peer_names, peer_values, threshold, catalogs, locale)
+    peer_cells.append(peers.no_peer)
+    peer_rows, peer_total = _count_rows(peer_names, peer_cells, peers.total, threshold, catalogs, locale)
 
     done = request.query.get("done")
     context = {

@@ -12,13 +12,9 @@ address like the login form, and asks search engines not to index it.
 
 from __future__ import annotations
 
-import io
-import re
 from dataclasses import dataclass
 
-import segno
 from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clock import today
 from bot.staff.auth import Viewer
@@ -28,18 +24,24 @@ from bot.staff.places import chosen_province, commune_in_scope, communes_of
 from bot.staff.render import locale_of, render, see_other
 from bot.staff.state import PEER_THROTTLE, SERVICES
 from content.geo import Commune
-from referrals.counters import daily_sums
-from referrals.counting import REFERRAL_ISSUED, REFERRAL_REDEEMED, unique_metric
-from referrals.exports import period_label
-from referrals.indicators import load_policy
-from referrals.peers import ALIAS, PeerError, add_peer, list_peers, peer_by_stats_token
+from referrals.labels import period_label
+from referrals.peers import (
+    ALIAS,
+    PeerError,
+    PeerUrls,
+    bot_username,
+    create_peer_link,
+    list_peers,
+    peer_by_stats_token,
+    peer_link,
+    qr_image,
+    stats_url,
+    switch_peer_link,
+)
 from referrals.periods import periods_of
-from referrals.suppression import protect
+from referrals.published import peer_link_figures
 from storage.referral_models import PeerLink
-from storage.staff import add_audit
 
-AUDIT_ACTION = "peer_link"
-BOT_USERNAME = re.compile(r"^[A-Za-z0-9_]{5,32}$")
 DONE = {"deactivated", "activated"}
 KINDS = {"svg": "image/svg+xml", "png": "image/png"}
 
@@ -49,27 +51,16 @@ def base_url(request: web.Request) -> str:
     return (settings.public_url or f"http://{settings.http_host}:{settings.http_port}").rstrip("/")
 
 
-def web_link(request: web.Request, code: str) -> str:
-    return f"{base_url(request)}/?p={code}"
-
-
-def telegram_link(username: str, code: str) -> str:
-    return f"https://t.me/{username}?start={code}"
-
-
 def _bot(raw: str | None) -> str | None:
-    """A Telegram bot username as typed ("@antam_bot" or "antam_bot"); None when empty; 400 if malformed."""
-    cleaned = (raw or "").strip().lstrip("@")
-    if not cleaned:
-        return None
-    if not BOT_USERNAME.match(cleaned):
-        raise web.HTTPBadRequest()
-    return cleaned
+    """A Telegram bot username as typed; None when empty; 400 if malformed."""
+    try:
+        return bot_username(raw)
+    except PeerError:
+        raise web.HTTPBadRequest() from None
 
 
-async def _link_in_scope(db: AsyncSession, viewer: Viewer, code: str) -> PeerLink:
-    """The link with this code, if the viewer's scope covers its commune; 404 otherwise."""
-    link = await db.get(PeerLink, code) if 0 < len(code) <= 32 else None
+def _in_scope(viewer: Viewer, link: PeerLink | None) -> PeerLink:
+    """The link, if the viewer's scope covers its commune; 404 otherwise (also for no link)."""
     if link is None or not viewer.scope.covers_ward(link.commune, link.province):
         raise web.HTTPNotFound()
     return link
@@ -88,14 +79,15 @@ class LinkRow:
 
 def _row(request: web.Request, link: PeerLink, bot: str | None) -> LinkRow:
     commune = request.app[SERVICES].context.communes.get(link.commune)
+    urls = PeerUrls.of(base_url(request), link.code, bot)
     return LinkRow(
         code=link.code,
         alias=link.alias,
         place=commune.label if commune else str(link.commune),
         created=day_text(link.created_on),
         active=link.active,
-        web=web_link(request, link.code),
-        telegram=telegram_link(bot, link.code) if bot else None,
+        web=urls.web,
+        telegram=urls.telegram,
     )
 
 
@@ -159,27 +151,24 @@ async def peer_create(request: web.Request, viewer: Viewer) -> web.StreamRespons
     alias = " ".join(values["alias"].split())
     if not ALIAS.match(alias):
         errors.append("staff.peers.error.alias")
-    username = values["bot"].lstrip("@")
-    if username and not BOT_USERNAME.match(username):
+    try:
+        username = bot_username(values["bot"]) or ""
+    except PeerError:
+        username = ""
         errors.append("staff.peers.error.bot")
     if errors or commune is None:
         return await _list_page(request, viewer, errors=errors, values=values, status=400)
-    now = services.clock.now()
     try:
         async with services.db.transaction() as db:
-            created = await add_peer(
+            created = await create_peer_link(
                 db, services.secrets.pepper, alias=alias, commune=commune.code, province=commune.province_code,
-                today=today(services.clock),
-            )
-            await add_audit(
-                db, now=now, actor=viewer.username, action=AUDIT_ACTION,
-                detail=f"created peer link {created.link.code} for commune {commune.code}", province=commune.province_code,
+                now=services.clock.now(), actor=viewer.username,
             )
     except PeerError:  # pragma: no cover - the alias was checked above with the same rule
         return await _list_page(request, viewer, errors=["staff.peers.error.alias"], values=values, status=400)
     context = {
         "link": _row(request, created.link, username or None),
-        "stats_url": f"{base_url(request)}/staff/peer/{created.stats_token}",
+        "stats_url": stats_url(base_url(request), created.stats_token),
         "bot": username,
     }
     return await render(request, "peer_created.html", context)
@@ -188,14 +177,9 @@ async def peer_create(request: web.Request, viewer: Viewer) -> web.StreamRespons
 async def _set_active(request: web.Request, viewer: Viewer, active: bool) -> web.StreamResponse:
     services = request.app[SERVICES]
     async with services.db.transaction() as db:
-        link = await _link_in_scope(db, viewer, request.match_info.get("code", ""))
-        link.active = active
-        done = "activated" if active else "deactivated"
-        await add_audit(
-            db, now=services.clock.now(), actor=viewer.username, action=AUDIT_ACTION,
-            detail=f"{done} peer link {link.code} of commune {link.commune}", province=link.province,
-        )
-    return see_other(f"/staff/peers?done={done}")
+        link = _in_scope(viewer, await peer_link(db, request.match_info.get("code", "")))
+        await switch_peer_link(db, link, active, now=services.clock.now(), actor=viewer.username)
+    return see_other(f"/staff/peers?done={'activated' if active else 'deactivated'}")
 
 
 async def peer_deactivate(request: web.Request, viewer: Viewer) -> web.StreamResponse:
@@ -215,18 +199,13 @@ async def peer_qr(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         raise web.HTTPNotFound()
     bot = _bot(request.query.get("bot"))
     async with services.db.transaction() as db:
-        link = await _link_in_scope(db, viewer, request.match_info.get("code", ""))
-    target = telegram_link(bot, link.code) if bot else web_link(request, link.code)
-    qr = segno.make(target, error="m")
-    buffer = io.BytesIO()
-    if kind == "svg":
-        title = services.renderer.catalogs.text(locale_of(request), "staff.peers.qr_title", {"alias": link.alias})
-        qr.save(buffer, kind="svg", scale=8, border=4, title=title, dark="#000", light="#fff")
-    else:
-        qr.save(buffer, kind="png", scale=10, border=4)
+        link = _in_scope(viewer, await peer_link(db, request.match_info.get("code", "")))
+    urls = PeerUrls.of(base_url(request), link.code, bot)
+    title = services.renderer.catalogs.text(locale_of(request), "staff.peers.qr_title", {"alias": link.alias})
+    image = qr_image(urls.telegram or urls.web, kind, title=title)
     name = f"antam-peer-{link.code}-{'telegram' if bot else 'web'}.{kind}"
     return web.Response(
-        body=buffer.getvalue(),
+        body=image,
         content_type=KINDS[kind],
         headers={"Content-Disposition": f'inline; filename="{name}"'},
     )
@@ -247,25 +226,15 @@ async def peer_page(request: web.Request, viewer: Viewer | None) -> web.StreamRe
         raise web.HTTPTooManyRequests()
     token = request.match_info.get("token", "")
     catalogs, locale = services.renderer.catalogs, locale_of(request)
-    periods = periods_of(today(services.clock))
     async with services.db.transaction() as db:
         link = await peer_by_stats_token(db, services.secrets.pepper, token)
         if link is None:
             raise web.HTTPNotFound()
-        threshold = (await load_policy(db)).threshold
-        values = []
-        for period in periods:
-            reached = unique_metric("reached", period.kind)
-            sums = await daily_sums(
-                db, start=period.start, end=period.end, metrics=[reached, REFERRAL_ISSUED, REFERRAL_REDEEMED],
-                by=("metric",), peer=link.code,
-            )
-            values.append([sums.get((metric,), 0) for metric in (reached, REFERRAL_ISSUED, REFERRAL_REDEEMED)])
-    # Separate figures with no published total: primary suppression is all they need.
-    table = protect(values, threshold=threshold, row_totals=False, column_totals=False)
+        figures = await peer_link_figures(db, code=link.code, periods=periods_of(today(services.clock)))
+    threshold = figures.threshold
     rows = [
-        PeerFigures(period_label(period, catalogs, locale), tuple(figure(cell, threshold, locale) for cell in table.body[i]))
-        for i, period in enumerate(periods)
+        PeerFigures(period_label(period, catalogs, locale), tuple(figure(cell, threshold, locale) for cell in cells))
+        for period, cells in zip(figures.periods, figures.cells, strict=True)
     ]
     commune = services.context.communes.get(link.commune)
     context = {

@@ -11,7 +11,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.clock import today
-from bot.redemption import Outcome, Result, redeem
+from bot.redemption import redeem
+from referrals.redeeming import Redemption, Result
 from bot.staff.auth import Viewer
 from bot.staff.figures import day_text
 from bot.staff.forms import form_of, text
@@ -30,7 +31,7 @@ from content.pack import SERVICE_TYPES
 from storage.staff import add_audit
 
 AUDIT_ACTION = "redemption"
-STATUS = {Outcome.REDEEMED: 200, Outcome.THROTTLED: 429}
+STATUS = {Redemption.REDEEMED: 200, Redemption.THROTTLED: 429}
 
 
 def _message(request: web.Request, result: Result) -> str:
@@ -127,9 +128,9 @@ async def redeem_submit(request: web.Request, viewer: Viewer) -> web.StreamRespo
     response = await _page(
         request, viewer, province_raw=str(where.province) if viewer.scope.ward is None else "",
         place_raw=where.form_value if viewer.scope.ward is None else "",
-        code=code if result.outcome is not Outcome.ALREADY_USED else "",
+        code=code if result.outcome is not Redemption.ALREADY_USED else "",
         error=_message(request, result), status=STATUS.get(result.outcome, 400),
     )
-    if result.outcome is Outcome.THROTTLED and result.retry_after is not None:
+    if result.outcome is Redemption.THROTTLED and result.retry_after is not None:
         response.headers["Retry-After"] = str(int(result.retry_after.total_seconds()) + 1)
     return response

@@ -14,7 +14,7 @@ import pytest
 
 from bot.cli import _parser
 from bot.staff.commands import usage_problem
-from tests.test_cli import _free_port, antam
+from tests.support.cli import antam, free_port
 
 ONE_TIME = re.compile(r"one-time password: ((?:[A-HJ-NP-Z2-9]{4}-){3}[A-HJ-NP-Z2-9]{4})")
 
@@ -97,7 +97,7 @@ def test_existing_or_unknown_username_exits_1(clean_env: dict[str, str], tmp_pat
 
 def _run_until_ready(env: dict[str, str], cwd: Path, name: str) -> str:
     """Start `antam run`, wait for /healthz, stop it with SIGTERM; return what it printed."""
-    port = _free_port()
+    port = free_port()
     env = dict(env, ANTAM_HTTP_PORT=str(port))
     out_path, err_path = cwd / f"{name}.out", cwd / f"{name}.err"
     with open(out_path, "w") as out, open(err_path, "w") as err:

@@ -1,4 +1,4 @@
-"""The `antam` command line (DESIGN §4), run for real in subprocesses.
+"""The `antam` command line (docs/architecture.md, "Contracts"), run for real in subprocesses.
 
 Every command runs as `python -m bot …` with the working directory set to a fresh tmp dir
 (so no .env of the repository is read) and an environment without the caller's An Tâm,
@@ -7,7 +7,6 @@ Telegram or Zalo variables.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import socket
@@ -22,50 +21,10 @@ from pathlib import Path
 import pytest
 
 from storage.crypto import encode_master_key, generate_master_key
+from tests.support.cli import antam, chat, consent, data_dir, free_port, replies, sha256
 
 ERASED_VI = "Đã xóa toàn bộ dữ liệu"
 ERASE_CONFIRM_VI = "Bạn có chắc muốn xóa mọi dữ liệu"
-
-
-def antam(
-    *args: str, env: dict[str, str], cwd: Path, input: str | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    """Run `python -m bot ARGS` and capture its output as text."""
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args],
-        cwd=cwd,
-        env=env,
-        input=input,
-        stdin=subprocess.DEVNULL if input is None else None,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=timeout,
-    )
-
-
-def chat(user: str, lines: list[str], *, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run a scripted `chat --json` conversation, one inbound event per line."""
-    return antam("chat", "--json", "--user", user, env=env, cwd=cwd, input="".join(f"{line}\n" for line in lines))
-
-
-def replies(result: subprocess.CompletedProcess[str]) -> list[dict]:
-    """Parse the JSON lines a chat printed."""
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
-
-
-def data_dir(env: dict[str, str]) -> Path:
-    return Path(env["ANTAM_DATA_DIR"])
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def consent(user: str, env: dict[str, str], cwd: Path) -> None:
-    """Start a conversation and accept the privacy notice, so an encrypted record exists."""
-    result = chat(user, ["/start", "#button c:accept"], env=env, cwd=cwd)
-    assert result.returncode == 0, result.stderr
 
 
 # --- commands that need no database ------------------------------------------------------
@@ -302,30 +261,9 @@ def test_keys_rotate_reencrypts_and_records_stay_readable(clean_env: dict[str, s
     assert "p:erase:yes" in [button["payload"] for button in shown[0]["buttons"]]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_healthy(port: int, process: subprocess.Popen[bytes], err_path: Path, timeout: float = 60) -> None:
-    """Wait for a started `antam run` to answer /healthz; fail with its stderr if it exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"antam run exited early ({process.returncode}): {err_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
-    pytest.fail(f"no answer from /healthz within {timeout:.0f} s: {err_path.read_text()}")
-
-
 def test_run_serves_healthz_and_stops_on_sigterm(clean_env: dict[str, str], tmp_path: Path) -> None:
     """`run` serves /healthz and exits 0 soon after SIGTERM."""
-    port = _free_port()
+    port = free_port()
     env = dict(clean_env, ANTAM_HTTP_PORT=str(port))
     url = f"http://127.0.0.1:{port}/healthz"
     with open(tmp_path / "run.out", "w") as out, open(tmp_path / "run.err", "w") as err:

@@ -32,7 +32,7 @@ from storage.models import Person
 from storage.referral_models import Referral
 from tests.conftest import PG_URL, _reset_postgres
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_cli import _free_port, wait_until_healthy
+from tests.support.cli import free_port, wait_until_healthy
 
 TOKEN = "515151:WORKERS-token_abc"
 SECRET = "workers-secret-token"
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.postgres
 
 class Worker:
     def __init__(self, env: dict[str, str], cwd: Path, name: str) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.env = dict(env, ANTAM_HTTP_PORT=str(self.port))
         self.cwd = cwd
         self.name = name

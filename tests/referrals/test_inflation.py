@@ -27,11 +27,9 @@ from referrals.indicators import Policy
 from referrals.periods import Period
 from referrals.reporting import build_report, province_scope, spike_days, ward_scope
 from tests.conftest import make_settings, page_origin, web_client
-from tests.staff_fixtures import (  # noqa: F401  (server and browser_factory are fixtures)
+from tests.staff_fixtures import (
     StaffClient,
     add_account,
-    browser_factory,
-    server,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")

@@ -23,7 +23,7 @@ from bot.staff import totp as totp_codes
 from bot.staff.passwords import new_one_time_password
 from bot.staff.state import PASSWORDS
 from storage.staff import AuditEntry, Role, add_audit, get_account, set_active
-from tests.staff_fixtures import (  # noqa: F401  (server and browser_factory are fixtures)
+from tests.staff_fixtures import (
     CSP,
     PASSWORD,
     PROVINCE_OTHER,
@@ -31,8 +31,6 @@ from tests.staff_fixtures import (  # noqa: F401  (server and browser_factory ar
     StaffClient,
     account_row,
     add_account,
-    browser_factory,
-    server,
     staff_app,
 )
 

@@ -14,7 +14,7 @@ from bot.config import load_settings
 from bot.runtime import Runtime
 from handlers.types import Inbound
 from storage.crypto import encode_master_key, generate_master_key
-from tests.test_cli import antam, chat
+from tests.support.cli import antam, chat
 
 
 async def _people(env: dict[str, str], *payloads: tuple[str, str]) -> list[str]:

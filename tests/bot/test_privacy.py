@@ -1,4 +1,4 @@
-"""Privacy invariants (DESIGN §3): nothing a person typed or their platform id is ever at rest.
+"""Privacy invariants (docs/architecture.md, "Privacy invariants"): nothing a person typed or their platform id is ever at rest.
 
 The SQLite test reads the raw bytes of every database file, including the -wal, -shm and
 -journal files, while the database is open and after it is closed. The PostgreSQL test reads

@@ -1,4 +1,4 @@
-"""Pseudonyms, master keys, and the AES-GCM envelope (DESIGN §3.1, §3.3)."""
+"""Pseudonyms, master keys, and the AES-GCM envelope (docs/architecture.md, "Storage and the privacy model")."""
 
 from __future__ import annotations
 

@@ -18,11 +18,12 @@ from sqlalchemy import func, inspect, select, text
 from bot.bootstrap import Services
 from bot.cli import _purge
 from bot.clock import FixedClock
-from bot.maintenance import UPDATE_MEMORY, purge
+from bot.maintenance import purge
 from bot.redemption import redeem
 from bot.runtime import Runtime
 from handlers.types import Inbound
 from referrals.counters import daily_sums, month_series
+from referrals.housekeeping import UPDATE_MEMORY
 from referrals.indicators import Policy
 from referrals.peers import add_peer
 from referrals.periods import Period
@@ -31,8 +32,8 @@ from referrals.store import Holder
 from storage.keys import rotate_keys
 from storage.models import Person, ProcessedUpdate
 from storage.referral_models import HOLDER_BYTES, Counter, CounterMonthLink, Referral, holder_context
-from tests.staff_fixtures import add_account, browser_factory, server  # noqa: F401  (fixtures)
-from tests.test_referrals import BINH_LU, HERE, LAI_CHAU, get_code, press, totals
+from tests.staff_fixtures import add_account
+from tests.support.people import BINH_LU, HERE, LAI_CHAU, get_code, press, totals
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 

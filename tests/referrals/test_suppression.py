@@ -1,4 +1,4 @@
-"""Small-cell protection (DESIGN §3.5): primary and secondary suppression, and the audit."""
+"""Small-cell protection (docs/architecture.md, "Privacy invariants"): primary and secondary suppression, and the audit."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Property: for random streams of events, the counters equal a brute-force recount.
 
-The recount is a plain model of DESIGN §1: each person (a new one after erasure) counts once
+The recount is a plain model of docs/architecture.md, "Indicators": each person (a new one after erasure) counts once
 per month, half-year and year for each indicator; events count once each. It knows nothing of
 marks, seals or orphan groups; the real system, through runtime, storage and redemption, must
 arrive at the same numbers.
@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from bot.bootstrap import Services
 from bot.clock import FixedClock, today
-from bot.redemption import Place, redeem
+from bot.redemption import redeem
+from referrals.redeeming import Place
 from bot.runtime import Runtime
 from handlers.types import Inbound
 from referrals import codes

@@ -11,7 +11,8 @@ from bot.app import make_app
 from bot.bootstrap import Services, open_services
 from bot.clock import FixedClock
 from bot.config import ConfigError, Settings, load_settings
-from bot.redemption import Place, redeem
+from bot.redemption import redeem
+from referrals.redeeming import Place
 from tests.test_webchat import client  # noqa: F401  (the web chat's test client fixture)
 
 SESSION = "MeTrIcSsEsSiOn0123456789ab"

@@ -16,13 +16,11 @@ from bot.config import Settings
 from bot.staff.passwords import password_problems
 from tests.conftest import make_settings
 from storage.staff import AuditEntry, masked_username
-from tests.staff_fixtures import (  # noqa: F401  (server and browser_factory are fixtures)
+from tests.staff_fixtures import (
     PASSWORD,
     WARD_A,
     StaffClient,
     add_account,
-    browser_factory,
-    server,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")

@@ -21,7 +21,6 @@ from bot.staff.passwords import new_one_time_password
 from handlers.types import Inbound
 from referrals.indicators import set_target
 from tests.staff_fixtures import PASSWORD, WARD_A, add_account
-from tests.staff_fixtures import server  # noqa: F401  (a fixture)
 
 pytestmark = [
     pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),

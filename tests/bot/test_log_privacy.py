@@ -17,7 +17,7 @@ import aiohttp
 
 from storage.crypto import MasterSecrets, encode_master_key, generate_master_key, parse_master_key
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.test_cli import _free_port, antam, wait_until_healthy
+from tests.support.cli import antam, free_port, wait_until_healthy
 
 TOKEN = "424242:LOGS-token_xyz"
 USER = 7_700_987_654
@@ -38,7 +38,7 @@ async def _wait_for_reply(fake: FakeTelegramAPI, count: int) -> list[dict]:
 async def test_no_personal_data_in_logs_end_to_end(clean_env: dict[str, str], tmp_path: Path) -> None:
     """A whole run at DEBUG leaves valid JSON log lines and nothing that names a person."""
     master = encode_master_key(generate_master_key())
-    port = _free_port()
+    port = free_port()
     async with FakeTelegramAPI(token=TOKEN, seed=7) as fake:
         env = dict(
             clean_env,

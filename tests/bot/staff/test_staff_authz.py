@@ -29,7 +29,6 @@ from bot.clock import today
 from bot.staff.routes import ROUTES
 from referrals.peers import add_peer
 from tests.staff_fixtures import CSP, PROVINCE_A, WARD_A, WARD_B, StaffClient, personas
-from tests.staff_fixtures import browser_factory, server  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 PERSONAS = ("anonymous", "staff_a", "staff_b", "padmin", "admin")

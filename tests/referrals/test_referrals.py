@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from bot.bootstrap import Services
 from bot.clock import FixedClock
 from bot.maintenance import purge
-from bot.redemption import MAX_FAILURES, Outcome, Place, redeem
+from bot.redemption import redeem
+from referrals.redeeming import MAX_FAILURES, Place, Redemption
 from bot.runtime import Runtime
 from handlers.types import Inbound
 from referrals import codes
@@ -24,33 +25,7 @@ from referrals.reporting import build_report, ward_scope
 from storage.keys import RETIRED_KEY_GRACE, rotate_keys
 from storage.models import DataKey
 from storage.referral_models import Counter, CounterMonth, Referral
-
-BINH_LU = 3390
-LAI_CHAU = 12
-HERE = Place(commune=BINH_LU)
-
-
-async def press(runtime: Runtime, user: str, *payloads: str, channel: str = "telegram") -> list[str]:
-    texts = []
-    for payload in payloads:
-        for reply in await runtime.handle(Inbound(channel, user, payload=payload)):
-            texts.append(reply.text)
-    return texts
-
-
-async def get_code(runtime: Runtime, user: str, *, accept: bool = True) -> str:
-    """Accept, choose Bình Lư and ask for an HIV-test code; return the code shown."""
-    steps = (["c:accept"] if accept else []) + [f"w:{BINH_LU}", "ri:tyt_binh_lu:1"]
-    shown = (await press(runtime, user, *steps))[-1]
-    line = next(line for line in shown.splitlines() if "Mã giới thiệu của bạn" in line)
-    return line.split(": ")[1]
-
-
-async def totals(services: Services, *metrics: str) -> dict[str, int]:
-    async with services.db.transaction() as session:
-        sums = await daily_sums(session, start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1), metrics=list(metrics), by=("metric",))
-    return {metric: sums.get((metric,), 0) for metric in metrics}
-
+from tests.support.people import BINH_LU, HERE, LAI_CHAU, get_code, press, totals
 
 async def test_issuing_stores_a_hash_and_counts(runtime: Runtime, services: Services) -> None:
     """A code is stored only as a keyed hash, linked to its holder only under seal, and counted."""
@@ -88,15 +63,15 @@ async def test_nothing_is_counted_before_consent(runtime: Runtime, services: Ser
 async def test_redeeming_outcomes(runtime: Runtime, services: Services, clock: FixedClock) -> None:
     """A valid code is used once; every other case says why and changes nothing."""
     code = await get_code(runtime, "p1")
-    assert (await redeem(services, "xx", HERE)).outcome is Outcome.MALFORMED
-    assert (await redeem(services, "ABCD-EFGH", HERE)).outcome is Outcome.UNKNOWN
-    assert (await redeem(services, code, Place(commune=3391))).outcome is Outcome.OTHER_PLACE
+    assert (await redeem(services, "xx", HERE)).outcome is Redemption.MALFORMED
+    assert (await redeem(services, "ABCD-EFGH", HERE)).outcome is Redemption.UNKNOWN
+    assert (await redeem(services, code, Place(commune=3391))).outcome is Redemption.OTHER_PLACE
     typed = code.lower().replace("-", " ").replace("0", "o").replace("1", "l")
     used = await redeem(services, typed, HERE)
     assert used.ok and used.service_type == "hiv_testing" and used.day == dt.date(2026, 3, 2)
     again = await redeem(services, code, HERE)
-    assert again.outcome is Outcome.ALREADY_USED and again.day == dt.date(2026, 3, 2)
-    assert (await redeem(services, code, Place(province=LAI_CHAU))).outcome is Outcome.ALREADY_USED
+    assert again.outcome is Redemption.ALREADY_USED and again.day == dt.date(2026, 3, 2)
+    assert (await redeem(services, code, Place(province=LAI_CHAU))).outcome is Redemption.ALREADY_USED
     counted = await totals(services, "referral_redeemed", "connected:m", "connected:h", "connected:y")
     assert counted == {"referral_redeemed": 1, "connected:m": 1, "connected:h": 1, "connected:y": 1}
     # The person's list forgets a used code.
@@ -108,11 +83,11 @@ async def test_expired_and_cancelled_codes(runtime: Runtime, services: Services,
     first = await get_code(runtime, "p1")
     second = await get_code(runtime, "p1", accept=False)
     await press(runtime, "p1", f"rcy:{codes.normalise(second)}")
-    assert (await redeem(services, second, HERE)).outcome is Outcome.CANCELLED
+    assert (await redeem(services, second, HERE)).outcome is Redemption.CANCELLED
     assert (await totals(services, "referral_cancelled")) == {"referral_cancelled": 1}
     clock.advance(days=30)
     expired = await redeem(services, first, Place(province=LAI_CHAU))
-    assert expired.outcome is Outcome.EXPIRED and expired.day == dt.date(2026, 3, 31)
+    assert expired.outcome is Redemption.EXPIRED and expired.day == dt.date(2026, 3, 31)
 
 
 async def test_connected_once_per_period(runtime: Runtime, services: Services, clock: FixedClock) -> None:
@@ -124,7 +99,7 @@ async def test_connected_once_per_period(runtime: Runtime, services: Services, c
     clock.advance(days=28)  # 30 March → still March
     clock.advance(days=2)  # 1 April
     # A code issued in March is still valid on 1 April? It expires on 31 March; get a fresh one.
-    assert (await redeem(services, third, HERE)).outcome is Outcome.EXPIRED
+    assert (await redeem(services, third, HERE)).outcome is Redemption.EXPIRED
     fresh = await get_code(runtime, "p1", accept=False)
     assert (await redeem(services, fresh, HERE)).ok
     counted = await totals(services, "connected:m", "connected:h", "connected:y", "referral_redeemed")
@@ -166,10 +141,10 @@ async def test_failed_attempts_are_throttled(runtime: Runtime, services: Service
     """After repeated failures a place must wait, even with a valid code; then it works again."""
     code = await get_code(runtime, "p1")
     for _ in range(MAX_FAILURES):
-        assert (await redeem(services, "ZZZZ-ZZZZ", HERE)).outcome is Outcome.UNKNOWN
+        assert (await redeem(services, "ZZZZ-ZZZZ", HERE)).outcome is Redemption.UNKNOWN
     blocked = await redeem(services, code, HERE)
-    assert blocked.outcome is Outcome.THROTTLED and blocked.retry_after is not None
-    assert (await redeem(services, code, Place(commune=3391))).outcome is Outcome.OTHER_PLACE, "another place is not blocked"
+    assert blocked.outcome is Redemption.THROTTLED and blocked.retry_after is not None
+    assert (await redeem(services, code, Place(commune=3391))).outcome is Redemption.OTHER_PLACE, "another place is not blocked"
     clock.advance(minutes=16)
     assert (await redeem(services, code, HERE)).ok
 

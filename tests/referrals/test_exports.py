@@ -1,4 +1,4 @@
-"""The report exports: terminal table, CSV, XLSX and DHIS2 (DESIGN §1 reporting, §3.5 small cells).
+"""The report exports: terminal table, CSV, XLSX and DHIS2 (docs/architecture.md, "Indicators" and "Privacy invariants").
 
 The report below is built by hand. Its hidden cells hold values (1, 2, 3, 4, 7, 9, 13, 15, 19,
 35, 40) that no shown number, estimate or percentage uses, so finding one of them where a cell
@@ -33,12 +33,12 @@ from referrals.exports import (
     ExportError,
     csv_bytes,
     load_dhis2_mapping,
-    period_label,
     to_csv,
     to_dhis2,
     to_table,
     to_xlsx,
 )
+from referrals.labels import period_label
 from referrals.periods import Period
 from referrals.report import INDICATORS, UNKNOWN_COMMUNE, CommuneLine, PeriodReport, Progress, Scope, ScopeKind
 from referrals.tables import Cell, CellState, ProtectedTable

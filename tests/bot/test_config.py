@@ -1,4 +1,4 @@
-"""Configuration from the environment and a .env file (DESIGN §4): bot.config.load_settings."""
+"""Configuration from the environment and a .env file (docs/architecture.md, "Contracts"): bot.config.load_settings."""
 
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def test_invalid_values_are_rejected_by_name(name: str, value: str) -> None:
 
 def test_public_url_must_be_https() -> None:
     """ANTAM_PUBLIC_URL over plain http is refused (webhooks need TLS) except on a loopback host,
-    as DESIGN §4 allows for a local Bot API server; https is accepted."""
+    as docs/architecture.md, "Contracts" allows for a local Bot API server; https is accepted."""
     for refused in ("http://example.org", "http://10.0.0.5:8080", "http://127.example.org"):
         with pytest.raises(ConfigError, match="ANTAM_PUBLIC_URL"):
             load_settings(environ={"ANTAM_PUBLIC_URL": refused}, env_file=None)

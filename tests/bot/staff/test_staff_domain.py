@@ -29,15 +29,13 @@ from referrals.peers import add_peer
 from referrals.periods import PeriodKind
 from storage.referral_models import PeerLink
 from storage.staff import AuditEntry, Role
-from tests.staff_fixtures import (  # noqa: F401  (server and browser_factory are fixtures)
+from tests.staff_fixtures import (
     CSP,
     PROVINCE_A,
     WARD_A,
     WARD_B,
     StaffClient,
     add_account,
-    browser_factory,
-    server,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")

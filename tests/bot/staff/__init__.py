@@ -1,0 +1,1 @@
+"""Tests of bot/staff/: the staff web app and `antam staff`."""

@@ -1,0 +1,1 @@
+"""Tests of handlers/: the pure engine, its flows and its button payloads."""

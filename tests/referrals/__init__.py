@@ -1,0 +1,1 @@
+"""Tests of referrals/: codes, counting, redemption, published figures and reports."""

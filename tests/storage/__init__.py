@@ -1,0 +1,1 @@
+"""Tests of storage/: the database, records, keys and the transaction helper."""
