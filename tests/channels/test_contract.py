@@ -154,8 +154,9 @@ async def queue_reminder(person: Driver, text: str, *, due_in: dt.timedelta = dt
         raw = await load_record(session, ring, pseudonym)
         assert raw is not None
         record = PersonRecord.from_bytes(raw).keep_address(person.user, "reminders")
-        await save_record(session, ring, pseudonym, record.to_bytes(), today=services.clock.now().date())
-        assert await write(session, ring, record, person.name, [RenderedReply(text)], now=services.clock.now() + due_in) is not None
+        queued = await write(session, ring, record, person.name, [RenderedReply(text)], now=services.clock.now() + due_in)
+        assert queued is not None
+        await save_record(session, ring, pseudonym, queued.record.to_bytes(), today=services.clock.now().date())
 
 
 async def left_in_outbox(person: Driver) -> int:
@@ -229,6 +230,22 @@ async def test_a_queued_message_for_a_closed_page_is_dropped_and_counted(person:
         await asyncio.sleep(0.25)
     assert await left_in_outbox(person) == 0 and await person.pushed() == []
     assert counted(person.name, "no_page") == before + 1
+
+
+async def test_the_reply_window_opens_with_each_message(person: Driver) -> None:
+    """Where the channel has a reply window, the time of the person's last message is kept,
+    sealed in their record only, and the quota of messages the bot starts begins again."""
+    await consent(person)
+    first = await stored(person)
+    assert first is not None
+    if capabilities(person.name).reply_window is None:
+        assert first.heard is None, "kept only where the channel needs it"
+        return
+    assert first.heard == int(person.clock.now().timestamp()) and first.started == 0
+    person.clock.advance(seconds=90)
+    await person.say("menu")
+    again = await stored(person)
+    assert again is not None and again.heard == int(person.clock.now().timestamp())
 
 
 def counted(channel: str, outcome: str) -> float:
