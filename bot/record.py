@@ -34,14 +34,14 @@ class PersonRecord:
     address: str | None = None
     needs: frozenset[str] = frozenset()
     # On channels with a reply window (Zalo): unix time of the person's last message, and how
-    # many messages the bot started since (the channel's quota per person message). Sealed
-    # here only, like everything in the record.
+    # many messages went to them since (the answers to it and the messages the bot started:
+    # Zalo's quota per person message counts both). Sealed here only, like the whole record.
     heard: int | None = None
     started: int = 0
 
-    def heard_now(self, now: dt.datetime) -> PersonRecord:
-        """The person wrote: the reply window opens again, and the quota starts again."""
-        return replace(self, heard=int(now.timestamp()), started=0)
+    def heard_now(self, now: dt.datetime, answered: int = 0) -> PersonRecord:
+        """The person wrote and got ``answered`` messages: the window and the quota start again."""
+        return replace(self, heard=int(now.timestamp()), started=answered)
 
     def heard_at(self) -> dt.datetime | None:
         return None if self.heard is None else dt.datetime.fromtimestamp(self.heard, dt.UTC)

@@ -177,8 +177,12 @@ class Runtime:
                     updated = updated.with_messages([inbound.message_id], now)
                 else:
                     updated = updated.fresh(now)
-                if capabilities(inbound.channel).reply_window is not None:
-                    updated = updated.heard_now(now)  # the channel's reply window and quota start again
+                can = capabilities(inbound.channel)
+                if can.reply_window is not None:
+                    # The channel's reply window and quota start again, less the answers this
+                    # message gets (counted as the adapter will send them: fitted to the channel).
+                    answered = len(services.renderer.fit(services.renderer.render(outcome), can))
+                    updated = updated.heard_now(now, answered)
                 await save_record(session, ring, pseudonym, updated.to_bytes(), today=day, new=record is None)
             return outcome
 
