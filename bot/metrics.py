@@ -55,7 +55,7 @@ REFERRALS_REDEEMED = Counter(
 OUTBOX = Counter(
     "antam_outbox",
     "Messages the bot started, by channel and what became of them "
-    "(sent, retried, given_up, unreachable, refused, no_page).",
+    "(sent, retried, given_up, unreachable, refused, no_page, outside_window, over_quota).",
     ["channel", "outcome"],
     registry=REGISTRY,
 )

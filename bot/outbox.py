@@ -7,6 +7,13 @@ the channel's ``send``, and then deletes the row (delivered, unreachable, refuse
 after GIVE_UP) or moves it later with exponential backoff (5xx, 429, timeouts: ``Delivery.RETRY``,
 or the platform's own retry-after).
 
+Where a channel reaches a person only within a reply window after their last message, and only
+so many messages per message of theirs (Zalo: ``Unprompted.IN_WINDOW``, ``reply_window``,
+``started_per_message``), ``write`` queues nothing outside the window or beyond the quota
+(counted as "outside_window" / "over_quota"), and the worker gives up a row whose window ended
+while it waited (retries), counted as "outside_window". The time of the person's last message
+and the count live sealed in their record; the row holds the window's end, sealed.
+
 The web chat reaches only pages open now: a worker leases a web-chat row only when the page is
 open on it (rows are polled, so any worker holding the page takes it), and a row no worker
 took within PAGE_WAIT is dropped, counted as "no_page".
@@ -18,14 +25,15 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Mapping
-
+from dataclasses import dataclass, replace
 
 from bot import metrics
 from bot.bootstrap import Services
 from bot.channels.base import Channel, Delivery
 from bot.channels.common import Pacer
+from bot.channels.registry import capabilities
 from bot.record import PersonRecord
-from handlers.render import RenderedButton, RenderedReply, Unprompted
+from handlers.render import Capabilities, RenderedButton, RenderedReply, Unprompted, split_text
 from handlers.types import ReplyKind
 from storage import outbox
 from storage.crypto import KeyRing
@@ -54,6 +62,29 @@ def from_rows(rows: list[dict[str, object]]) -> list[RenderedReply]:
     return replies
 
 
+@dataclass(frozen=True, repr=False)
+class Queued:
+    """A queued message: its row, and the person's record to save in the same transaction (it
+    counts the message against the channel's quota)."""
+
+    row: int
+    record: PersonRecord
+
+    def __repr__(self) -> str:  # the record holds the address
+        return f"Queued(row={self.row})"
+
+
+def messages_of(replies: list[RenderedReply], can: Capabilities) -> int:
+    """How many platform messages ``replies`` become once fitted to the channel (texts split at
+    ``max_text``, buttons paged by ``max_buttons``): what the quota counts."""
+    count = 0
+    for reply in replies:
+        count += len(split_text(reply.text, can.max_text))
+        if reply.buttons and can.max_buttons:
+            count += -(-len(reply.buttons) // can.max_buttons) - 1
+    return count
+
+
 async def write(
     session: outbox.Session,
     ring: KeyRing,
@@ -62,15 +93,32 @@ async def write(
     replies: list[RenderedReply],
     *,
     now: dt.datetime,
-) -> int | None:
-    """Queue ``replies`` for the person of ``record``, in the caller's transaction.
+) -> Queued | None:
+    """Queue ``replies`` for the person of ``record``, in the caller's transaction; the caller
+    saves the returned record.
 
-    None when no address is kept (the person opted into nothing that writes first): then
-    nothing can be sent, and nothing is written.
+    None when nothing may be sent, and nothing is written: no address is kept (the person opted
+    into nothing that writes first), or the channel's reply window is over or its quota per
+    message of the person's is used up (both counted).
     """
     if record.address is None:
         return None
-    return await outbox.enqueue(session, ring, channel=channel, address=record.address, replies=to_rows(replies), now=now)
+    can = capabilities(channel)
+    until = None
+    if can.unprompted is Unprompted.IN_WINDOW and can.reply_window is not None:
+        heard = record.heard_at()
+        if heard is None or now >= heard + can.reply_window:
+            metrics.OUTBOX.labels(channel, "outside_window").inc()
+            return None
+        until = heard + can.reply_window
+    counted = record.started + messages_of(replies, can)
+    if can.started_per_message is not None and counted > can.started_per_message:
+        metrics.OUTBOX.labels(channel, "over_quota").inc()
+        return None
+    row = await outbox.enqueue(
+        session, ring, channel=channel, address=record.address, replies=to_rows(replies), now=now, until=until
+    )
+    return Queued(row, replace(record, started=counted) if can.started_per_message is not None else record)
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -114,6 +162,12 @@ class OutboxWorker:
 
     async def _deliver(self, row: outbox.Claimed) -> None:
         channel = self.channels[row.channel]
+        if row.until is not None and self.services.clock.now() >= row.until:
+            # The reply window ended while the row waited (retries): the platform would refuse it.
+            async with self.services.db.transaction() as session:
+                await outbox.finish(session, row.id)
+            metrics.OUTBOX.labels(row.channel, "outside_window").inc()
+            return
         if row.channel in self.overall:
             await self.overall[row.channel].wait(row.channel)
         try:

@@ -33,6 +33,18 @@ class PersonRecord:
     marks: Marks = Marks()
     address: str | None = None
     needs: frozenset[str] = frozenset()
+    # On channels with a reply window (Zalo): unix time of the person's last message, and how
+    # many messages went to them since (the answers to it and the messages the bot started:
+    # Zalo's quota per person message counts both). Sealed here only, like the whole record.
+    heard: int | None = None
+    started: int = 0
+
+    def heard_now(self, now: dt.datetime, answered: int = 0) -> PersonRecord:
+        """The person wrote and got ``answered`` messages: the window and the quota start again."""
+        return replace(self, heard=int(now.timestamp()), started=answered)
+
+    def heard_at(self) -> dt.datetime | None:
+        return None if self.heard is None else dt.datetime.fromtimestamp(self.heard, dt.UTC)
 
     def keep_address(self, address: str, feature: str) -> PersonRecord:
         """The address kept for ``feature`` (the person opted into something that writes first)."""
@@ -49,6 +61,8 @@ class PersonRecord:
             data["k"] = self.marks.to_json()
         if self.address is not None and self.needs:
             data["a"], data["n"] = self.address, sorted(self.needs)
+        if self.heard is not None:
+            data["h"], data["o"] = self.heard, self.started
         return json.dumps(data, separators=(",", ":")).encode("ascii")
 
     @classmethod
@@ -67,12 +81,16 @@ class PersonRecord:
         )
         address, needs = data.get("a"), data.get("n")
         kept = isinstance(address, str) and isinstance(needs, list) and all(isinstance(n, str) for n in needs)
+        heard, started = data.get("h"), data.get("o")
+        heard_ok = isinstance(heard, int) and not isinstance(heard, bool)
         return cls(
             State.from_bytes(json.dumps(data["s"]).encode()),
             messages,
             Marks.from_json(data.get("k")),
             address if kept else None,  # records written before addresses existed have none
             frozenset(needs) if kept and needs else frozenset(),
+            heard if heard_ok else None,  # records written before the quota have none
+            started if heard_ok and isinstance(started, int) and not isinstance(started, bool) else 0,
         )
 
     def fresh(self, now: dt.datetime) -> PersonRecord:

@@ -23,13 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot import metrics
 from bot.admission import Gate
 from bot.bootstrap import Services
+from bot.channels.registry import BY_NAME
 from bot.clock import today
 from bot.record import PersonRecord
 from content.pack import SAFETY_INTENTS
 from handlers.common import Outcome
 from handlers.engine import respond
 from handlers.referral import still_held
-from handlers.render import RenderedReply
+from handlers.render import Capabilities, RenderedReply
 from handlers.state import DEFAULT_LOCALE, LOCALES, State
 from handlers.types import (
     CancelReferral,
@@ -176,6 +177,12 @@ class Runtime:
                     updated = updated.with_messages([inbound.message_id], now)
                 else:
                     updated = updated.fresh(now)
+                can = capabilities(inbound.channel)
+                if can.reply_window is not None:
+                    # The channel's reply window and quota start again, less the answers this
+                    # message gets (counted as the adapter will send them: fitted to the channel).
+                    answered = len(services.renderer.fit(services.renderer.render(outcome), can))
+                    updated = updated.heard_now(now, answered)
                 await save_record(session, ring, pseudonym, updated.to_bytes(), today=day, new=record is None)
             return outcome
 
@@ -331,3 +338,9 @@ class Runtime:
 
         db = self.services.db
         return await run_in_transaction(db, self.services.keys, attempt, timeout=db.timeout)
+
+
+def capabilities(channel: str) -> Capabilities:
+    """The registry's capabilities of ``channel``; none that matter for a name it does not know."""
+    spec = BY_NAME.get(channel)
+    return spec.capabilities if spec is not None else Capabilities(max_text=4096)

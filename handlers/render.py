@@ -71,6 +71,9 @@ class Capabilities:
     reply_window: dt.timedelta | None = None
     sends_per_second: float | None = None  # outbound, all people together
     sends_per_second_per_person: float | None = None
+    # Messages the bot may start per message the person sends, within ``reply_window``
+    # (Zalo's free reply quota); None: no such quota.
+    started_per_message: int | None = None
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,7 @@ class Claimed:
     replies: list[dict[str, Any]]
     created_at: dt.datetime
     attempts: int
+    until: dt.datetime | None = None  # the channel's reply window ends: not sent after this
 
     def __repr__(self) -> str:  # never print an address or a text, even in a traceback
         return f"Claimed(id={self.id}, channel={self.channel!r}, attempts={self.attempts})"
@@ -83,10 +84,18 @@ async def enqueue(
     address: str,
     replies: list[dict[str, Any]],
     now: dt.datetime,
+    until: dt.datetime | None = None,
 ) -> int:
-    """Add a message to the outbox inside the caller's transaction; its row id."""
+    """Add a message to the outbox inside the caller's transaction; its row id.
+
+    ``until``: when the person's reply window ends (sealed with the address: it dates the
+    person's last message).
+    """
     dedupe = os.urandom(16).hex()
-    plain = json.dumps({"a": address, "r": replies}, ensure_ascii=False, separators=(",", ":")).encode()
+    content: dict[str, Any] = {"a": address, "r": replies}
+    if until is not None:
+        content["w"] = int(until.timestamp())
+    plain = json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
     row = OutboxMessage(
         dedupe=dedupe,
         channel=channel,
@@ -128,8 +137,9 @@ async def claim(
             continue
         row.not_before = now + lease
         row.attempts += 1
+        until = dt.datetime.fromtimestamp(opened["w"], dt.UTC) if isinstance(opened.get("w"), int) else None
         claimed.append(
-            Claimed(row.id, row.dedupe, row.channel, opened["a"], opened["r"], _aware(row.created_at), row.attempts)
+            Claimed(row.id, row.dedupe, row.channel, opened["a"], opened["r"], _aware(row.created_at), row.attempts, until)
         )
     return claimed
 

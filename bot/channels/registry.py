@@ -73,7 +73,12 @@ ZALO = ChannelSpec(
     name="zalo",
     # Text: 2,000 characters (partners' documentation of the consultation message). Buttons: 5
     # per message (Zalo's own PHP SDK refuses a sixth). Titles: 100 characters (third-party
-    # SDKs). Zalo counts free replies per message the person sends (8 within 48 h are reported).
+    # SDKs). Zalo counts free replies per message the person sends: "OA sẽ được phép sử dụng 8
+    # tin phản hồi (miễn phí) trong vòng 48h kể từ thời điểm người quan tâm gửi tin đến OA …
+    # Hạn mức này sẽ được thiết lập lại mỗi khi Người dùng gửi tin mới cho OA"; the 9th, or one
+    # after 48 h, is a paid proactive message (Zalo OA's help centre, "Các loại tin của Zalo
+    # Official Account (OA)", zalooa.freshdesk.com/support/solutions/articles/64000261136).
+    # The outbox keeps the messages the bot starts within both (``started_per_message``).
     capabilities=Capabilities(
         max_text=2000,
         max_buttons=5,
@@ -83,6 +88,7 @@ ZALO = ChannelSpec(
         delete_by_hand="quickexit.zalo_manual",
         unprompted=Unprompted.IN_WINDOW,
         reply_window=dt.timedelta(hours=48),
+        started_per_message=8,
         sends_per_second=10.0,
         sends_per_second_per_person=1.0,
     ),

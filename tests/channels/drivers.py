@@ -55,12 +55,15 @@ class Driver(Protocol):
     services: Services
     channel: Channel
     redelivers: bool  # whether the platform ever delivers one event twice
+    clock: FixedClock  # the time of the server and of the fake platform
 
     async def say(self, text: str) -> list[Seen]: ...
     async def press(self, payload: str) -> list[Seen]: ...
     async def again(self) -> list[Seen]: ...  # the last event, delivered once more
     async def screen(self) -> list[str]: ...  # what is still on the person's device
     async def pushed(self) -> list[Seen]: ...  # messages the bot started, received since last asked
+    async def stop(self) -> None: ...  # the server (and its outbox worker) stops; the database stays
+    async def start(self) -> None: ...  # a new server process on the same database (a restart)
 
 
 @dataclass
@@ -68,6 +71,8 @@ class TelegramDriver:
     services: Services
     client: TestClient[Any, Any]
     fake: FakeTelegramAPI
+    settings: Settings
+    clock: FixedClock
     name: str = "telegram"
     user: str = str(TELEGRAM_USER)
     redelivers: bool = True
@@ -114,12 +119,22 @@ class TelegramDriver:
         new, self.seen_pushed = sent[self.seen_pushed :], len(sent)
         return [self._seen(m) for m in new]
 
+    async def stop(self) -> None:
+        await stop_server(self.services, self.client)
+
+    async def start(self) -> None:
+        self.services, self.client = await start_server(self.settings, self.clock, (self.name,))
+        # Telegram's one-message-a-second pace per chat is tested on its own.
+        self.channel.pacer = ChatPacer(burst=10_000)
+
 
 @dataclass
 class ZaloDriver:
     services: Services
     client: TestClient[Any, Any]
     fake: FakeZaloAPI
+    settings: Settings
+    clock: FixedClock
     name: str = "zalo"
     user: str = ZALO_USER
     redelivers: bool = True
@@ -160,18 +175,29 @@ class ZaloDriver:
         new, self.seen_pushed = sent[self.seen_pushed :], len(sent)
         return [self._seen(m) for m in new]
 
+    async def stop(self) -> None:
+        await stop_server(self.services, self.client)
+
+    async def start(self) -> None:
+        self.services, self.client = await start_server(self.settings, self.clock, (self.name,))
+        self.channel.api.retry_delay = 0.01
+
 
 @dataclass
 class WebDriver:
     services: Services
     client: TestClient[Any, Any]
     ws: Any
+    settings: Settings
+    clock: FixedClock
     name: str = "web"
     user: str = WEB_SESSION
     redelivers: bool = True  # the page sends a message again when its answer was lost
     last: dict[str, Any] = field(default_factory=dict)
     shown: list[Seen] = field(default_factory=list)
     counter: int = 0
+    # Messages the bot started that arrived while an answer was awaited (they carry an "id").
+    early: list[Seen] = field(default_factory=list)
 
     @property
     def channel(self) -> WebChat:
@@ -181,6 +207,9 @@ class WebDriver:
         self.last = message
         await self.ws.send_json(message)
         answer = await self.ws.receive_json(timeout=30)
+        while "id" in answer:  # a message the outbox pushed, not the answer
+            self.early.extend(self._replies(answer))
+            answer = await self.ws.receive_json(timeout=30)
         seen = [
             Seen(r["text"], tuple(b["payload"] for b in r["buttons"]), bool(r.get("quick_exit")))
             for r in answer["replies"]
@@ -205,19 +234,33 @@ class WebDriver:
         # The page clears itself on a quick-exit reply (chat.js), keeping only that line.
         return [s.text for s in (self.shown[-1:] if self.shown and self.shown[-1].quick_exit else self.shown)]
 
+    @staticmethod
+    def _replies(message: dict[str, Any]) -> list[Seen]:
+        return [Seen(r["text"], tuple(b["payload"] for b in r["buttons"])) for r in message["replies"]]
+
     async def pushed(self) -> list[Seen]:
-        found = []
+        found, self.early = self.early, []
         with contextlib.suppress(TimeoutError):
             while True:
-                message = await self.ws.receive_json(timeout=0.5)
-                found.extend(Seen(r["text"], tuple(b["payload"] for b in r["buttons"])) for r in message["replies"])
+                found.extend(self._replies(await self.ws.receive_json(timeout=0.5)))
         return found
+
+    async def stop(self) -> None:
+        await self.ws.close()
+        await stop_server(self.services, self.client)
+
+    async def start(self) -> None:
+        """The server comes back and the page connects again (it speaks only when the person does)."""
+        self.services, self.client = await start_server(self.settings, self.clock, (self.name,))
+        self.ws = await open_page(self.client)
 
 
 @dataclass
 class ConsoleDriver:
     services: Services
     runtime: Runtime
+    settings: Settings
+    clock: FixedClock
     name: str = "console"
     user: str = "console-person"
     redelivers: bool = False  # a terminal never sends a line twice
@@ -250,52 +293,68 @@ class ConsoleDriver:
     async def pushed(self) -> list[Seen]:
         return []
 
+    async def stop(self) -> None:
+        await self.services.close()
+
+    async def start(self) -> None:
+        self.services = await open_services(self.settings, clock=self.clock, warn=lambda _m: None)
+        self.runtime = Runtime(self.services)
+
 
 DRIVERS = ("telegram", "zalo", "web", "console")
 
 
-@contextlib.asynccontextmanager
-async def server(services: Services, channels: tuple[str, ...]) -> AsyncIterator[TestClient[Any, Any]]:
+async def start_server(
+    settings: Settings, clock: FixedClock, channels: tuple[str, ...]
+) -> tuple[Services, TestClient[Any, Any]]:
+    """One server process: its own services (pool, key ring) over the database of ``settings``."""
+    services = await open_services(settings, clock=clock, warn=lambda _m: None)
     client = TestClient(TestServer(make_app(services, maintenance=False, channels=channels), host="127.0.0.1"))
-    await client.start_server()
     try:
-        yield client
-    finally:
-        await client.close()
+        await client.start_server()
+    except BaseException:
+        await services.close()
+        raise
+    return services, client
+
+
+async def stop_server(services: Services, client: TestClient[Any, Any]) -> None:
+    await client.close()  # the outbox worker stops with the server's cleanup contexts
+    await services.close()
+
+
+async def open_page(client: TestClient[Any, Any]) -> Any:
+    url = client.make_url("/")
+    return await client.ws_connect("/chat/ws", origin=f"{url.scheme}://{url.host}:{url.port}")
 
 
 @contextlib.asynccontextmanager
 async def open_driver(name: str, settings: Settings, clock: FixedClock) -> AsyncIterator[Driver]:
     """The driver ``name``, its fake platform and server running; all stopped on leaving."""
-    quiet = {"warn": lambda _m: None, "clock": clock}
-    if name == "telegram":
-        async with FakeTelegramAPI(token="123456:TEST-token_abc", seed=1) as fake:
+    driver: TelegramDriver | ZaloDriver | WebDriver | ConsoleDriver
+    async with contextlib.AsyncExitStack() as stack:
+        if name == "telegram":
+            telegram = await stack.enter_async_context(FakeTelegramAPI(token="123456:TEST-token_abc", seed=1))
             configured = settings.model_copy(
                 update={
                     "telegram_bot_token": SecretStr("123456:TEST-token_abc"),
-                    "telegram_api_base_url": fake.base_url,
+                    "telegram_api_base_url": telegram.base_url,
                     "public_url": "https://antam.example.org",
                 }
             )
-            services = await open_services(configured, **quiet)  # type: ignore[arg-type]
-            try:
-                async with server(services, ("telegram",)) as client:
-                    # Telegram's one-message-a-second pace per chat is tested on its own.
-                    channel_of(client.app, TelegramChannel).pacer = ChatPacer(burst=10_000)
-                    yield TelegramDriver(services, client, fake)
-            finally:
-                await services.close()
-        return
-    if name == "zalo":
-        zalo = FakeZaloAPI(
-            app_id=ZALO_APP_ID,
-            oa_secret_key=ZALO_OA_SECRET,
-            app_secret_key=ZALO_APP_SECRET,
-            access_token="zalo-access-0-INITIALqQ7hV3",
-            refresh_token="zalo-refresh-0-INITIALpZ4kL8",
-            clock=lambda: clock.now().timestamp(),
-        )
-        async with zalo:
+            services, client = await start_server(configured, clock, (name,))
+            driver = TelegramDriver(services, client, telegram, configured, clock)
+            driver.channel.pacer = ChatPacer(burst=10_000)  # the pace per chat is tested on its own
+        elif name == "zalo":
+            zalo = FakeZaloAPI(
+                app_id=ZALO_APP_ID,
+                oa_secret_key=ZALO_OA_SECRET,
+                app_secret_key=ZALO_APP_SECRET,
+                access_token="zalo-access-0-INITIALqQ7hV3",
+                refresh_token="zalo-refresh-0-INITIALpZ4kL8",
+                clock=lambda: clock.now().timestamp(),
+            )
+            await stack.enter_async_context(zalo)
             configured = settings.model_copy(
                 update={
                     "zalo_app_id": ZALO_APP_ID,
@@ -307,25 +366,24 @@ async def open_driver(name: str, settings: Settings, clock: FixedClock) -> Async
                     "zalo_oauth_base_url": zalo.base_url,
                 }
             )
-            services = await open_services(configured, **quiet)  # type: ignore[arg-type]
+            services, client = await start_server(configured, clock, (name,))
+            driver = ZaloDriver(services, client, zalo, configured, clock)
+            driver.channel.api.retry_delay = 0.01
+        elif name == "web":
+            services, client = await start_server(settings, clock, (name,))
             try:
-                async with server(services, ("zalo",)) as client:
-                    channel_of(client.app, ZaloChannel).api.retry_delay = 0.01
-                    yield ZaloDriver(services, client, zalo)
-            finally:
-                await services.close()
-        return
-    services = await open_services(settings, **quiet)  # type: ignore[arg-type]
-    try:
-        if name == "console":
-            yield ConsoleDriver(services, Runtime(services))
-            return
-        async with server(services, ("web",)) as client:
-            url = client.make_url("/")
-            async with client.ws_connect("/chat/ws", origin=f"{url.scheme}://{url.host}:{url.port}") as ws:
-                yield WebDriver(services, client, ws)
-    finally:
-        await services.close()
+                ws = await open_page(client)
+            except BaseException:
+                await stop_server(services, client)
+                raise
+            driver = WebDriver(services, client, ws, settings, clock)
+        else:
+            services = await open_services(settings, clock=clock, warn=lambda _m: None)
+            driver = ConsoleDriver(services, Runtime(services), settings, clock)
+        try:
+            yield driver
+        finally:
+            await driver.stop()
 
 
 def as_json(seen: list[Seen]) -> str:

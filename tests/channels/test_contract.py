@@ -8,6 +8,7 @@ read from the registry's capabilities, never from the driver's name.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from bot import metrics
 from bot.channels.base import Delivery
 from bot.channels.registry import capabilities
 from bot.clock import FixedClock
@@ -23,7 +25,7 @@ from bot.logs import quiet_libraries
 from bot.record import PersonRecord
 from handlers.render import RenderedButton, RenderedReply, Unprompted
 from storage.models import Person
-from bot.outbox import write
+from bot.outbox import PAGE_WAIT, write
 from storage.outbox import pending
 from storage.persons import load_record, save_record
 from tests.channels.drivers import DRIVERS, Driver, Seen, open_driver
@@ -142,14 +144,9 @@ async def test_a_message_the_bot_starts_reaches_the_person(person: Driver) -> No
     assert await person.pushed() == [Seen("Tư vấn viên đã trả lời bạn.", ("m",))]
 
 
-async def test_a_queued_message_reaches_the_person(person: Driver) -> None:
-    """A message written to the outbox with the change that causes it (the person opted into
-    reminders: their address is kept, sealed in their record) is delivered by the server's own
-    outbox worker, and the row is gone."""
-    if capabilities(person.name).unprompted is Unprompted.NEVER:
-        pytest.skip(f"{person.name} cannot reach anyone unprompted")
-    await consent(person)
-    await person.pushed()
+async def queue_reminder(person: Driver, text: str, *, due_in: dt.timedelta = dt.timedelta()) -> None:
+    """The person opts into reminders (their address is kept, sealed in their record) and, in the
+    same transaction, a reminder is written to the outbox, due ``due_in`` from now."""
     services = person.services
     pseudonym = services.secrets.pseudonym(person.name, person.user)
     async with services.db.transaction() as session:
@@ -157,16 +154,100 @@ async def test_a_queued_message_reaches_the_person(person: Driver) -> None:
         raw = await load_record(session, ring, pseudonym)
         assert raw is not None
         record = PersonRecord.from_bytes(raw).keep_address(person.user, "reminders")
-        await save_record(session, ring, pseudonym, record.to_bytes(), today=services.clock.now().date())
-        line = [RenderedReply("Nhắc bạn: lịch hẹn ngày mai.")]
-        assert await write(session, ring, record, person.name, line, now=services.clock.now()) is not None
+        queued = await write(session, ring, record, person.name, [RenderedReply(text)], now=services.clock.now() + due_in)
+        assert queued is not None
+        await save_record(session, ring, pseudonym, queued.record.to_bytes(), today=services.clock.now().date())
+
+
+async def left_in_outbox(person: Driver) -> int:
+    async with person.services.db.transaction() as session:
+        return await pending(session)
+
+
+async def delivered(person: Driver, expected: int = 1) -> tuple[list[Seen], int]:
+    """What the server's own outbox worker delivers: bounded (it polls every second, and deletes
+    a row once sent), then a little longer to see that nothing comes twice."""
     got: list[Seen] = []
     left = 1
-    for _ in range(40):  # bounded: the worker polls every second, and deletes the row once sent
+    for _ in range(40):
         got += await person.pushed()
-        async with services.db.transaction() as session:
-            left = await pending(session)
-        if got and not left:
+        left = await left_in_outbox(person)
+        if len(got) >= expected and not left:
             break
         await asyncio.sleep(0.25)
-    assert got == [Seen("Nhắc bạn: lịch hẹn ngày mai.")] and left == 0
+    await asyncio.sleep(1.5)  # more than one poll of the worker
+    return got + await person.pushed(), await left_in_outbox(person)
+
+
+async def test_a_queued_message_reaches_the_person(person: Driver) -> None:
+    """A message written to the outbox with the change that causes it is delivered by the
+    server's own outbox worker, and the row is gone."""
+    if capabilities(person.name).unprompted is Unprompted.NEVER:
+        pytest.skip(f"{person.name} cannot reach anyone unprompted")
+    await consent(person)
+    await person.pushed()
+    await queue_reminder(person, "Nhắc bạn: lịch hẹn ngày mai.")
+    assert await delivered(person) == ([Seen("Nhắc bạn: lịch hẹn ngày mai.")], 0)
+
+
+async def test_a_queued_message_survives_a_restart(person: Driver) -> None:
+    """A message queued while the server runs, the server stopped before delivering it and started
+    again on the same database: delivered once after the restart, and its row deleted. Where the
+    channel reaches only an open page, the page is opened again and the person speaks."""
+    can = capabilities(person.name)
+    if can.unprompted is Unprompted.NEVER:
+        pytest.skip(f"{person.name} cannot reach anyone unprompted")
+    await consent(person)
+    await person.pushed()
+    # Due one second from now: the fixed clock keeps the running server's worker off it until the
+    # server is stopped, so the stop comes before delivery for certain.
+    await queue_reminder(person, "Nhắc bạn: lịch hẹn ngày mai.", due_in=dt.timedelta(seconds=1))
+    await asyncio.sleep(1.5)  # the running worker polled at least once and left it
+    assert await person.pushed() == [] and await left_in_outbox(person) == 1
+    await person.stop()
+    person.clock.advance(seconds=2)
+    await person.start()
+    if can.unprompted is Unprompted.WHILE_OPEN:
+        await person.say("menu")
+    assert await delivered(person) == ([Seen("Nhắc bạn: lịch hẹn ngày mai.")], 0)
+
+
+async def test_a_queued_message_for_a_closed_page_is_dropped_and_counted(person: Driver) -> None:
+    """Where the channel reaches only an open page: after a restart with no page open again, the
+    message is not delivered; it is dropped after PAGE_WAIT, counted as "no_page"."""
+    if capabilities(person.name).unprompted is not Unprompted.WHILE_OPEN:
+        pytest.skip(f"{person.name} does not depend on an open page")
+    await consent(person)
+    await person.pushed()
+    await queue_reminder(person, "Nhắc bạn: lịch hẹn ngày mai.", due_in=dt.timedelta(seconds=1))
+    await person.stop()
+    before = counted(person.name, "no_page")
+    person.clock.advance(seconds=PAGE_WAIT.total_seconds() + 2)
+    await person.start()  # the page connects, but the person says nothing: no session is open
+    for _ in range(40):  # bounded: the worker polls every second
+        if not await left_in_outbox(person):
+            break
+        await asyncio.sleep(0.25)
+    assert await left_in_outbox(person) == 0 and await person.pushed() == []
+    assert counted(person.name, "no_page") == before + 1
+
+
+async def test_the_reply_window_opens_with_each_message(person: Driver) -> None:
+    """Where the channel has a reply window, the time of the person's last message is kept,
+    sealed in their record only, and the quota begins again, less the answers it got."""
+    await consent(person)
+    first = await stored(person)
+    assert first is not None
+    if capabilities(person.name).reply_window is None:
+        assert first.heard is None, "kept only where the channel needs it"
+        return
+    assert first.heard == int(person.clock.now().timestamp())
+    person.clock.advance(seconds=90)
+    answers = await person.say("menu")
+    again = await stored(person)
+    assert again is not None and again.heard == int(person.clock.now().timestamp())
+    assert again.started == len(answers) > 0, "the answers count against the quota"
+
+
+def counted(channel: str, outcome: str) -> float:
+    return metrics.REGISTRY.get_sample_value("antam_outbox_total", {"channel": channel, "outcome": outcome}) or 0.0

@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from bot import metrics
 from bot.app import channel_of, make_app
+from bot.channels.registry import capabilities
 from bot.bootstrap import Services, open_services
 from bot.channels.webchat import WebChat
 from bot.channels.zalo import ZaloChannel
@@ -124,7 +125,7 @@ async def test_write_needs_a_kept_address(services: Services) -> None:
         now = services.clock.now()
         line = [RenderedReply("Nhắc bạn: lịch hẹn xét nghiệm ngày mai.")]
         assert await write(session, ring, PersonRecord(State()), "zalo", line, now=now) is None
-        kept = PersonRecord(State()).keep_address(ZALO_USER, "reminders")
+        kept = PersonRecord(State()).keep_address(ZALO_USER, "reminders").heard_now(now)
         assert await write(session, ring, kept, "zalo", line, now=now) is not None
     (row,) = await rows(services)
     assert ZALO_USER.encode() not in row.sealed and "lịch hẹn".encode() not in row.sealed
@@ -194,6 +195,71 @@ async def test_two_workers_deliver_each_message_once(settings: Settings, fake: F
         sent = sorted(m["text"] for m in fake.sent_to(ZALO_USER))
         assert sent == [f"Tin {i:02d}" for i in range(30)], "every message once"
         assert sum(handled) == 30
+
+
+# ---- Zalo's reply window and quota per person message -------------------------------------------
+
+
+async def queue(services: Services, record: PersonRecord, text: str) -> PersonRecord | None:
+    """``write`` in a transaction of its own; the record to keep, or None when nothing was queued."""
+    async with services.db.transaction() as session:
+        ring = await services.keys.get(session)
+        queued = await write(session, ring, record, "zalo", [RenderedReply(text)], now=services.clock.now())
+        return queued.record if queued is not None else None
+
+
+async def test_zalo_quota_per_person_message(settings: Settings, fake: FakeZaloAPI, clock: FixedClock) -> None:
+    """Eight messages the bot starts per message of the person's; the ninth is not queued,
+    counted as over_quota; a new message of the person's starts the quota again."""
+    quota = capabilities("zalo").started_per_message
+    assert quota == 8
+    over = counted("zalo", "over_quota")
+    async with zalo_worker(settings, fake, clock) as (services, worker):
+        record: PersonRecord | None = PersonRecord(State()).keep_address(ZALO_USER, "reminders").heard_now(clock.now())
+        for i in range(quota - 1):
+            assert record is not None
+            record = await queue(services, record, f"Tin {i}")
+        assert record is not None and record.started == quota - 1
+        assert await queue(services, record, "x" * 2100) is None, "two messages once split: one too many"
+        last = await queue(services, record, f"Tin {quota - 1}")
+        assert last is not None and await queue(services, last, "Tin thừa") is None
+        assert counted("zalo", "over_quota") == over + 2
+        assert PersonRecord.from_bytes(last.to_bytes()).started == quota, "the count is kept in the record"
+        assert await worker.run_once() == quota and await worker.run_once() == 0
+        assert [m["text"] for m in fake.sent_to(ZALO_USER)] == [f"Tin {i}" for i in range(quota)]
+        assert await rows(services) == []
+        clock.advance(seconds=60)
+        again = last.heard_now(clock.now())  # the person wrote again
+        assert again.started == 0 and await queue(services, again, "Tin mới") is not None
+        assert await worker.run_once() == 1 and fake.sent_to(ZALO_USER)[-1]["text"] == "Tin mới"
+
+
+async def test_zalo_reply_window(settings: Settings, fake: FakeZaloAPI, clock: FixedClock) -> None:
+    """Outside the 48 hours after the person's last message nothing is queued; a row whose window
+    ends while it waits for a retry is given up unsent. Both counted as outside_window."""
+    outside = counted("zalo", "outside_window")
+    async with zalo_worker(settings, fake, clock) as (services, worker):
+        channel_of_worker(worker).api.retry_delay = 0.0
+        kept = PersonRecord(State()).keep_address(ZALO_USER, "reminders")
+        assert await queue(services, kept, "Chưa từng nhắn") is None, "no message of the person's is known"
+        old = kept.heard_now(clock.now() - dt.timedelta(hours=49))
+        assert await queue(services, old, "Quá 48 giờ") is None
+        assert counted("zalo", "outside_window") == outside + 2 and await rows(services) == []
+        late = kept.heard_now(clock.now() - dt.timedelta(hours=47))
+        assert await queue(services, late, "Sắp hết hạn") is not None
+        (row,) = await rows(services)
+        assert ZALO_USER.encode() not in row.sealed, "the window's end is sealed with the address"
+        fake.fail_next(status=502, times=1)
+        assert await worker.run_once() == 1
+        assert len(await rows(services)) == 1 and fake.sent_to(ZALO_USER) == [], "retried later"
+        clock.advance(hours=2)
+        assert await worker.run_once() == 1
+        assert await rows(services) == [] and fake.sent_to(ZALO_USER) == []
+        assert counted("zalo", "outside_window") == outside + 3
+        # Nothing else broke: a message within the window still goes.
+        assert await queue(services, kept.heard_now(clock.now()), "Trong hạn") is not None
+        assert await worker.run_once() == 1
+        assert [m["text"] for m in fake.sent_to(ZALO_USER)] == ["Trong hạn"]
 
 
 def channel_of_worker(worker: OutboxWorker) -> ZaloChannel:
