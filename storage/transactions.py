@@ -18,6 +18,7 @@ A ``DatabaseTimeout`` is never retried: the deadline covers every attempt togeth
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
@@ -31,6 +32,8 @@ from storage.db import Database
 T = TypeVar("T")
 
 DEFAULT_ATTEMPTS = 3
+# The longest random pause (seconds) before retrying a deadlock, times the attempt's number.
+LOCK_RETRY_PAUSE = 0.05
 # PostgreSQL's codes for "run it again": deadlock_detected, serialization_failure.
 _RETRY_SQLSTATES = frozenset({"40P01", "40001"})
 
@@ -49,6 +52,10 @@ class Attempt:
     ring: KeyRing
     number: int  # 0 for the first
     last: bool  # no retry follows a failure of this one
+
+
+def _lock_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _RETRY_SQLSTATES
 
 
 def retryable(exc: BaseException) -> bool:
@@ -90,6 +97,13 @@ async def run_in_transaction(
         except Exception as exc:
             if last or not retryable(exc):
                 raise
+            if _lock_conflict(exc):
+                # Two transactions that deadlocked would, retried at once, meet again in the same
+                # order: each waits a short random while first, within the deadline.
+                pause = random.uniform(0.0, LOCK_RETRY_PAUSE) * (number + 1)
+                if deadline is not None:
+                    pause = min(pause, max(0.0, deadline - loop.time()))
+                await asyncio.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 

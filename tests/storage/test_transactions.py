@@ -110,3 +110,21 @@ async def test_an_unknown_key_is_read_again_and_the_last_attempt_can_give_up(ser
 
     assert await run_in_transaction(services.db, services.keys, work, attempts=2) == "start again from the configuration"
     assert seen == [(0, False), (1, True)]
+
+
+async def test_a_deadlock_is_retried_after_a_short_pause(services: Services) -> None:
+    """Two deadlocked transactions do not retry in lockstep: the next attempt waits a little."""
+    import time
+
+    started: list[float] = []
+
+    async def work(attempt: Attempt) -> str:
+        started.append(time.monotonic())
+        if attempt.number == 0:
+            raise DBAPIError("UPDATE", None, _Orig("40P01"))
+        return "done"
+
+    assert await run_in_transaction(services.db, services.keys, work) == "done"
+    assert len(started) == 2
+    # At most LOCK_RETRY_PAUSE for the first retry; no assertion on a lower bound (random).
+    assert started[1] - started[0] < 2.0
