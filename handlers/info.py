@@ -10,6 +10,11 @@ from handlers.state import State, Step
 from handlers.types import Button, Engaged, GroupTitle, Msg, Reply, Text, TopicPart, TopicText
 
 
+def topic_button(topic_id: str) -> Button:
+    """The button that opens a topic: its title, and the topic payload."""
+    return Button(TopicText(topic_id, TopicPart.TITLE), p.Topic(topic_id).pack())
+
+
 def groups(turn: Turn, *, lead: Msg | None = None) -> Outcome:
     buttons = [Button(GroupTitle(group), p.Group(group).pack()) for group in turn.ctx.pack.groups()]
     parts = (lead, Msg("info.title")) if lead else (Msg("info.title"),)
@@ -20,7 +25,7 @@ def group(turn: Turn, group_id: str) -> Outcome:
     topics = turn.ctx.pack.topics_in(group_id)
     if not topics:
         return show_menu(turn, Msg("input.stale_button"))
-    buttons = [Button(TopicText(topic.id, TopicPart.TITLE), p.Topic(topic.id).pack()) for topic in topics]
+    buttons = [topic_button(topic.id) for topic in topics]
     back = [Button(Msg("nav.back"), p.Groups().pack())] if group_id != "livelihood" else []
     parts: tuple[Text, ...] = (GroupTitle(group_id), Msg("info.pick_topic"))
     return turn.answer(Reply(parts, nav(*buttons, *back)), state=_at_menu(turn))
@@ -44,11 +49,7 @@ def topic_more(turn: Turn, topic_id: str) -> Outcome:
 
 
 def _topic_reply(turn: Turn, found: Topic, parts: tuple[Text, ...], extra: list[Button]) -> Outcome:
-    related = [
-        Button(TopicText(other, TopicPart.TITLE), p.Topic(other).pack())
-        for other in found.related
-        if other in turn.ctx.pack.topics
-    ]
+    related = [topic_button(other) for other in found.related if other in turn.ctx.pack.topics]
     back = Button(Msg("nav.back"), p.Group(found.group).pack())
     state = turn.state.moved(Step.TOPIC, topic=found.id) if turn.state else None
     # Reading about privacy is not counselling; every other topic counts towards "informed".

@@ -10,9 +10,8 @@ from dataclasses import replace
 
 from content.safety import SafetyCheck
 from handlers.common import Outcome, Turn, nav
-from handlers.info import topic
-from handlers.payloads import Topic
-from handlers.types import Button, Engaged, HotlineList, Msg, Reply, Text, TopicPart, TopicText
+from handlers.info import topic, topic_button
+from handlers.types import Engaged, HotlineList, Msg, Reply, Text
 
 _LEAD = {
     "crisis": "safety.crisis",
@@ -41,7 +40,7 @@ _WITHOUT_POLICE = {
 
 def emergency_menu(turn: Turn) -> Outcome:
     buttons = [
-        Button(TopicText(topic_id, TopicPart.TITLE), Topic(topic_id).pack())
+        topic_button(topic_id)
         for topic_id in ("violence", "trafficking", "mental_health", "pep")
         if topic_id in turn.ctx.pack.topics
     ]
@@ -74,7 +73,7 @@ def _safety_answer(turn: Turn, intent: str, topic_id: str | None, afraid_of_poli
     follow = topic_id if topic_id in turn.ctx.pack.topics else _FOLLOW_UP.get(intent)
     buttons = []
     if follow and follow in turn.ctx.pack.topics:
-        buttons.append(Button(TopicText(follow, TopicPart.TITLE), Topic(follow).pack()))
+        buttons.append(topic_button(follow))
     lead = _LEAD.get(intent, "safety.emergency")
     situation = "arrest" if afraid_of_police else _SITUATION.get(lead)
     shown = _WITHOUT_POLICE.get(lead, lead) if afraid_of_police else lead
@@ -150,6 +149,6 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
         follow = ["hiv_testing", *follow]
     for other in dict.fromkeys(follow):
         if other in pack.topics:
-            buttons.append(Button(TopicText(other, TopicPart.TITLE), Topic(other).pack()))
+            buttons.append(topic_button(other))
     reply = Reply((*leads, HotlineList(situation)), nav(*buttons), protect=True)
     return turn.answer(reply, effects=(Engaged("hotlines"),))

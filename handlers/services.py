@@ -14,10 +14,10 @@ from content.geo import distance_km
 from content.pack import NOT_REFERRABLE, Service
 from handlers import payloads as p
 from handlers.common import Outcome, Turn, nav
+from handlers.info import topic_button
 from handlers.menu import show_menu
 from handlers.state import Step
-from handlers.payloads import Topic
-from handlers.types import Button, CommuneName, Engaged, Location, Msg, Reply, ServiceEntry, Text, TopicPart, TopicText
+from handlers.types import Button, CommuneName, Engaged, Location, Msg, Reply, ServiceEntry, Text
 
 SERVICE_TOPICS = ("hiv_testing", "prep", "pep", "sti", "condoms", "hiv_treatment", "methadone", "mental_health", "legal_aid")
 MAX_CHOICES = 6
@@ -50,11 +50,7 @@ def ask_commune(turn: Turn, *, lead: Msg | None = None) -> Outcome:
 
 def service_kinds(turn: Turn) -> Outcome:
     """The kinds of help, each leading to the topic that says what it is and where it is given."""
-    buttons = [
-        Button(TopicText(topic_id, TopicPart.TITLE), Topic(topic_id).pack())
-        for topic_id in SERVICE_TOPICS
-        if topic_id in turn.ctx.pack.topics
-    ]
+    buttons = [topic_button(topic_id) for topic_id in SERVICE_TOPICS if topic_id in turn.ctx.pack.topics]
     return turn.answer(Reply((Msg("services.kinds_title"),), nav(*buttons, Button(Msg("nav.back"), p.Services().pack()))))
 
 

@@ -8,8 +8,8 @@ one friendly line and the way back to the menu. A message whose best answer is w
 from __future__ import annotations
 
 from handlers.common import QUICK_EXIT, Outcome, Turn, nav
-from handlers.payloads import Topic
-from handlers.types import Button, Msg, Reply, TopicPart, TopicText
+from handlers.info import topic_button
+from handlers.types import Button, Msg, Reply
 
 _KEYS = {
     "thanks": "smalltalk.thanks",
@@ -28,9 +28,5 @@ def smalltalk(turn: Turn, kind: str) -> Outcome:
 
 def clarify(turn: Turn, topics: tuple[str, ...]) -> Outcome:
     """Offer the likeliest topics as buttons."""
-    buttons = [
-        Button(TopicText(topic_id, TopicPart.TITLE), Topic(topic_id).pack())
-        for topic_id in topics
-        if topic_id in turn.ctx.pack.topics
-    ]
+    buttons = [topic_button(topic_id) for topic_id in topics if topic_id in turn.ctx.pack.topics]
     return turn.answer(Reply((Msg("clarify.which"),), nav(*buttons)))
