@@ -38,6 +38,16 @@ _WITHOUT_POLICE = {
 }
 
 
+def _lead(key: str, afraid_of_police: bool) -> Msg:
+    """A first line, or its police-free twin for someone afraid of the police."""
+    return Msg(_WITHOUT_POLICE.get(key, key) if afraid_of_police else key)
+
+
+def _situation(key: str | None, afraid_of_police: bool) -> str | None:
+    """The situation the numbers are ordered for: that of the first line, or fear of arrest."""
+    return "arrest" if afraid_of_police else _SITUATION.get(key) if key else None
+
+
 def emergency_menu(turn: Turn) -> Outcome:
     buttons = [
         topic_button(topic_id)
@@ -75,9 +85,7 @@ def _safety_answer(turn: Turn, intent: str, topic_id: str | None, afraid_of_poli
     if follow and follow in turn.ctx.pack.topics:
         buttons.append(topic_button(follow))
     lead = _LEAD.get(intent, "safety.emergency")
-    situation = "arrest" if afraid_of_police else _SITUATION.get(lead)
-    shown = _WITHOUT_POLICE.get(lead, lead) if afraid_of_police else lead
-    reply = Reply((Msg(shown), HotlineList(situation)), nav(*buttons), protect=True)
+    reply = Reply((_lead(lead, afraid_of_police), HotlineList(_situation(lead, afraid_of_police))), nav(*buttons), protect=True)
     return turn.answer(reply, effects=(Engaged("hotlines"),))
 
 
@@ -107,7 +115,7 @@ def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
 def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
     leads: list[Text] = []
     seen: set[str] = set()
-    situation: str | None = None
+    first: str | None = None  # the first line's key other than the consular one
     afraid_of_police = "police_fear" in check.marks
     # A topic that carries help is shown under the leads, and says the first line of a cue it
     # answers better itself; but its own lines may say "call 113": not to someone afraid of the police.
@@ -129,10 +137,8 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
                 sources = "; ".join(line.source for line in lines)
                 leads.append(Msg(key, {"number": numbers, "source": sources}))
             else:
-                situation = situation or _SITUATION.get(key)
-                leads.append(Msg(_WITHOUT_POLICE.get(key, key) if afraid_of_police else key))
-    if afraid_of_police:
-        situation = "arrest"
+                first = first or key
+                leads.append(_lead(key, afraid_of_police))
     if "pep" in check.help:
         leads.append(Msg("safety.pep_late" if check.pep_late else "safety.pep"))
     if "ec" in check.help:
@@ -150,5 +156,5 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
     for other in dict.fromkeys(follow):
         if other in pack.topics:
             buttons.append(topic_button(other))
-    reply = Reply((*leads, HotlineList(situation)), nav(*buttons), protect=True)
+    reply = Reply((*leads, HotlineList(_situation(first, afraid_of_police))), nav(*buttons), protect=True)
     return turn.answer(reply, effects=(Engaged("hotlines"),))
