@@ -9,6 +9,7 @@ from content.geo import CommuneIndex
 from content.intents import IntentClassifier
 from content.understand import Understander
 from content.pack import ContentPack
+from handlers import payloads
 from handlers.state import State
 from handlers.types import Button, Effect, Msg, Reply, TurnFacts
 
@@ -77,8 +78,8 @@ class Turn:
         return Outcome(kept, tuple(replies), effects, self.locale, self.intent)
 
 
-MENU = Button(Msg("nav.menu"), "m")
-QUICK_EXIT = Button(Msg("menu.quick_exit"), "x")
+MENU = Button(Msg("nav.menu"), payloads.Menu().pack())
+QUICK_EXIT = Button(Msg("menu.quick_exit"), payloads.QuickExit().pack())
 
 
 def nav(*extra: Button) -> tuple[Button, ...]:

@@ -82,7 +82,7 @@ def commune_typed(turn: Turn, text: str, *, fuzzy: bool) -> Outcome | None:
         return None if province is None else _communes_of_province(turn, province)
     if len(found) == 1:
         return commune_services(turn, found[0].code)
-    buttons = [Button(CommuneName(c.code), f"w:{c.code}") for c in found[:MAX_CHOICES]]
+    buttons = [Button(CommuneName(c.code), p.CommuneServices(c.code).pack()) for c in found[:MAX_CHOICES]]
     state = turn.state.moved(Step.AWAIT_COMMUNE) if turn.state else None
     return turn.answer(Reply((Msg("services.which_commune"),), nav(*buttons)), state=state)
 

@@ -7,7 +7,7 @@ one friendly line and the way back to the menu. A message whose best answer is w
 
 from __future__ import annotations
 
-from handlers.common import QUICK_EXIT, Outcome, Turn, nav
+from handlers.common import MENU, QUICK_EXIT, Outcome, Turn, nav
 from handlers.info import topic_button
 from handlers.types import Button, Msg, Reply
 
@@ -22,7 +22,7 @@ _KEYS = {
 
 def smalltalk(turn: Turn, kind: str) -> Outcome:
     if kind == "bye":
-        return turn.answer(Reply((Msg(_KEYS[kind]),), (Button(Msg("nav.menu"), "m"), QUICK_EXIT)))
+        return turn.answer(Reply((Msg(_KEYS[kind]),), (MENU, QUICK_EXIT)))
     return turn.answer(Reply((Msg(_KEYS.get(kind, "smalltalk.ack")),), nav()))
 
 
