@@ -31,7 +31,7 @@ from referrals.peers import (
 from referrals.periods import Period, PeriodError
 from referrals.redeeming import Place, Redemption
 from referrals.report import Scope, ScopeKind
-from referrals.reporting import ScopeError, build_report, province_scope, ward_scope
+from referrals.reporting import ScopeError, build_report, province_scope, commune_scope
 from referrals.published import peer_link_figures
 
 
@@ -50,7 +50,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     peer = commands.add_parser("peer", help="peer-educator links")
     peer_actions = peer.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = peer_actions.add_parser("add", help="create a peer link with its QR codes")
-    add.add_argument("--ward", type=int, required=True, help="the 2025 code of the commune the peer educator works in")
+    add.add_argument(
+        "--commune", "--ward", dest="commune", metavar="CODE", type=int, required=True,
+        help="the 2025 code of the commune (xã/phường) the peer educator works in (--ward still works)",
+    )
     add.add_argument("--alias", required=True, help="a nickname for the link (never a real name)")
     add.add_argument("--out", type=Path, help="folder for the QR code images (default: DATA_DIR/peers)")
     add.add_argument("--bot-username", help="the Telegram bot's username, for the t.me link")
@@ -66,7 +69,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     indicator = commands.add_parser("indicator", help="population estimates, targets, the minimum package")
     indicator_actions = indicator.add_subparsers(dest="action", required=True, metavar="ACTION")
     set_parser = indicator_actions.add_parser("set", help="set a commune's estimate and/or target for a year")
-    set_parser.add_argument("--ward", type=int, required=True)
+    set_parser.add_argument(
+        "--commune", "--ward", dest="commune", metavar="CODE", type=int, required=True,
+        help="the 2025 commune (xã/phường) code (--ward still works)",
+    )
     set_parser.add_argument("--year", type=int, required=True)
     set_parser.add_argument("--indicator", default="reached", choices=UNIQUE_INDICATORS)
     set_parser.add_argument("--estimate", type=int, help="population-size estimate for the year")
@@ -91,7 +97,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def _scope_arguments(parser: argparse.ArgumentParser, *, allow_all: bool, required: bool = True) -> None:
     group = parser.add_mutually_exclusive_group(required=required)
-    group.add_argument("--ward", type=int, help="a commune (2025 code, e.g. 3390 for Xã Bình Lư)")
+    group.add_argument(
+        "--commune", "--ward", dest="commune", metavar="CODE", type=int,
+        help="a commune, xã/phường (2025 code, e.g. 3390 for Xã Bình Lư; --ward still works)",
+    )
     group.add_argument("--province", type=int, help="a province (2025 code, e.g. 12 for Lai Châu)")
     if allow_all:
         group.add_argument("--all", action="store_true", help="every commune")
@@ -100,8 +109,8 @@ def _scope_arguments(parser: argparse.ArgumentParser, *, allow_all: bool, requir
 def _scope(services: Services, args: argparse.Namespace) -> Scope:
     communes = services.context.communes
     try:
-        if getattr(args, "ward", None) is not None:
-            return ward_scope(communes, args.ward)
+        if getattr(args, "commune", None) is not None:
+            return commune_scope(communes, args.commune)
         if getattr(args, "province", None) is not None:
             return province_scope(communes, args.province)
     except ScopeError as exc:
@@ -148,7 +157,7 @@ _REDEEM_MESSAGES = {
 
 async def _redeem(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     scope = _scope(services, args)
-    place = Place(commune=scope.code) if scope.kind is ScopeKind.WARD else Place(province=scope.code)
+    place = Place(commune=scope.code) if scope.kind is ScopeKind.COMMUNE else Place(province=scope.code)
     result = await redeem(services, args.code, place)
     kind = (
         load_catalogs().text("vi", f"service_type.{result.service_type}") if result.service_type else ""
@@ -173,9 +182,9 @@ def _base_url(services: Services) -> str:
 async def _peer(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     communes = services.context.communes
     if args.action == "add":
-        commune = communes.get(args.ward)
+        commune = communes.get(args.commune)
         if commune is None:
-            raise UsageError(f"{args.ward} is not a 2025 commune code")
+            raise UsageError(f"{args.commune} is not a 2025 commune code")
         try:
             username = bot_username(args.bot_username)
         except PeerError as exc:
@@ -209,7 +218,7 @@ async def _peer(services: Services, args: argparse.Namespace, out: TextIO) -> in
             found = await list_peers(
                 session,
                 province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
-                commune=scope.code if scope.kind is ScopeKind.WARD else None,
+                commune=scope.code if scope.kind is ScopeKind.COMMUNE else None,
             )
         for link in found:
             place = communes.get(link.commune)
@@ -240,9 +249,9 @@ async def _peer_stats(services: Services, args: argparse.Namespace, out: TextIO)
 async def _indicator(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     now = services.clock.now()
     if args.action == "set":
-        commune = services.context.communes.get(args.ward)
+        commune = services.context.communes.get(args.commune)
         if commune is None:
-            raise UsageError(f"{args.ward} is not a 2025 commune code")
+            raise UsageError(f"{args.commune} is not a 2025 commune code")
         if args.estimate is None and args.target is None:
             raise UsageError("give --estimate, --target or both")
         async with services.db.transaction() as session:
@@ -269,7 +278,7 @@ async def _indicator(services: Services, args: argparse.Namespace, out: TextIO) 
                 session,
                 year=args.year,
                 province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
-                commune=scope.code if scope.kind is ScopeKind.WARD else None,
+                commune=scope.code if scope.kind is ScopeKind.COMMUNE else None,
             )
         for (code, indicator), target in sorted(found.items()):
             place = services.context.communes.get(code)
@@ -294,11 +303,11 @@ async def _indicator(services: Services, args: argparse.Namespace, out: TextIO) 
 async def _report(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     period = _period(args.period)
     if args.scope_all:
-        if args.ward is not None or args.province is not None:
-            raise UsageError("give one of --ward, --province or all")
+        if args.commune is not None or args.province is not None:
+            raise UsageError("give one of --commune, --province or all")
         scope = Scope(ScopeKind.ALL)
-    elif args.ward is None and args.province is None and not args.all:
-        raise UsageError("give one of --ward CODE, --province CODE or all")
+    elif args.commune is None and args.province is None and not args.all:
+        raise UsageError("give one of --commune CODE, --province CODE or all")
     else:
         scope = _scope(services, args)
     mapping = exports.load_dhis2_mapping(args.dhis2_mapping) if args.dhis2_mapping else exports.DEFAULT_DHIS2_MAPPING

@@ -78,10 +78,10 @@ class CommuneIndex:
         self.provinces = provinces
         self.by_code: dict[int, Commune] = {}
         self._by_bare: dict[str, list[Commune]] = {}
-        for ward in Ward.iter_all():
-            commune = Commune(int(ward.code), ward.name, int(ward.province_code), provinces[int(ward.province_code)])
+        for unit in Ward.iter_all():
+            commune = Commune(int(unit.code), unit.name, int(unit.province_code), provinces[int(unit.province_code)])
             self.by_code[commune.code] = commune
-            self._by_bare.setdefault(_bare(ward.name), []).append(commune)
+            self._by_bare.setdefault(_bare(unit.name), []).append(commune)
         self._bare_names = list(self._by_bare)
         self._province_keys = {_province_bare(name): code for code, name in provinces.items()}
 

@@ -334,11 +334,11 @@ def _check_services(services: list[Service]) -> Iterable[str]:
             yield f"{where}: province code {service.province} is not a 2025 province"
         if service.commune is not None:
             try:
-                ward = Ward.from_code(WardCode(service.commune))
+                commune = Ward.from_code(WardCode(service.commune))
             except ValueError:
                 yield f"{where}: commune code {service.commune} is not a 2025 commune"
             else:
-                if int(ward.province_code) != service.province:
+                if int(commune.province_code) != service.province:
                     yield f"{where}: commune {service.commune} is not in province {service.province}"
         elif service.coverage == "commune":
             yield f"{where}: coverage 'commune' needs a commune code"

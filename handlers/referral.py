@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import replace
 
+from content.code_format import display
 from content.pack import SERVICE_TYPES, Service
 from handlers import payloads as p
 from handlers.common import QUICK_EXIT, Outcome, Turn, nav
@@ -39,10 +40,6 @@ from handlers.types import (
 MAX_OPEN_CODES = 3
 MAX_CODES_PER_MONTH = 6
 MAX_CHOICES = 16
-
-
-def display(code: str) -> str:
-    return f"{code[:4]}-{code[4:]}"
 
 
 def _services_here(turn: Turn) -> list[Service]:

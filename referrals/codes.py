@@ -1,4 +1,5 @@
-"""Referral codes (docs/architecture.md, "Contracts"): 8 random Crockford base32 characters, shown as XXXX-XXXX.
+"""Referral codes (docs/architecture.md, "Contracts"): 8 random Crockford base32 characters, shown as XXXX-XXXX
+(content/code_format.py, shared with the engine).
 
 40 random bits per code: with the redemption throttle (a few failures per quarter hour) and
 a few thousand open codes, guessing one is out of reach. Input is read leniently — any case,
@@ -28,11 +29,6 @@ def new_code(randbits: Callable[[int], int] = secrets.randbits) -> str:
     """A fresh random code, without the dash (e.g. "7KQ2M9XA")."""
     value = randbits(5 * LENGTH)
     return "".join(ALPHABET[(value >> (5 * i)) & 31] for i in reversed(range(LENGTH)))
-
-
-def display(code: str) -> str:
-    """"7KQ2M9XA" → "7KQ2-M9XA"."""
-    return f"{code[:4]}-{code[4:]}"
 
 
 def normalise(text: str) -> str:

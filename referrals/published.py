@@ -37,7 +37,7 @@ def scope_filters(scope: Scope) -> tuple[int | None, int | None]:
     """(province, commune) to narrow a counter query to the scope; (None, None) is everywhere."""
     return (
         scope.code if scope.kind is ScopeKind.PROVINCE else None,
-        scope.code if scope.kind is ScopeKind.WARD else None,
+        scope.code if scope.kind is ScopeKind.COMMUNE else None,
     )
 
 

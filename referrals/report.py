@@ -34,7 +34,7 @@ def spike_floor(threshold: int) -> int:
 
 
 class ScopeKind(StrEnum):
-    WARD = "ward"
+    COMMUNE = "ward"  # the value is the "ward:CODE" of the export form and stored keys
     PROVINCE = "province"
     ALL = "all"
 

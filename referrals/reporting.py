@@ -84,11 +84,11 @@ class ScopeError(ValueError):
     """The commune or province does not exist."""
 
 
-def ward_scope(communes: CommuneIndex, code: int) -> Scope:
+def commune_scope(communes: CommuneIndex, code: int) -> Scope:
     commune = communes.get(code)
     if commune is None:
         raise ScopeError(f"{code} is not a 2025 commune code")
-    return Scope(ScopeKind.WARD, code, commune.label)
+    return Scope(ScopeKind.COMMUNE, code, commune.label)
 
 
 def province_scope(communes: CommuneIndex, code: int) -> Scope:
@@ -108,7 +108,7 @@ def _line(communes: CommuneIndex, code: int) -> CommuneLine:
 async def _rows(
     session: AsyncSession, scope: Scope, period: Period, communes: CommuneIndex, counted: Iterable[int]
 ) -> list[int]:
-    if scope.kind is ScopeKind.WARD:
+    if scope.kind is ScopeKind.COMMUNE:
         assert scope.code is not None
         return [scope.code]
     if scope.kind is ScopeKind.PROVINCE:
@@ -187,7 +187,7 @@ async def build_report(
         months=period.months(),
         metrics=[*people_metrics, REFERRAL_ISSUED, REFERRAL_REDEEMED, NOT_COUNTED_LIMIT],
         province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
-        commune=scope.code if scope.kind is ScopeKind.WARD else None,
+        commune=scope.code if scope.kind is ScopeKind.COMMUNE else None,
     )
     by_key: dict[tuple[int, str, str], int] = {}
     for (commune, _province, metric, detail), count in sums.items():
@@ -224,7 +224,7 @@ async def build_report(
         end=period.end,
         floor=spike_floor(threshold),
         province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
-        commune=scope.code if scope.kind is ScopeKind.WARD else None,
+        commune=scope.code if scope.kind is ScopeKind.COMMUNE else None,
     )
     # A marker says "this commune's count is large": only where that count is published.
     spike_lines = tuple(
@@ -234,7 +234,7 @@ async def build_report(
         session,
         year=period.start.year,
         province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
-        commune=scope.code if scope.kind is ScopeKind.WARD else None,
+        commune=scope.code if scope.kind is ScopeKind.COMMUNE else None,
     )
     progress = []
     for r, code in enumerate(rows):
@@ -274,4 +274,4 @@ async def build_report(
     )
 
 
-__all__ = ["ScopeError", "build_report", "province_scope", "ward_scope", "CounterMonth"]
+__all__ = ["ScopeError", "build_report", "province_scope", "commune_scope", "CounterMonth"]

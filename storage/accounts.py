@@ -9,9 +9,10 @@ already hashed: hashing is slow on purpose and runs outside the transaction (bot
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,10 +56,82 @@ _AUDIT = {
 }
 
 
-def area_words(ward: int | None, province: int | None) -> str:
+class CommuneOfProvince(Protocol):
+    """What the area check needs of a commune (content/geo.py's Commune has it)."""
+
+    @property
+    def code(self) -> int: ...
+
+    @property
+    def province_code(self) -> int: ...
+
+
+class AreaProblem(StrEnum):
+    """Why a new account's role, commune and province do not fit together; each door words it."""
+
+    NO_COMMUNE = "no_commune"  # a staff account without a commune
+    COMMUNE = "commune"  # not a 2025 commune code
+    PROVINCE = "province"  # not a 2025 province code
+    ADMIN_COMMUNE = "admin_commune"  # an admin given a commune
+    OUTSIDE = "outside"  # outside what the acting admin covers
+
+
+class AreaRefused(ValueError):
+    """The new account's area does not fit its role: every problem found, in the order found."""
+
+    def __init__(self, problems: Sequence[AreaProblem]) -> None:
+        super().__init__(", ".join(problems))
+        self.problems = tuple(problems)
+
+
+def _code(text: str) -> int | None:
+    cleaned = text.strip()
+    return int(cleaned) if cleaned.isdigit() and len(cleaned) <= 6 else None
+
+
+def account_area(
+    role: Role,
+    *,
+    commune: str | None,
+    province: str | None,
+    communes: Mapping[int, CommuneOfProvince],
+    provinces: Container[int],
+    may_cover: Callable[[int | None], bool] = lambda province: True,
+) -> tuple[int | None, int | None]:
+    """The (commune, province) a new account of ``role`` works for, from the codes as typed (None:
+    not given); raise AreaRefused. A staff account needs a 2025 commune and gets its province; an
+    admin gets no commune and a province, or none for every province. ``may_cover`` says whether
+    the acting admin covers a province (None: every province); the command line covers all."""
+    if role is Role.STAFF:
+        if commune is None:
+            raise AreaRefused([AreaProblem.NO_COMMUNE])
+        code = _code(commune)
+        found = communes.get(code) if code is not None else None
+        if found is None:
+            raise AreaRefused([AreaProblem.COMMUNE])
+        if not may_cover(found.province_code):
+            raise AreaRefused([AreaProblem.OUTSIDE])
+        return found.code, found.province_code
+    problems = [AreaProblem.ADMIN_COMMUNE] if commune is not None else []
+    chosen = None
+    if province is None:
+        if not may_cover(None):
+            problems.append(AreaProblem.OUTSIDE)
+    else:
+        chosen = _code(province)
+        if chosen is None or chosen not in provinces:
+            problems.append(AreaProblem.PROVINCE)
+        elif not may_cover(chosen):
+            problems.append(AreaProblem.OUTSIDE)
+    if problems:
+        raise AreaRefused(problems)
+    return None, chosen
+
+
+def area_words(commune: int | None, province: int | None) -> str:
     """An account's area as audit detail words: "commune 3390", "province 12", "all provinces"."""
-    if ward is not None:
-        return f"commune {ward}"
+    if commune is not None:
+        return f"commune {commune}"
     return f"province {province}" if province is not None else "all provinces"
 
 
@@ -67,7 +140,7 @@ async def open_account(
     *,
     username: str,
     role: Role,
-    ward: int | None,
+    commune: int | None,
     province: int | None,
     password_hash: str,
     now: dt.datetime,
@@ -75,11 +148,11 @@ async def open_account(
 ) -> StaffAccount:
     """Create an account that must change its one-time password; raise UsernameTaken."""
     account = await create_account(
-        session, username=username, role=role, ward=ward, province=province, password_hash=password_hash, now=now
+        session, username=username, role=role, commune=commune, province=province, password_hash=password_hash, now=now
     )
     await add_audit(
         session, now=now, actor=actor, action=AuditAction.ACCOUNT_CREATED,
-        detail=f"created {role} account {account.username} for {area_words(ward, province)}", province=province,
+        detail=f"created {role} account {account.username} for {area_words(commune, province)}", province=province,
     )
     return account
 
@@ -156,6 +229,6 @@ async def change_account(
 
 
 __all__ = [
-    "AccountChange", "Changed", "NoSuchAccount", "NotPermitted", "area_words", "change_account",
-    "lock_admins", "open_account", "reset_password",
+    "AccountChange", "AreaProblem", "AreaRefused", "Changed", "CommuneOfProvince", "NoSuchAccount", "NotPermitted",
+    "account_area", "area_words", "change_account", "lock_admins", "open_account", "reset_password",
 ]

@@ -1,7 +1,7 @@
 """Staff accounts of the web app and their audit log.
 
 An account is a username, a role and a scope: a staff member works for one commune (a 2025
-ward code, with its province kept beside it so province admins can filter in SQL); an admin
+commune code, with its province kept beside it so province admins can filter in SQL); an admin
 covers one province, or every province when it has none. Passwords are stored only as
 self-describing KDF hashes made above this layer; a TOTP secret is sealed with the key ring,
 bound to its account's row.
@@ -102,7 +102,8 @@ class StaffAccount(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
     role: Mapped[str] = mapped_column(String(8), nullable=False)
-    ward: Mapped[int | None] = mapped_column(Integer)
+    # The column keeps its first name, "ward" (as do the CHECK constraints above: they are SQL).
+    commune: Mapped[int | None] = mapped_column("ward", Integer)
     province: Mapped[int | None] = mapped_column(Integer, index=True)
     password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
     must_change_password: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
@@ -198,7 +199,7 @@ async def create_account(
     *,
     username: str,
     role: Role,
-    ward: int | None,
+    commune: int | None,
     province: int | None,
     password_hash: str,
     now: dt.datetime,
@@ -206,15 +207,15 @@ async def create_account(
 ) -> StaffAccount:
     """Add an account; raise UsernameTaken when the name exists (also under a concurrent insert)."""
     name = normalise_username(username)
-    if role is Role.STAFF and (ward is None or province is None):
+    if role is Role.STAFF and (commune is None or province is None):
         raise StaffStorageError("a staff account needs a commune and its province")
-    if role is Role.ADMIN and ward is not None:
+    if role is Role.ADMIN and commune is not None:
         raise StaffStorageError("an admin account covers a province or every province, not a commune")
     inserted = await _insert_if_absent(
         session,
         username=name,
         role=str(role),
-        ward=ward,
+        commune=commune,
         province=province,
         password_hash=password_hash,
         must_change_password=must_change_password,
@@ -237,7 +238,7 @@ async def create_first_admin(
         session,
         username=normalise_username(username),
         role=str(Role.ADMIN),
-        ward=None,
+        commune=None,
         province=None,
         password_hash=password_hash,
         must_change_password=True,

@@ -58,7 +58,7 @@ async def add_account(
             db,
             username=username,
             role=role,
-            ward=ward,
+            commune=ward,
             province=province,
             password_hash=password_hash(one_time_form(password) if one_time else password),
             now=services.clock.now(),

@@ -39,27 +39,27 @@ class Access(Enum):
 class Area:
     """Where an account may look: one commune (staff), one province, or everywhere (admin)."""
 
-    ward: int | None
+    commune: int | None
     province: int | None
     everywhere: bool
 
     @classmethod
     def of(cls, account: StaffAccount) -> Area:
         if account.role == Role.STAFF:
-            return cls(ward=account.ward, province=account.province, everywhere=False)
-        return cls(ward=None, province=account.province, everywhere=account.province is None)
+            return cls(commune=account.commune, province=account.province, everywhere=False)
+        return cls(commune=None, province=account.province, everywhere=account.province is None)
 
-    def covers_ward(self, ward: int, province: int) -> bool:
+    def covers_commune(self, commune: int, province: int) -> bool:
         """Data of one commune: its own staff, its province's admins, national admins."""
         if self.everywhere:
             return True
-        if self.ward is not None:
-            return self.ward == ward
+        if self.commune is not None:
+            return self.commune == commune
         return self.province == province
 
     def covers_province(self, province: int) -> bool:
         """Data of a whole province (every commune in it): its admins and national admins only."""
-        return self.everywhere or (self.ward is None and self.province == province)
+        return self.everywhere or (self.commune is None and self.province == province)
 
     def sees_province_wide(self, province: int) -> bool:
         """Things that serve a whole province (a provincial service): everyone working there."""
@@ -208,9 +208,9 @@ async def require(request: web.Request, access: Access) -> Viewer | None:
 # --- object-level checks used inside views ------------------------------------------------------
 
 
-def require_ward(viewer: Viewer, ward: int, province: int) -> None:
+def require_commune(viewer: Viewer, commune: int, province: int) -> None:
     """404 unless the viewer's scope covers this commune's data."""
-    if not viewer.scope.covers_ward(ward, province):
+    if not viewer.scope.covers_commune(commune, province):
         raise web.HTTPNotFound()
 
 

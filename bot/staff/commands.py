@@ -15,8 +15,8 @@ from bot.bootstrap import Services, open_services
 from bot.config import Settings
 from bot.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from bot.staff.passwords import hash_password, new_one_time_password, one_time_form
-from content.geo import commune_index
-from storage.accounts import open_account, reset_password
+from content.geo import CommuneIndex, commune_index
+from storage.accounts import AreaProblem, AreaRefused, account_area, open_account, reset_password
 from storage.staff import (
     AuditAction,
     InvalidUsername,
@@ -42,18 +42,31 @@ def add_parsers(commands: Any) -> None:
     add.add_argument("username", help="3-32 characters of a-z, 0-9, '.', '_' and '-'")
     add.add_argument("--role", required=True, choices=[Role.STAFF.value, Role.ADMIN.value])
     where = add.add_mutually_exclusive_group()
-    where.add_argument("--ward", metavar="CODE", help="the 2025 commune code a staff account works for")
+    where.add_argument(
+        "--commune", "--ward", dest="commune", metavar="CODE",
+        help="the 2025 code of the commune (xã/phường) a staff account works for (--ward still works)",
+    )
     where.add_argument("--province", metavar="CODE", help="the province an admin covers (none: all)")
     actions.add_parser("list", help="list the accounts")
     reset = actions.add_parser("reset", help="give an account a new one-time password")
     reset.add_argument("username")
 
 
-def _code(text: str | None) -> int | None:
-    if text is None:
-        return None
-    cleaned = text.strip()
-    return int(cleaned) if cleaned.isdigit() and len(cleaned) <= 6 else -1
+_AREA_WORDS = {
+    AreaProblem.NO_COMMUNE: "a staff account needs --commune CODE (its 2025 commune code)",
+    AreaProblem.COMMUNE: "--commune {commune}: not a 2025 commune code",
+    AreaProblem.PROVINCE: "--province {province}: not a 2025 province code",
+    AreaProblem.ADMIN_COMMUNE: "an admin covers a province (--province CODE) or every province, not a commune",
+    AreaProblem.OUTSIDE: "outside the area covered",  # not met here: the command line covers every province
+}
+
+
+def _area(args: argparse.Namespace, communes: CommuneIndex) -> tuple[int | None, int | None]:
+    """The new account's (commune, province); raise AreaRefused (storage/accounts.py)."""
+    return account_area(
+        Role(args.role), commune=args.commune, province=args.province,
+        communes=communes.by_code, provinces=communes.provinces,
+    )
 
 
 def usage_problem(args: argparse.Namespace) -> str | None:
@@ -65,17 +78,10 @@ def usage_problem(args: argparse.Namespace) -> str | None:
             return str(exc)
     if args.action != "add":
         return None
-    communes = commune_index()
-    ward, province = _code(args.ward), _code(args.province)
-    if args.role == Role.STAFF:
-        if ward is None:
-            return "a staff account needs --ward CODE (its 2025 commune code)"
-        if ward < 0 or communes.get(ward) is None:
-            return f"--ward {args.ward}: not a 2025 commune code"
-    elif province is not None and (province < 0 or province not in communes.provinces):
-        return f"--province {args.province}: not a 2025 province code"
-    elif ward is not None:
-        return "an admin covers a province (--province CODE) or every province, not a commune"
+    try:
+        _area(args, commune_index())
+    except AreaRefused as refused:
+        return _AREA_WORDS[refused.problems[0]].format(commune=args.commune, province=args.province)
     return None
 
 
@@ -103,11 +109,11 @@ async def run(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     return await _reset(services, args, out)
 
 
-def _scope_label(services: Services, ward: int | None, province: int | None) -> str:
+def _scope_label(services: Services, commune: int | None, province: int | None) -> str:
     communes = services.context.communes
-    if ward is not None:
-        commune = communes.get(ward)
-        return f"{commune.label} [{ward:05d}]" if commune else str(ward)
+    if commune is not None:
+        found = communes.get(commune)
+        return f"{found.label} [{commune:05d}]" if found else str(commune)
     if province is not None:
         return f"{communes.provinces.get(province, province)} [{province:02d}]"
     return "all provinces"
@@ -115,24 +121,19 @@ def _scope_label(services: Services, ward: int | None, province: int | None) -> 
 
 async def _add(services: Services, args: argparse.Namespace, out: TextIO) -> int:
     role = Role(args.role)
-    ward = _code(args.ward)
-    province = _code(args.province)
-    if ward is not None:
-        commune = services.context.communes.get(ward)
-        assert commune is not None  # checked by usage_problem
-        province = commune.province_code
+    commune, province = _area(args, services.context.communes)  # checked by usage_problem
     one_time = new_one_time_password()
     password_hash = await asyncio.to_thread(hash_password, one_time_form(one_time))
     try:
         async with services.db.transaction() as db:
             account = await open_account(
-                db, username=args.username, role=role, ward=ward, province=province, password_hash=password_hash,
+                db, username=args.username, role=role, commune=commune, province=province, password_hash=password_hash,
                 now=services.clock.now(), actor=CLI_ACTOR,
             )
     except UsernameTaken:
         print(f"antam staff: the username {normalise_username(args.username)!r} is taken", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"Created {role} account {account.username!r} for {_scope_label(services, ward, province)}.", file=out)
+    print(f"Created {role} account {account.username!r} for {_scope_label(services, commune, province)}.", file=out)
     _print_one_time(out, account.username, one_time)
     return EXIT_OK
 
@@ -152,7 +153,7 @@ async def _list(services: Services, out: TextIO) -> int:
         if account.must_change_password:
             status += ", new"
         factor = "on" if account.has_totp else ("required" if account.totp_required else "off")
-        area = _scope_label(services, account.ward, account.province)
+        area = _scope_label(services, account.commune, account.province)
         print(f"{account.username:<32}  {account.role:<5}  {status:<22}  {factor:<8}  {area}", file=out)
     return EXIT_OK
 

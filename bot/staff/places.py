@@ -16,7 +16,7 @@ from referrals.redeeming import Place
 from bot.staff.auth import Viewer
 from content.geo import Commune, CommuneIndex
 from referrals.report import Scope, ScopeKind
-from referrals.reporting import province_scope, ward_scope
+from referrals.reporting import province_scope, commune_scope
 
 PROVINCE_PLACE = "province"  # the form value for "a provincial service"
 
@@ -39,7 +39,7 @@ def province_choices(viewer: Viewer, communes: CommuneIndex) -> list[tuple[int, 
     if viewer.scope.everywhere:
         return sorted(communes.provinces.items(), key=lambda item: item[1])
     province = viewer.scope.province
-    if province is None or viewer.scope.ward is not None:
+    if province is None or viewer.scope.commune is not None:
         return []
     return [(province, communes.provinces.get(province, str(province)))]
 
@@ -50,7 +50,7 @@ def chosen_province(viewer: Viewer, communes: CommuneIndex, raw: str | None) -> 
     For staff (a commune, never a whole province) any province given is outside their scope.
     """
     if raw is None or raw.strip() == "":
-        return None if viewer.scope.everywhere or viewer.scope.ward is not None else viewer.scope.province
+        return None if viewer.scope.everywhere or viewer.scope.commune is not None else viewer.scope.province
     code = code_of(raw)
     if code not in communes.provinces or not viewer.scope.covers_province(code):
         raise web.HTTPNotFound()
@@ -60,15 +60,15 @@ def chosen_province(viewer: Viewer, communes: CommuneIndex, raw: str | None) -> 
 def commune_in_scope(viewer: Viewer, communes: CommuneIndex, raw: str) -> Commune:
     """A commune the viewer's scope covers; 404 for any other (or none with that code)."""
     commune = communes.get(code_of(raw))
-    if commune is None or not viewer.scope.covers_ward(commune.code, commune.province_code):
+    if commune is None or not viewer.scope.covers_commune(commune.code, commune.province_code):
         raise web.HTTPNotFound()
     return commune
 
 
 def report_scope(viewer: Viewer, communes: CommuneIndex, province: int | None) -> Scope:
     """What the viewer's overview covers: their commune, a province, or everywhere."""
-    if viewer.scope.ward is not None:
-        return ward_scope(communes, viewer.scope.ward)
+    if viewer.scope.commune is not None:
+        return commune_scope(communes, viewer.scope.commune)
     if province is not None:
         return province_scope(communes, province)
     return Scope(ScopeKind.ALL)
@@ -82,7 +82,7 @@ def export_scope(viewer: Viewer, communes: CommuneIndex, raw: str) -> Scope:
             raise web.HTTPNotFound()
         return Scope(ScopeKind.ALL)
     if kind == "ward":
-        return ward_scope(communes, commune_in_scope(viewer, communes, code).code)
+        return commune_scope(communes, commune_in_scope(viewer, communes, code).code)
     if kind == "province":
         number = code_of(code)
         if number not in communes.provinces or not viewer.scope.covers_province(number):
@@ -93,7 +93,7 @@ def export_scope(viewer: Viewer, communes: CommuneIndex, raw: str) -> Scope:
 
 def scope_words(scope: Scope) -> str:
     """A scope as audit detail words: "commune 3390", "province 12", "all provinces"."""
-    if scope.kind is ScopeKind.WARD:
+    if scope.kind is ScopeKind.COMMUNE:
         return f"commune {scope.code}"
     if scope.kind is ScopeKind.PROVINCE:
         return f"province {scope.code}"
@@ -129,14 +129,14 @@ def redeem_place(viewer: Viewer, communes: CommuneIndex, province_raw: str, plac
     Staff choose nothing, but a place or province sent anyway must be their own (else 404).
     """
     place_raw, province_raw = place_raw.strip(), province_raw.strip()
-    if viewer.scope.ward is not None:
+    if viewer.scope.commune is not None:
         if place_raw:
             if place_raw == PROVINCE_PLACE:
                 raise web.HTTPNotFound()
             commune_in_scope(viewer, communes, place_raw)
         if province_raw and code_of(province_raw) != viewer.scope.province:
             raise web.HTTPNotFound()
-        own = communes.get(viewer.scope.ward)
+        own = communes.get(viewer.scope.commune)
         if own is None:
             raise web.HTTPNotFound()
         return RedeemPlace(Place(commune=own.code), own.province_code, own)

@@ -108,10 +108,10 @@ async def base_context(request: web.Request, *, new_token: bool = True) -> dict[
     csrf = await csrf_token(request) if new_token else await existing_csrf_token(request)
     communes = services.context.communes
 
-    def place(ward: int | None = None, province: int | None = None) -> str:
-        if ward is not None:
-            commune = communes.get(ward)
-            return commune.label if commune else str(ward)
+    def place(commune: int | None = None, province: int | None = None) -> str:
+        if commune is not None:
+            found = communes.get(commune)
+            return found.label if found else str(commune)
         if province is not None:
             return communes.provinces.get(province, str(province))
         return translator(services.renderer.catalogs, locale)("staff.scope.everywhere")

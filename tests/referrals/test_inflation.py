@@ -25,7 +25,7 @@ from referrals.counting import NOT_COUNTED_LIMIT, Increment, Where
 from referrals.exports import to_csv, to_table
 from referrals.indicators import Policy
 from referrals.periods import Period
-from referrals.reporting import build_report, province_scope, spike_days, ward_scope
+from referrals.reporting import build_report, province_scope, spike_days, commune_scope
 from tests.conftest import make_settings, page_origin, web_client
 from tests.staff_fixtures import (
     StaffClient,
@@ -256,7 +256,7 @@ async def test_report_shows_not_counted_and_spikes(services: Services) -> None:
     communes = services.context.communes
     async with services.db.transaction() as session:
         ward = await build_report(
-            session, period=period, scope=ward_scope(communes, BINH_LU), communes=communes, policy=Policy(), now=now
+            session, period=period, scope=commune_scope(communes, BINH_LU), communes=communes, policy=Policy(), now=now
         )
     assert ward.not_counted is not None and ward.not_counted.body[0][0].shown == 17
     assert ward.spikes == ((dt.date(2026, 2, 24),),)

@@ -27,7 +27,7 @@ async def test_an_empty_national_report_is_nothing_to_report(services: Services)
             now=services.clock.now(), pack=services.context.pack,
         )
         commune = await period_report(
-            session, period=MARCH, scope=Scope(ScopeKind.WARD, BINH_LU), communes=services.context.communes,
+            session, period=MARCH, scope=Scope(ScopeKind.COMMUNE, BINH_LU), communes=services.context.communes,
             now=services.clock.now(), pack=services.context.pack,
         )
     assert report is None
@@ -63,7 +63,7 @@ async def test_the_overview_protects_reach_by_channel_against_its_total(services
         ])
     async with services.db.transaction() as session:
         figures = await overview(
-            session, period=MARCH, scope=Scope(ScopeKind.WARD, BINH_LU), months=[MARCH.start],
+            session, period=MARCH, scope=Scope(ScopeKind.COMMUNE, BINH_LU), months=[MARCH.start],
             communes=services.context.communes, now=services.clock.now(), pack=services.context.pack,
         )
     cells = dict(zip(figures.by_channel.keys, figures.by_channel.cells, strict=True))

@@ -21,7 +21,7 @@ from referrals.indicators import Policy, set_target
 from referrals.peers import add_peer, set_active
 from referrals.periods import Period
 from referrals.report import Scope, ScopeKind
-from referrals.reporting import build_report, ward_scope
+from referrals.reporting import build_report, commune_scope
 from storage.keys import RETIRED_KEY_GRACE, rotate_keys
 from storage.models import DataKey
 from storage.referral_models import Counter, CounterMonth, Referral
@@ -210,7 +210,7 @@ async def test_report_hides_small_cells(runtime: Runtime, services: Services) ->
     async with services.db.transaction() as session:
         await set_target(session, year=2026, commune=BINH_LU, province=LAI_CHAU, indicator="reached",
                          estimate=60, target_percent=80, now=services.clock.now())
-        report = await build_report(session, period=Period.parse("2026-H1"), scope=ward_scope(services.context.communes, BINH_LU),
+        report = await build_report(session, period=Period.parse("2026-H1"), scope=commune_scope(services.context.communes, BINH_LU),
                                     communes=services.context.communes, policy=Policy(), now=services.clock.now(),
                                     pack=services.context.pack)
     assert report.people.body[0][0].shown == 6

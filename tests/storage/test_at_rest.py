@@ -27,7 +27,7 @@ from referrals.housekeeping import UPDATE_MEMORY
 from referrals.indicators import Policy
 from referrals.peers import add_peer
 from referrals.periods import Period
-from referrals.reporting import build_report, ward_scope
+from referrals.reporting import build_report, commune_scope
 from referrals.store import Holder
 from storage.keys import rotate_keys
 from storage.models import Person, ProcessedUpdate
@@ -212,7 +212,7 @@ async def figures(services: Services, peer: str) -> dict[str, Any]:
             metrics = [f"reached:{p.kind.value}", "referral_issued", "referral_redeemed", "consented"]
             found[f"sums {period}"] = await daily_sums(session, start=p.start, end=p.end, metrics=metrics,
                                                        by=("metric",))
-            report = await build_report(session, period=p, scope=ward_scope(services.context.communes, BINH_LU),
+            report = await build_report(session, period=p, scope=commune_scope(services.context.communes, BINH_LU),
                                         communes=services.context.communes, policy=Policy(threshold=1),
                                         now=services.clock.now())
             found[f"report {period}"] = repr((report.people, report.issued, report.redeemed))

@@ -184,7 +184,7 @@ def test_totp_codes_are_rfc6238() -> None:
 
 async def _staff(db: AsyncSession, username: str, clock: FixedClock) -> StaffAccount:
     return await create_account(
-        db, username=username, role=Role.STAFF, ward=3390, province=12, password_hash="h", now=clock.now()
+        db, username=username, role=Role.STAFF, commune=3390, province=12, password_hash="h", now=clock.now()
     )
 
 
@@ -205,16 +205,16 @@ async def test_accounts_are_unique_and_scoped(services: Services) -> None:
     """A username exists once (in any spelling); staff need a commune, admins cannot have one."""
     now = services.clock.now()
     async with services.db.transaction() as db:
-        await create_account(db, username="Lan", role=Role.STAFF, ward=3390, province=12, password_hash="scrypt$hidden", now=now)
+        await create_account(db, username="Lan", role=Role.STAFF, commune=3390, province=12, password_hash="scrypt$hidden", now=now)
     with pytest.raises(UsernameTaken):
         async with services.db.transaction() as db:
-            await create_account(db, username="LAN ", role=Role.STAFF, ward=3390, province=12, password_hash="h", now=now)
+            await create_account(db, username="LAN ", role=Role.STAFF, commune=3390, province=12, password_hash="h", now=now)
     with pytest.raises(StaffStorageError):
         async with services.db.transaction() as db:
-            await create_account(db, username="noward", role=Role.STAFF, ward=None, province=12, password_hash="h", now=now)
+            await create_account(db, username="noward", role=Role.STAFF, commune=None, province=12, password_hash="h", now=now)
     with pytest.raises(StaffStorageError):
         async with services.db.transaction() as db:
-            await create_account(db, username="wardadmin", role=Role.ADMIN, ward=3390, province=12, password_hash="h", now=now)
+            await create_account(db, username="wardadmin", role=Role.ADMIN, commune=3390, province=12, password_hash="h", now=now)
     async with services.db.transaction() as db:
         assert await db.scalar(select(func.count()).select_from(StaffAccount)) == 1
         account = await get_account(db, 1)

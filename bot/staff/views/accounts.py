@@ -16,7 +16,18 @@ from bot.staff.passwords import new_one_time_password, one_time_form
 from bot.staff.render import render, see_other
 from bot.staff.state import PASSWORDS, SERVICES
 from content.geo import CommuneIndex
-from storage.accounts import AccountChange, Changed, NoSuchAccount, NotPermitted, change_account, open_account, reset_password
+from storage.accounts import (
+    AccountChange,
+    AreaProblem,
+    AreaRefused,
+    Changed,
+    NoSuchAccount,
+    NotPermitted,
+    account_area,
+    change_account,
+    open_account,
+    reset_password,
+)
 from storage.staff import InvalidUsername, Role, UsernameTaken, get_account, list_accounts, normalise_username
 
 DONE = {"deactivated", "reactivated", "totp_required", "totp_not_required", "totp_reset"}
@@ -56,7 +67,7 @@ async def account_detail(request: web.Request, viewer: Viewer) -> web.StreamResp
 class NewAccount:
     username: str = ""
     role: str = "staff"
-    ward: str = ""
+    commune: str = ""  # the form field is named "ward"
     province: str = ""
 
 
@@ -67,7 +78,7 @@ def _province_choices(viewer: Viewer, communes: CommuneIndex) -> list[tuple[int,
     return [(province, communes.provinces.get(province, str(province)))] if province is not None else []
 
 
-def _ward_choices(viewer: Viewer, communes: CommuneIndex) -> list[tuple[int, str]]:
+def _commune_choices(viewer: Viewer, communes: CommuneIndex) -> list[tuple[int, str]]:
     """A province admin picks from the communes of their province; a national admin types a code."""
     if viewer.scope.everywhere or viewer.scope.province is None:
         return []
@@ -83,7 +94,7 @@ async def _new_form(
         "values": values,
         "errors": errors,
         "provinces": _province_choices(viewer, communes),
-        "wards": _ward_choices(viewer, communes),
+        "commune_choices": _commune_choices(viewer, communes),
     }
     return await render(request, "account_new.html", context, status=status)
 
@@ -92,15 +103,21 @@ async def account_new(request: web.Request, viewer: Viewer) -> web.StreamRespons
     return await _new_form(request, viewer, NewAccount(), [])
 
 
-def _code(raw: str) -> int | None:
-    cleaned = raw.strip()
-    return int(cleaned) if cleaned.isdigit() and len(cleaned) <= 6 else None
+# The page's words for each reason storage/accounts.py's account_area refuses an area (the
+# catalog keys keep their first name, "ward").
+_AREA_ERRORS = {
+    AreaProblem.NO_COMMUNE: "staff.accounts.error.ward",
+    AreaProblem.COMMUNE: "staff.accounts.error.ward",
+    AreaProblem.PROVINCE: "staff.accounts.error.province",
+    AreaProblem.ADMIN_COMMUNE: "staff.accounts.error.admin_ward",
+    AreaProblem.OUTSIDE: "staff.accounts.error.outside",
+}
 
 
 def check_new_account(
     viewer: Viewer, communes: CommuneIndex, values: NewAccount
 ) -> tuple[list[str], str, Role | None, int | None, int | None]:
-    """Validate a new account against the admin's own scope: (errors, username, role, ward, province)."""
+    """Validate a new account against the admin's own scope: (errors, username, role, commune, province)."""
     errors: list[str] = []
     username = ""
     try:
@@ -108,33 +125,20 @@ def check_new_account(
     except InvalidUsername:
         errors.append("staff.accounts.error.username")
     role = Role(values.role) if values.role in (Role.STAFF, Role.ADMIN) else None
-    ward = province = None
+    commune = province = None
     if role is None:
         errors.append("staff.accounts.error.role")
-    elif role is Role.STAFF:
-        code = _code(values.ward)
-        commune = communes.get(code) if code is not None else None
-        if commune is None:
-            errors.append("staff.accounts.error.ward")
-        elif not viewer.scope.covers_province(commune.province_code):
-            errors.append("staff.accounts.error.outside")
-        else:
-            ward, province = commune.code, commune.province_code
-    else:
-        if values.ward.strip():
-            errors.append("staff.accounts.error.admin_ward")
-        if values.province.strip() == "":
-            if not viewer.scope.everywhere:
-                errors.append("staff.accounts.error.outside")
-        else:
-            code = _code(values.province)
-            if code is None or code not in communes.provinces:
-                errors.append("staff.accounts.error.province")
-            elif not viewer.scope.covers_province(code):
-                errors.append("staff.accounts.error.outside")
-            else:
-                province = code
-    return errors, username, role, ward, province
+        return errors, username, role, commune, province
+    scope = viewer.scope
+    try:
+        commune, province = account_area(
+            role, commune=values.commune.strip() or None, province=values.province.strip() or None,
+            communes=communes.by_code, provinces=communes.provinces,
+            may_cover=lambda code: scope.everywhere if code is None else scope.covers_province(code),
+        )
+    except AreaRefused as refused:
+        errors += [_AREA_ERRORS[problem] for problem in refused.problems]
+    return errors, username, role, commune, province
 
 
 async def account_create(request: web.Request, viewer: Viewer) -> web.StreamResponse:
@@ -143,10 +147,10 @@ async def account_create(request: web.Request, viewer: Viewer) -> web.StreamResp
     values = NewAccount(
         username=text(form, "username", limit=64),
         role=text(form, "role", limit=10),
-        ward=text(form, "ward", limit=10),
+        commune=text(form, "ward", limit=10),
         province=text(form, "province", limit=10),
     )
-    errors, username, role, ward, province = check_new_account(viewer, services.context.communes, values)
+    errors, username, role, commune, province = check_new_account(viewer, services.context.communes, values)
     if errors or role is None:
         return await _new_form(request, viewer, values, errors, status=400)
     one_time = new_one_time_password()
@@ -154,7 +158,7 @@ async def account_create(request: web.Request, viewer: Viewer) -> web.StreamResp
     try:
         async with services.db.transaction() as db:
             account = await open_account(
-                db, username=username, role=role, ward=ward, province=province, password_hash=password_hash,
+                db, username=username, role=role, commune=commune, province=province, password_hash=password_hash,
                 now=services.clock.now(), actor=viewer.username,
             )
     except UsernameTaken:

@@ -16,7 +16,7 @@ from content.pack import Service
 
 def visible_to(scope: Area, service: Service) -> bool:
     if service.coverage == "commune" and service.commune is not None:
-        return scope.covers_ward(service.commune, service.province)
+        return scope.covers_commune(service.commune, service.province)
     return scope.sees_province_wide(service.province)
 
 

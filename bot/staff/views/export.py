@@ -38,9 +38,9 @@ def _scope_choices(viewer: Viewer, request: web.Request) -> list[tuple[str, str]
     communes = services.context.communes
     t = services.renderer.catalogs
     locale = locale_of(request)
-    if viewer.scope.ward is not None:
-        commune = communes.get(viewer.scope.ward)
-        return [(f"ward:{viewer.scope.ward}", commune.label if commune else str(viewer.scope.ward))]
+    if viewer.scope.commune is not None:
+        commune = communes.get(viewer.scope.commune)
+        return [(f"ward:{viewer.scope.commune}", commune.label if commune else str(viewer.scope.commune))]
     if viewer.scope.everywhere:
         choices = [("all", t.text(locale, "staff.export.everywhere"))]
         choices += [(f"province:{code}", name) for code, name in sorted(communes.provinces.items(), key=lambda i: i[1])]
@@ -56,7 +56,7 @@ def _scope_choices(viewer: Viewer, request: web.Request) -> list[tuple[str, str]
 
 def filename(period: Period, scope: Scope, fmt: str) -> str:
     """antam-2026-H1-xa-3390.xlsx, antam-2026-tinh-12.csv, antam-2026-03-toan-quoc.json."""
-    if scope.kind is ScopeKind.WARD:
+    if scope.kind is ScopeKind.COMMUNE:
         where = f"xa-{scope.code}"
     elif scope.kind is ScopeKind.PROVINCE:
         where = f"tinh-{scope.code}"
@@ -135,7 +135,7 @@ async def export_download(request: web.Request, viewer: Viewer) -> web.StreamRes
 
 
 def _province_of(request: web.Request, scope: Scope) -> int | None:
-    if scope.kind is ScopeKind.WARD and scope.code is not None:
+    if scope.kind is ScopeKind.COMMUNE and scope.code is not None:
         commune = request.app[SERVICES].context.communes.get(scope.code)
         return commune.province_code if commune else None
     return None

@@ -131,7 +131,7 @@ def _people(report: PeriodReport, names: list[str], catalogs: Catalogs, locale: 
             )
         )
     totals = report.people.column_totals
-    if not totals or not rows or report.scope.kind is ScopeKind.WARD:
+    if not totals or not rows or report.scope.kind is ScopeKind.COMMUNE:
         return rows, None
     total = PeopleRow(
         catalogs.text(locale, "staff.overview.total"),
@@ -251,7 +251,7 @@ def _report_parts(report: PeriodReport | None, catalogs: Catalogs, locale: str) 
     names = _names(report, catalogs, locale)
     cards = [_card(name, report.progress[r][0], report.people.body[r][0], threshold, locale) for r, name in enumerate(names)]
     total_card = None
-    if report.scope.kind is not ScopeKind.WARD and report.communes and report.people.column_totals:
+    if report.scope.kind is not ScopeKind.COMMUNE and report.communes and report.people.column_totals:
         total_card = _card(
             catalogs.text(locale, "staff.overview.whole_area"), report.total_progress[0],
             report.people.column_totals[0], threshold, locale,

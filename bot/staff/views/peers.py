@@ -61,7 +61,7 @@ def _bot(raw: str | None) -> str | None:
 
 def _in_scope(viewer: Viewer, link: PeerLink | None) -> PeerLink:
     """The link, if the viewer's scope covers its commune; 404 otherwise (also for no link)."""
-    if link is None or not viewer.scope.covers_ward(link.commune, link.province):
+    if link is None or not viewer.scope.covers_commune(link.commune, link.province):
         raise web.HTTPNotFound()
     return link
 
@@ -93,7 +93,7 @@ def _row(request: web.Request, link: PeerLink, bot: str | None) -> LinkRow:
 
 def _commune_choices(viewer: Viewer, request: web.Request) -> list[Commune]:
     """A province admin picks one of their communes; a national admin types a code; staff have theirs."""
-    if viewer.scope.ward is not None or viewer.scope.everywhere or viewer.scope.province is None:
+    if viewer.scope.commune is not None or viewer.scope.everywhere or viewer.scope.province is None:
         return []
     return communes_of(request.app[SERVICES].context.communes, viewer.scope.province)
 
@@ -111,16 +111,16 @@ async def _list_page(
     province = chosen_province(viewer, communes, request.query.get("province"))
     bot = _bot(request.query.get("bot"))
     async with services.db.transaction() as db:
-        links = await list_peers(db, province=province, commune=viewer.scope.ward)
-    rows = [_row(request, link, bot) for link in links if viewer.scope.covers_ward(link.commune, link.province)]
+        links = await list_peers(db, province=province, commune=viewer.scope.commune)
+    rows = [_row(request, link, bot) for link in links if viewer.scope.covers_commune(link.commune, link.province)]
     done = request.query.get("done")
-    own = communes.get(viewer.scope.ward) if viewer.scope.ward is not None else None
+    own = communes.get(viewer.scope.commune) if viewer.scope.commune is not None else None
     context = {
         "rows": rows,
         "bot": bot or "",
         "done": done if done in DONE else None,
         "errors": errors or [],
-        "values": values or {"alias": "", "ward": "", "bot": bot or ""},
+        "values": values or {"alias": "", "commune": "", "bot": bot or ""},
         "own": own,
         "choices": _commune_choices(viewer, request),
     }
@@ -137,14 +137,14 @@ async def peer_create(request: web.Request, viewer: Viewer) -> web.StreamRespons
     form = await form_of(request)
     values = {
         "alias": text(form, "alias", limit=100),
-        "ward": text(form, "ward", limit=10),
+        "commune": text(form, "ward", limit=10),  # the form field is named "ward"
         "bot": text(form, "bot", limit=40),
     }
     errors = []
-    if viewer.scope.ward is not None and not values["ward"]:
-        commune = communes.get(viewer.scope.ward)
-    elif values["ward"]:
-        commune = commune_in_scope(viewer, communes, values["ward"])  # 404 outside the scope
+    if viewer.scope.commune is not None and not values["commune"]:
+        commune = communes.get(viewer.scope.commune)
+    elif values["commune"]:
+        commune = commune_in_scope(viewer, communes, values["commune"])  # 404 outside the scope
     else:
         commune = None
         errors.append("staff.peers.error.ward")

@@ -60,7 +60,7 @@ async def _page(
 ) -> web.Response:
     services = request.app[SERVICES]
     communes = services.context.communes
-    own = communes.get(viewer.scope.ward) if viewer.scope.ward is not None else None
+    own = communes.get(viewer.scope.commune) if viewer.scope.commune is not None else None
     province = None if own is not None else chosen_province(viewer, communes, province_raw)
     needs_province = own is None and province is None
     choices = [] if province is None else [(c.code, c.name) for c in communes_of(communes, province)]
@@ -122,12 +122,12 @@ async def redeem_submit(request: web.Request, viewer: Viewer) -> web.StreamRespo
                 detail=f"redeemed a code for {where.audit_words}", province=where.province,
             )
         query = f"?done={result.service_type}"
-        if viewer.scope.ward is None:
+        if viewer.scope.commune is None:
             query += f"&province={where.province}&place={where.form_value}"
         return see_other("/staff/redeem" + query)
     response = await _page(
-        request, viewer, province_raw=str(where.province) if viewer.scope.ward is None else "",
-        place_raw=where.form_value if viewer.scope.ward is None else "",
+        request, viewer, province_raw=str(where.province) if viewer.scope.commune is None else "",
+        place_raw=where.form_value if viewer.scope.commune is None else "",
         code=code if result.outcome is not Redemption.ALREADY_USED else "",
         error=_message(request, result), status=STATUS.get(result.outcome, 400),
     )

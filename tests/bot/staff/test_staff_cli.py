@@ -49,7 +49,7 @@ def test_add_list_and_reset(clean_env: dict[str, str], tmp_path: Path) -> None:
 def test_usage_errors_exit_2(clean_env: dict[str, str], tmp_path: Path) -> None:
     """Bad usage is refused with a clear message and exit 2, before any database is made."""
     for args, message in (
-        (["staff", "add", "lan", "--role", "staff"], "needs --ward"),
+        (["staff", "add", "lan", "--role", "staff"], "needs --commune"),
         (["staff", "add", "lan", "--role", "staff", "--ward", "3390", "--province", "12"], "not allowed with"),
     ):
         result = antam(*args, env=clean_env, cwd=tmp_path)
@@ -61,7 +61,7 @@ def test_usage_errors_exit_2(clean_env: dict[str, str], tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["add", "lan", "--role", "staff"], "needs --ward"),
+        (["add", "lan", "--role", "staff"], "needs --commune"),
         (["add", "lan", "--role", "staff", "--ward", "99999"], "not a 2025 commune code"),
         (["add", "lan", "--role", "staff", "--ward", "abc"], "not a 2025 commune code"),
         (["add", "lan", "--role", "admin", "--province", "77"], "not a 2025 province code"),

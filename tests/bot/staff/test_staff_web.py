@@ -536,7 +536,7 @@ async def test_admin_creates_and_resets_accounts(services: Services, browser_fac
     one_time = re.search(r'<p class="otp"><code>([A-Z0-9-]+)</code>', page)
     assert one_time is not None and re.fullmatch(r"([A-HJ-NP-Z2-9]{4}-){3}[A-HJ-NP-Z2-9]{4}", one_time.group(1))
     row = await account_row(services, "nga")
-    assert row.ward == WARD_A and row.province == 12 and row.must_change_password
+    assert row.commune == WARD_A and row.province == 12 and row.must_change_password
     assert one_time.group(1) not in row.password_hash
 
     for form, message in (
