@@ -9,18 +9,13 @@ suite fail outright if the URL is missing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.bootstrap import Services, load_content, open_services
 from bot.clock import FixedClock
@@ -29,28 +24,14 @@ from bot.runtime import Runtime
 from handlers.common import Context
 from handlers.render import Renderer
 from storage.crypto import encode_master_key, generate_master_key
+from tests.support.postgres import BACKENDS, BASE_PG_URL, PG_URL, create_database, reset_postgres
+from tests.support.settings import START, make_settings
 
 # Fixtures shared by many test modules, as plugins: a module uses them by naming them, without
 # importing them (an import would hide where a fixture comes from and needs a noqa).
-pytest_plugins = ("tests.staff_fixtures",)
+pytest_plugins = ("tests.staff_fixtures", "tests.support.web")
 
 REQUIRE_PG = os.environ.get("ANTAM_TEST_REQUIRE_POSTGRES") == "1"
-
-
-def _worker_database(url: str) -> str:
-    """Under pytest-xdist each worker gets its own database next to the given one (NAME_gw0, …),
-    since the tests drop and recreate the schema."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not url or not worker:
-        return url
-    parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
-
-
-BASE_PG_URL = os.environ.get("ANTAM_TEST_DATABASE_URL", "").strip()
-PG_URL = _worker_database(BASE_PG_URL)
-BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
-START = dt.datetime(2026, 3, 2, 3, 0, tzinfo=dt.UTC)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -61,20 +42,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if PG_URL and PG_URL != BASE_PG_URL:
         try:
-            asyncio.run(_create_database(BASE_PG_URL, make_url(PG_URL).database or ""))
+            asyncio.run(create_database(BASE_PG_URL, make_url(PG_URL).database or ""))
         except Exception as exc:  # the tests using it fail loudly with the reason
             print(f"could not create the worker's PostgreSQL database: {exc!r}")
-
-
-async def _create_database(base_url: str, name: str) -> None:
-    engine = create_async_engine(base_url, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            exists = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
-            if not exists:
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    finally:
-        await engine.dispose()
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -132,16 +102,6 @@ def master_key() -> str:
     return encode_master_key(generate_master_key())
 
 
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
-            await conn.execute(text("CREATE SCHEMA public"))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(params=BACKENDS)
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A fresh, empty database on each backend."""
@@ -149,45 +109,15 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield f"sqlite+aiosqlite:///{tmp_path / 'data' / 'antam.db'}"
         return
     try:
-        await asyncio.wait_for(_reset_postgres(PG_URL), timeout=30)
+        await asyncio.wait_for(reset_postgres(PG_URL), timeout=30)
     except Exception as exc:  # the server is required once configured: fail loudly
         pytest.fail(f"PostgreSQL at ANTAM_TEST_DATABASE_URL is not usable: {exc!r}", pytrace=False)
     yield PG_URL
 
 
-def make_settings(tmp_path: Path, database_url: str, master_key: str, **extra: Any) -> Settings:
-    """Settings for a test: a data dir of its own, the backend's database, a fresh key, and extras."""
-    return Settings(
-        ANTAM_DATA_DIR=tmp_path / "data",
-        ANTAM_DATABASE_URL=database_url,
-        ANTAM_MASTER_KEY=master_key,
-        **extra,
-    )
-
-
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, master_key: str) -> Settings:
     return make_settings(tmp_path, database_url, master_key)
-
-
-@contextlib.asynccontextmanager
-async def web_client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
-    """The one web server (web chat and staff app, no Telegram, no housekeeping) on 127.0.0.1."""
-    from bot.app import make_app
-
-    app = make_app(services, maintenance=False, channels=("web",), exit_url="/healthz")
-    client = TestClient(TestServer(app, host="127.0.0.1"))
-    await client.start_server()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-def page_origin(client: TestClient[Any, Any]) -> str:
-    """The web chat page's own origin, as a browser sends it: http://127.0.0.1:PORT."""
-    url = client.make_url("/")
-    return f"{url.scheme}://{url.host}:{url.port}"
 
 
 @pytest.fixture

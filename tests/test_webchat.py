@@ -17,16 +17,10 @@ from bot.app import channel_of
 from bot.channels.webchat import WebChat
 from bot.bootstrap import Services
 from storage.models import Person
-from tests.conftest import page_origin, web_client
+from tests.support.web import page_origin
 
 SESSION = "AbCdEfGhIjKlMnOpQrStUvWx01"
 OTHER = "ZyXwVuTsRqPoNmLkJiHgFeDc98"
-
-
-@pytest.fixture
-async def client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
-    async with web_client(services) as test_client:
-        yield test_client
 
 
 origin = page_origin

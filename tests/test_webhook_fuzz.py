@@ -35,7 +35,7 @@ from bot.clock import FixedClock
 from bot.config import Settings
 from storage.models import Person, ProcessedUpdate
 from storage.referral_models import Counter
-from tests.conftest import START
+from tests.support.settings import START
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.zalo_api import SIGNATURE_HEADER, FakeZaloAPI
 

@@ -33,7 +33,7 @@ from handlers.render import RenderedReply
 from handlers.types import Inbound
 from storage.db import DatabaseTimeout
 from storage.models import Person, ProcessedUpdate
-from tests.conftest import PG_URL, _reset_postgres
+from tests.support.postgres import PG_URL, reset_postgres
 from tests.fakes.tcp_proxy import TcpProxy
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.fakes.zalo_api import FakeZaloAPI
@@ -43,7 +43,7 @@ from tests.fakes.zalo_api import FakeZaloAPI
 async def proxy() -> AsyncIterator[TcpProxy]:
     if not PG_URL:
         pytest.skip("needs PostgreSQL (ANTAM_TEST_DATABASE_URL); CI sets it and runs this test")
-    await _reset_postgres(PG_URL)
+    await reset_postgres(PG_URL)
     url = make_url(PG_URL)
     running = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     await running.start()

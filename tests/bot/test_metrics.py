@@ -13,7 +13,6 @@ from bot.clock import FixedClock
 from bot.config import ConfigError, Settings, load_settings
 from bot.redemption import redeem
 from referrals.redeeming import Place
-from tests.test_webchat import client  # noqa: F401  (the web chat's test client fixture)
 
 SESSION = "MeTrIcSsEsSiOn0123456789ab"
 TYPED = "mình tên Lan Zyxquv, muốn xét nghiệm"

@@ -30,7 +30,7 @@ from referrals.counters import daily_sums
 from storage.crypto import MasterSecrets, encode_master_key, generate_master_key, parse_master_key
 from storage.models import Person
 from storage.referral_models import Referral
-from tests.conftest import PG_URL, _reset_postgres
+from tests.support.postgres import PG_URL, reset_postgres
 from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.support.cli import free_port, wait_until_healthy
 
@@ -93,7 +93,7 @@ async def workers(
 ) -> AsyncIterator[list[Worker]]:
     if not PG_URL:
         pytest.skip("needs PostgreSQL (ANTAM_TEST_DATABASE_URL); CI sets it and runs this test")
-    await _reset_postgres(PG_URL)
+    await reset_postgres(PG_URL)
     env = dict(
         clean_env,
         ANTAM_DATABASE_URL=PG_URL,

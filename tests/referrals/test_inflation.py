@@ -26,7 +26,8 @@ from referrals.exports import to_csv, to_table
 from referrals.indicators import Policy
 from referrals.periods import Period
 from referrals.reporting import build_report, province_scope, spike_days, commune_scope
-from tests.conftest import make_settings, page_origin, web_client
+from tests.support.settings import make_settings
+from tests.support.web import page_origin, web_client
 from tests.staff_fixtures import (
     StaffClient,
     add_account,

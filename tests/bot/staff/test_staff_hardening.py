@@ -14,7 +14,7 @@ from bot.bootstrap import Services
 from bot.clock import FixedClock
 from bot.config import Settings
 from bot.staff.passwords import password_problems
-from tests.conftest import make_settings
+from tests.support.settings import make_settings
 from storage.staff import AuditEntry, masked_username
 from tests.staff_fixtures import (
     PASSWORD,
