@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from bot.app import channel_of, make_app
@@ -29,27 +28,13 @@ from bot.runtime import Runtime
 from storage.models import Person, ProcessedUpdate
 from storage.persons import load_record
 from tests.fakes.telegram_api import FakeTelegramAPI
-
-TOKEN = "123456:TEST-token_abc"
-PUBLIC_URL = "https://antam.example.org"
-USER = 7_700_123_456
-OTHER = 7_700_654_321
+from tests.support.telegram import OTHER, PUBLIC_URL, TOKEN, USER, all_messages, bot_messages, buttons, post, telegram_settings
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeTelegramAPI]:
     async with FakeTelegramAPI(token=TOKEN, seed=1) as api:
         yield api
-
-
-def telegram_settings(settings: Settings, fake: FakeTelegramAPI, *, webhook: bool) -> Settings:
-    return settings.model_copy(
-        update={
-            "telegram_bot_token": SecretStr(TOKEN),
-            "telegram_api_base_url": fake.base_url,
-            "public_url": PUBLIC_URL if webhook else None,
-        }
-    )
 
 
 @pytest.fixture
@@ -66,33 +51,6 @@ async def bot(
     finally:
         await client.close()
         await services.close()
-
-
-async def post(
-    client: TestClient[Any, Any], update: dict[str, Any], secret: str | None = None, *, fake: FakeTelegramAPI | None = None
-) -> int:
-    """POST an update to the webhook; with ``fake``, what the answer asks for is carried out."""
-    channel: TelegramChannel = channel_of(client.app, TelegramChannel)
-    headers = {SECRET_HEADER: channel.secret if secret is None else secret}
-    response = await client.post(WEBHOOK_PATH, json=update, headers=headers)
-    if fake is not None:
-        await fake.webhook_answer(response.status, response.content_type, await response.read())
-    return response.status
-
-
-def bot_messages(fake: FakeTelegramAPI, chat: int) -> list[dict[str, Any]]:
-    """The bot's messages still present in the chat, oldest first."""
-    found = [fake.message(chat, i) for i in range(1000, 1600)]
-    return [m for m in found if m is not None and m["from"]["is_bot"]]
-
-
-def all_messages(fake: FakeTelegramAPI, chat: int) -> list[dict[str, Any]]:
-    return [m for m in (fake.message(chat, i) for i in range(1000, 1600)) if m is not None]
-
-
-def buttons(message: dict[str, Any]) -> list[str]:
-    rows = message.get("reply_markup", {}).get("inline_keyboard", [])
-    return [button["callback_data"] for row in rows for button in row]
 
 
 async def press(client: TestClient[Any, Any], fake: FakeTelegramAPI, user: int, data: str) -> None:

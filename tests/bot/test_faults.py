@@ -263,7 +263,7 @@ async def test_telegram_answers_and_quick_exit_while_the_database_is_locked(
     tmp_path: Path, master_key: str, clock: FixedClock
 ) -> None:
     """Through the webhook: a safety message gets its answer, and /thoat still wipes the chat."""
-    from tests.test_telegram import TOKEN, USER, all_messages, post, telegram_settings
+    from tests.support.telegram import TOKEN, USER, all_messages, post, telegram_settings
 
     async with FakeTelegramAPI(token=TOKEN, seed=1) as fake:
         settings = telegram_settings(sqlite_settings(tmp_path, master_key), fake, webhook=True)
@@ -288,7 +288,7 @@ async def test_telegram_answers_and_quick_exit_while_the_database_is_locked(
 
 async def test_zalo_answers_while_the_database_is_locked(tmp_path: Path, master_key: str, clock: FixedClock) -> None:
     """A Zalo event during the lock gets the apology with the hotlines in time."""
-    from tests.test_zalo import ACCESS, APP_ID, APP_SECRET, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
+    from tests.support.zalo import ACCESS, APP_ID, APP_SECRET, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
 
     fake = FakeZaloAPI(
         app_id=APP_ID, oa_secret_key=OA_SECRET, app_secret_key=APP_SECRET, access_token=ACCESS, refresh_token=REFRESH,
@@ -316,7 +316,7 @@ async def test_zalo_keeps_sending_while_the_token_refresh_waits_on_a_frozen_data
 ) -> None:
     """The access token is due for its refresh (minutes left) when PostgreSQL freezes: the
     refresh waits, but the hotlines go out with the token at hand, in time."""
-    from tests.test_zalo import ACCESS, APP_ID, APP_SECRET, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
+    from tests.support.zalo import ACCESS, APP_ID, APP_SECRET, OA_SECRET, REFRESH, USER, start_worker, stop_worker, texts
 
     url = make_url(PG_URL).set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     settings = Settings(
