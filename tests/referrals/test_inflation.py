@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from referrals.indicators import Policy
 from referrals.periods import Period
 from referrals.reporting import build_report, province_scope, spike_days, commune_scope
 from tests.support.settings import make_settings
-from tests.support.web import page_origin, web_client
+from tests.support.web import page_origin
 from tests.staff_fixtures import (
     StaffClient,
     add_account,
@@ -51,12 +50,6 @@ def settings(tmp_path: Path, database_url: str, master_key: str) -> Settings:
         ANTAM_CODES_PER_HOUR=CODES_PER_HOUR,
         ANTAM_WEBCHAT_ORIGINS="https://partner.example.org",
     )
-
-
-@pytest.fixture
-async def client(services: Services) -> AsyncIterator[TestClient[Any, Any]]:
-    async with web_client(services) as test_client:
-        yield test_client
 
 
 own_origin = page_origin
