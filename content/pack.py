@@ -240,13 +240,23 @@ def _format_error(where: str, exc: ValidationError) -> Iterable[str]:
         yield f"{where}: {location}: {error['msg']}"
 
 
+# libyaml's parser when PyYAML was built with it (the wheels are): about ten times faster than
+# the pure-Python one, and it builds the same plain values (safe: no Python objects).
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def parse_yaml(text: str) -> object:
+    """Parse one YAML document into plain values (dicts, lists, strings, numbers, dates)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader, C or Python
+
+
 def read_mapping(path: Path, shape: str) -> dict[str, object]:
     """Read a YAML file that must hold a mapping; raise ContentError saying what is wrong.
 
     ``shape`` says what the mapping holds, for the message ("map intent ids to lists of phrases").
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = parse_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ContentError([f"{path.name}: cannot read: {exc}"]) from exc
     if not isinstance(raw, dict):
@@ -256,7 +266,7 @@ def read_mapping(path: Path, shape: str) -> dict[str, object]:
 
 def _read_yaml(path: Path, problems: list[str]) -> object:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return parse_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         problems.append(f"{path.name}: cannot read: {exc}".replace("\n", " "))
         return None

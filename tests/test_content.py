@@ -352,3 +352,15 @@ def test_service_codes_are_checked(data_copy: Path) -> None:
     assert "99999 is not a 2025 commune" in problems
     assert "11284 is not in province 12" in problems
     assert "verified but has no verified_on" in problems
+
+
+def test_the_fast_yaml_parser_reads_every_content_file_as_the_python_one_does() -> None:
+    """content/pack.py parses with libyaml when PyYAML has it; the values must be the same."""
+    from content.pack import DATA_DIR, parse_yaml
+
+    files = sorted(DATA_DIR.rglob("*.yaml"))
+    assert len(files) > 40
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        assert parse_yaml(text) == yaml.safe_load(text), path.name
+

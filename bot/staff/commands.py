@@ -33,25 +33,6 @@ from storage.staff import (
 CLI_ACTOR = "cli"
 FIRST_ADMIN = "admin"
 
-
-def add_parsers(commands: Any) -> None:
-    """Add `staff add|list|reset` to the `antam` parser (``commands`` is its subparsers object)."""
-    staff = commands.add_parser("staff", help="staff accounts of the web app")
-    actions = staff.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="create an account and print its one-time password")
-    add.add_argument("username", help="3-32 characters of a-z, 0-9, '.', '_' and '-'")
-    add.add_argument("--role", required=True, choices=[Role.STAFF.value, Role.ADMIN.value])
-    where = add.add_mutually_exclusive_group()
-    where.add_argument(
-        "--commune", "--ward", dest="commune", metavar="CODE",
-        help="the 2025 code of the commune (xã/phường) a staff account works for (--ward still works)",
-    )
-    where.add_argument("--province", metavar="CODE", help="the province an admin covers (none: all)")
-    actions.add_parser("list", help="list the accounts")
-    reset = actions.add_parser("reset", help="give an account a new one-time password")
-    reset.add_argument("username")
-
-
 _AREA_WORDS = {
     AreaProblem.NO_COMMUNE: "a staff account needs --commune CODE (its 2025 commune code)",
     AreaProblem.COMMUNE: "--commune {commune}: not a 2025 commune code",

@@ -49,6 +49,36 @@ def test_intent_of_one_text(clean_env: dict[str, str], tmp_path: Path) -> None:
     assert 0 < shown["score"] <= 1
 
 
+SERVER_LIBRARIES = ("sqlalchemy", "aiohttp", "telegram", "asyncpg", "aiosqlite", "alembic", "cryptography", "openpyxl")
+
+
+@pytest.mark.parametrize("args", [["intent", "xin chao"], ["content", "check"]])
+def test_content_commands_do_not_load_the_server(args: list[str], clean_env: dict[str, str], tmp_path: Path) -> None:
+    """`antam intent` and `antam content check` import no database, web or platform library:
+    they start in a fraction of the time the server's imports take (bench/startup_bench.py)."""
+    script = (
+        "import contextlib, io, json, sys\n"
+        "from bot.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = main({args!r})\n"
+        "loaded = sorted({name.split('.')[0] for name in sys.modules})\n"
+        "print(json.dumps({'code': code, 'loaded': loaded}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], env=clean_env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["code"] == 0
+    assert [name for name in SERVER_LIBRARIES if name in shown["loaded"]] == []
+
+
+def test_the_role_choices_are_the_stored_roles() -> None:
+    """bot/arguments.py lists the roles without importing storage/ (SQLAlchemy): kept in step here."""
+    from bot.arguments import ROLES
+    from storage.staff import Role
+
+    assert set(ROLES) == {role.value for role in Role}
+
+
 def test_intent_of_stdin_lines(clean_env: dict[str, str], tmp_path: Path) -> None:
     """It prints one JSON line per stdin line, in order: text, intent, score, topic, safety, language."""
     texts = ["bị thủng bao tối qua", "chào bạn", "giá vàng hôm nay", "mun di xn hiv"]

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, inspect, select, text
 
 from bot.bootstrap import Services
-from bot.cli import _purge
+from bot.operations import _purge
 from bot.clock import FixedClock
 from bot.maintenance import purge
 from bot.redemption import redeem

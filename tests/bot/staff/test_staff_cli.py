@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import _parser
+from bot.arguments import parser
 from bot.staff.commands import usage_problem
 from tests.support.cli import antam, free_port
 
@@ -72,7 +72,7 @@ def test_usage_errors_exit_2(clean_env: dict[str, str], tmp_path: Path) -> None:
 )
 def test_usage_problems(args: list[str], message: str) -> None:
     """Each kind of bad `antam staff` usage gets its own readable reason."""
-    problem = usage_problem(_parser().parse_args(["staff", *args]))
+    problem = usage_problem(parser().parse_args(["staff", *args]))
     assert problem is not None and message in problem
 
 
@@ -82,7 +82,7 @@ def test_usage_problems(args: list[str], message: str) -> None:
 def test_argument_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     """Unknown roles and actions, or missing ones, are usage errors (argparse exits 2)."""
     with pytest.raises(SystemExit) as exited:
-        _parser().parse_args(["staff", *args])
+        parser().parse_args(["staff", *args])
     assert exited.value.code == 2 and "usage:" in capsys.readouterr().err
 
 

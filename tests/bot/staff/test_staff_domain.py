@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.bootstrap import Services
-from bot.cli import _parser
+from bot.arguments import parser
 from bot.referral_commands import run as run_referral_command
 from bot.runtime import Runtime
 from handlers.types import Inbound
@@ -392,7 +392,7 @@ async def test_peer_page_is_rate_limited(services: Services, browser_factory: An
 
 async def test_peer_add_prints_the_stats_page_once(services: Services, browser_factory: Any, tmp_path: Any) -> None:
     """`antam peer add` prints the peer educator's page, which then opens in the web app."""
-    args = _parser().parse_args(["peer", "add", "--ward", "3390", "--alias", "PE 01", "--out", str(tmp_path)])
+    args = parser().parse_args(["peer", "add", "--ward", "3390", "--alias", "PE 01", "--out", str(tmp_path)])
     assert isinstance(args, argparse.Namespace)
     out = io.StringIO()
     assert await run_referral_command(services, args, out) == 0
