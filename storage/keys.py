@@ -25,6 +25,7 @@ from storage.db import Database, wipe_after_commit
 from storage.models import DataKey, Person, sealed_with_key
 from storage.persons import record_context
 from storage.referral_models import Referral, holder_context, pad_holder
+from storage.counselling import counselling_using_key, reencrypt_counselling
 from storage.outbox import outbox_using_key, reencrypt_outbox
 from storage.staff import reencrypt_staff_secrets, staff_secrets_using_key
 
@@ -165,6 +166,7 @@ async def reencrypt_records(
         count += await _reencrypt_referral_holders(session, ring, only_key_ids)
         count += await reencrypt_staff_secrets(session, ring)
         count += await reencrypt_outbox(session, ring)
+        count += await reencrypt_counselling(session, ring)
         if count:
             # The blobs sealed under the old key must not survive in the SQLite log.
             wipe_after_commit(session)
@@ -213,6 +215,7 @@ async def prune_retired_keys(
             in_use = int(in_use or 0) + await channel_tokens_using_key(session, key_id)
             in_use += await staff_secrets_using_key(session, key_id)
             in_use += await outbox_using_key(session, key_id)
+            in_use += await counselling_using_key(session, key_id)
             in_use += int(
                 await session.scalar(
                     select(func.count()).select_from(Referral).where(sealed_with_key(Referral.holder, key_id))

@@ -29,6 +29,7 @@ from sqlalchemy import (
     DateTime,
     Integer,
     String,
+    false,
     func,
     or_,
     select,
@@ -55,6 +56,8 @@ _ACTION = re.compile(r"^[a-z][a-z0-9_.]{1,31}$")
 class Role(StrEnum):
     STAFF = "staff"
     ADMIN = "admin"
+    # Only counsels (the counsellor chat), for a province or one commune of it; sees no figures.
+    COUNSELLOR = "counsellor"
 
 
 class AuditAction(StrEnum):
@@ -93,15 +96,18 @@ class StaffAccount(Base):
 
     __tablename__ = "staff_accounts"
     __table_args__ = (
-        CheckConstraint("role IN ('staff', 'admin')", name="role"),
+        CheckConstraint("role IN ('staff', 'admin', 'counsellor')", name="role"),
         # A staff account works for exactly one commune; an admin for a province or all.
         CheckConstraint("role <> 'staff' OR (ward IS NOT NULL AND province IS NOT NULL)", name="staff_scope"),
         CheckConstraint("role <> 'admin' OR ward IS NULL", name="admin_scope"),
+        CheckConstraint("role <> 'counsellor' OR province IS NOT NULL", name="counsellor_scope"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     username: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
-    role: Mapped[str] = mapped_column(String(8), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    # Takes counselling cases (always true of the counsellor role; staff and admins may too).
+    counsels: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False, server_default=false())
     # The column keeps its first name, "ward" (as do the CHECK constraints above: they are SQL).
     commune: Mapped[int | None] = mapped_column("ward", Integer)
     province: Mapped[int | None] = mapped_column(Integer, index=True)
@@ -211,6 +217,8 @@ async def create_account(
         raise StaffStorageError("a staff account needs a commune and its province")
     if role is Role.ADMIN and commune is not None:
         raise StaffStorageError("an admin account covers a province or every province, not a commune")
+    if role is Role.COUNSELLOR and province is None:
+        raise StaffStorageError("a counsellor account needs a province, and may name one commune of it")
     inserted = await _insert_if_absent(
         session,
         username=name,
@@ -220,6 +228,7 @@ async def create_account(
         password_hash=password_hash,
         must_change_password=must_change_password,
         created_at=now,
+        counsels=role is Role.COUNSELLOR,
     )
     if inserted is None:
         raise UsernameTaken(f"the username {name!r} is taken")

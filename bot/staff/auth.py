@@ -45,7 +45,7 @@ class Area:
 
     @classmethod
     def of(cls, account: StaffAccount) -> Area:
-        if account.role == Role.STAFF:
+        if account.role in (Role.STAFF, Role.COUNSELLOR):
             return cls(commune=account.commune, province=account.province, everywhere=False)
         return cls(commune=None, province=account.province, everywhere=account.province is None)
 
@@ -109,7 +109,8 @@ class Viewer:
             return True
         if self.must_change_password or self.needs_totp_enrolment:
             return False
-        return access is Access.STAFF or self.is_admin
+        # A counsellor only counsels: no figure, list or form of the staff pages is theirs.
+        return (access is Access.STAFF and self.role is Role.STAFF) or self.is_admin
 
 
 VIEWER = web.RequestKey("staff.viewer", Viewer)

@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import storage.channel_secrets  # noqa: F401  (its table joins the metadata)
 import storage.staff  # noqa: F401  (its tables join the metadata)
 import storage.outbox  # noqa: F401  (its table joins the metadata)
+import storage.counselling  # noqa: F401  (its tables join the metadata)
 import storage.referral_models  # noqa: F401
 from storage.models import Base
 
