@@ -15,6 +15,7 @@ COPY constraints.txt pyproject.toml setup.py README.md ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY referrals ./referrals
+COPY counselling ./counselling
 COPY content ./content
 COPY storage ./storage
 # setup.py compiles the gettext catalogs (.po -> .mo) while building; PIP_CONSTRAINT also pins

@@ -9,10 +9,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FORBIDDEN = {
-    "storage": {"bot", "handlers", "referrals", "content"},
-    "content": {"bot", "handlers", "referrals", "storage"},
-    "handlers": {"bot", "storage", "referrals"},
-    "referrals": {"bot", "handlers"},
+    "storage": {"bot", "handlers", "referrals", "content", "counselling"},
+    "content": {"bot", "handlers", "referrals", "storage", "counselling"},
+    "handlers": {"bot", "storage", "referrals", "counselling"},
+    "referrals": {"bot", "handlers", "counselling"},
+    "counselling": {"bot", "handlers"},
 }
 
 
