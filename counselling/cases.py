@@ -370,7 +370,7 @@ async def close(
 
 
 async def _close(session: AsyncSession, ring: KeyRing, case: Case, outcome: Outcome, *, actor: str, now: dt.datetime) -> Closed:
-    person = store.open_person(ring, case) or CasePerson(b"", "", "vi")
+    person = store.open_person(ring, case) or CasePerson(b"", "vi")
     closed = Closed(case.id, case.handle, case.channel, person, outcome, case.commune, case.province)
     await store.close(session, case, outcome, now=now)
     await add_audit(

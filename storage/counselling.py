@@ -8,8 +8,9 @@ waited, the outcome category, and which counsellor holds it while it is open. Cl
 cuts its times to the day and forgets the holder.
 
 Two things are sealed, and both go when the case closes:
-- the person link (``CasePerson``: pseudonym, reply address, locale), sealed with the case id as
-  associated data, so the bot can write to the person and update their record at the close;
+- the person link (``CasePerson``: pseudonym and locale), sealed with the case id as associated
+  data, so the bot can find the person's record (which keeps their reply address while the case
+  is open), write to them and update the record at the close;
 - the transcript (``counselling_messages``), one row per message, each sealed with the case id
   and its sequence number as associated data: a row copied to another case or place does not
   open. It exists only while the case is open, at the latest ``transcript_hours`` after its last
@@ -160,13 +161,13 @@ class ProvinceSettings(Base):
 
 @dataclass(frozen=True, repr=False)
 class CasePerson:
-    """Who a case is for, as the bot needs it; sealed in the case row, never shown to staff."""
+    """Who a case is for, as the bot needs it (their record, where the reply address is kept
+    while the case is open, and their language); sealed in the case row, never shown to staff."""
 
     pseudonym: bytes
-    address: str
     locale: str
 
-    def __repr__(self) -> str:  # never print a pseudonym or an address, even in a traceback
+    def __repr__(self) -> str:  # never print a pseudonym, even in a traceback
         return f"CasePerson(locale={self.locale!r})"
 
 
@@ -196,7 +197,7 @@ def aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def _seal_person(ring: KeyRing, case_id: int, person: CasePerson) -> bytes:
-    plain = json.dumps({"p": person.pseudonym.hex(), "a": person.address, "l": person.locale}, separators=(",", ":"))
+    plain = json.dumps({"p": person.pseudonym.hex(), "l": person.locale}, separators=(",", ":"))
     return ring.seal(plain.encode(), person_context(case_id))
 
 
@@ -204,7 +205,7 @@ def open_person(ring: KeyRing, case: Case) -> CasePerson | None:
     if case.person is None:
         return None
     data = json.loads(ring.open(case.person, person_context(case.id)))
-    return CasePerson(bytes.fromhex(data["p"]), str(data["a"]), str(data["l"]))
+    return CasePerson(bytes.fromhex(data["p"]), str(data["l"]))
 
 
 async def handle_in_use(session: AsyncSession, handle: str) -> bool:
@@ -240,6 +241,7 @@ async def open_case(
     await session.flush()
     case.person = _seal_person(ring, case.id, person)
     await session.flush()
+    await announce(session)
     return case
 
 
@@ -273,6 +275,7 @@ async def append(
         CaseMessage(case_id=locked.id, seq=seq, sender=str(sender), at=now, sealed=ring.seal(text_.encode(), message_context(locked.id, seq)))
     )
     await session.flush()
+    await announce(session)
     return seq
 
 
@@ -303,6 +306,7 @@ async def claim(session: AsyncSession, case_id: int, holder_id: int, *, now: dt.
         case.claimed_at = now
         case.waited_seconds = max(0, int((now - opened).total_seconds()))
     await session.flush()
+    await announce(session)
     return True
 
 
@@ -312,6 +316,7 @@ async def hand_over(session: AsyncSession, case_id: int, from_id: int, to_id: in
         .where(Case.id == case_id, Case.state == CaseState.OPEN, Case.holder_id == from_id)
         .values(holder_id=to_id)
     )
+    await announce(session)
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -319,10 +324,12 @@ async def back_to_queue(session: AsyncSession, case_id: int) -> None:
     await session.execute(
         update(Case).where(Case.id == case_id, Case.state == CaseState.OPEN).values(state=CaseState.WAITING, holder_id=None)
     )
+    await announce(session)
 
 
 async def mark_urgent(session: AsyncSession, case_id: int) -> None:
     await session.execute(update(Case).where(Case.id == case_id).values(urgent=True))
+    await announce(session)
 
 
 def _day(value: dt.datetime | None) -> dt.datetime | None:
@@ -345,6 +352,7 @@ async def close(session: AsyncSession, case: Case, outcome: Outcome, *, now: dt.
     case.claimed_at = _day(case.claimed_at)
     case.closed_at = _day(now)
     await session.flush()
+    await announce(session)
     wipe_after_commit(session)
 
 
@@ -413,6 +421,17 @@ async def set_show_unassigned(session: AsyncSession, province: int, value: bool)
     else:
         row.show_unassigned = value
     await session.flush()
+
+
+CHANGES = "antam_counselling"
+
+
+async def announce(session: AsyncSession) -> None:
+    """Tell every worker, once this transaction commits, that cases changed (PostgreSQL's
+    NOTIFY is delivered at commit, and not at all on rollback). SQLite has one process: the
+    caller wakes its own listeners after the commit."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANGES})
 
 
 async def closed_cases(session: AsyncSession, *, since: dt.datetime, until: dt.datetime) -> list[Case]:

@@ -16,7 +16,7 @@ from storage.counselling import CasePerson, CaseState, Sender
 from storage.staff import AuditEntry, Role, get_account
 from tests.staff_fixtures import PROVINCE_A, WARD_A, WARD_B, add_account
 
-PERSON = CasePerson(pseudonym=b"\x02" * 32, address="tg-7770001", locale="vi")
+PERSON = CasePerson(pseudonym=b"\x02" * 32, locale="vi")
 TYPED = "em sợ lắm, số em 0912345678"
 
 
