@@ -14,7 +14,7 @@ from referrals.counting import ENGAGEMENTS, UNIQUE_INDICATORS
 
 # The roles `antam staff add --role` accepts: storage/staff.py's Role values (a test keeps the
 # two in step; that module imports SQLAlchemy, which this one must not).
-ROLES = ("staff", "admin")
+ROLES = ("staff", "admin", "counsellor")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -126,7 +126,10 @@ def _staff_parsers(commands: argparse._SubParsersAction) -> None:
         "--commune", "--ward", dest="commune", metavar="CODE",
         help="the 2025 code of the commune (xã/phường) a staff account works for (--ward still works)",
     )
-    where.add_argument("--province", metavar="CODE", help="the province an admin covers (none: all)")
+    where.add_argument(
+        "--province", metavar="CODE", help="the province an admin or a counsellor covers (an admin without it: all)"
+    )
+    add.add_argument("--counsels", action="store_true", help="a staff or admin account that also counsels")
     actions.add_parser("list", help="list the accounts")
     reset = actions.add_parser("reset", help="give an account a new one-time password")
     reset.add_argument("username")

@@ -300,7 +300,8 @@ async def claim(
 async def _held(session: AsyncSession, counsellor: Counsellor, case_id: int, *, lock: bool = False) -> Case:
     case = await store.get_case(session, case_id, for_update=lock)
     if case is None or case.state != CaseState.OPEN or case.holder_id != counsellor.account_id:
-        raise Refused(Reason.NOT_HOLDER if case is not None and case.state == CaseState.OPEN else Reason.NOT_FOUND)
+        # The same answer whoever holds it: a counsellor learns nothing of cases that are not theirs.
+        raise Refused(Reason.NOT_FOUND)
     return case
 
 

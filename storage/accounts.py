@@ -74,6 +74,7 @@ class AreaProblem(StrEnum):
     PROVINCE = "province"  # not a 2025 province code
     ADMIN_COMMUNE = "admin_commune"  # an admin given a commune
     OUTSIDE = "outside"  # outside what the acting admin covers
+    NO_AREA = "no_area"  # a counsellor with neither a commune nor a province
 
 
 class AreaRefused(ValueError):
@@ -101,8 +102,11 @@ def account_area(
     """The (commune, province) a new account of ``role`` works for, from the codes as typed (None:
     not given); raise AreaRefused. A staff account needs a 2025 commune and gets its province; an
     admin gets no commune and a province, or none for every province. ``may_cover`` says whether
-    the acting admin covers a province (None: every province); the command line covers all."""
-    if role is Role.STAFF:
+    the acting admin covers a province (None: every province); the command line covers all. A
+    counsellor works for a commune (and gets its province) or for a whole province."""
+    if role is Role.COUNSELLOR and commune is None and province is None:
+        raise AreaRefused([AreaProblem.NO_AREA])
+    if role is Role.STAFF or (role is Role.COUNSELLOR and commune is not None):
         if commune is None:
             raise AreaRefused([AreaProblem.NO_COMMUNE])
         code = _code(commune)

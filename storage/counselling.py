@@ -21,9 +21,10 @@ Nothing here decides who may see what: that is the use-case layer's (counselling
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -41,11 +42,11 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.crypto import KeyRing, sealed_key_id
-from storage.db import wipe_after_commit
+from storage.db import Database, wipe_after_commit
 from storage.models import Base, SealedBytes, sealed_with_key
 
 
@@ -461,3 +462,31 @@ async def reencrypt_counselling(session: AsyncSession, ring: KeyRing) -> int:
             row.sealed = ring.seal(ring.open(row.sealed, context), context)
             count += 1
     return count
+
+
+class ChangeListener:
+    """Calls ``on_change`` whenever another worker announces a change (PostgreSQL LISTEN on one
+    connection of its own, kept out of the pool). On SQLite there is one process and nothing
+    to listen to: ``start`` does nothing."""
+
+    def __init__(self, db: Database, on_change: Callable[[], None]) -> None:
+        self.db = db
+        self.on_change = on_change
+        self._connection: AsyncConnection | None = None
+
+    async def start(self) -> None:
+        if self.db.dialect != "postgresql":
+            return
+        connection = await self.db.engine.connect()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.add_listener(CHANGES, lambda *_: self.on_change())
+        self._connection = connection
+
+    async def stop(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            with contextlib.suppress(Exception):  # a server already gone: nothing left to close cleanly
+                await connection.invalidate()
+                await connection.close()

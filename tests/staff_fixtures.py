@@ -26,8 +26,8 @@ PASSWORD = "mật khẩu thử nghiệm 42"
 WARD_A, WARD_B, PROVINCE_A = 3390, 3637, 12  # Xã Bình Lư and Xã Mường Kim, Lai Châu
 WARD_OTHER, PROVINCE_OTHER = 11284, 31  # Xã Nam Thanh Miện, Hải Phòng
 CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 

@@ -13,15 +13,23 @@ from aiohttp import web
 from aiohttp_session import session_middleware
 
 from bot.bootstrap import Services
+from bot.counselling import Desk
 from bot.staff.passwords import Passwords
 from bot.staff.render import NAV, Navigation, setup_templates
 from bot.staff.routes import NAVIGATION, register
 from bot.staff.security import error_pages, security_headers
 from bot.staff.sessions import AddressThrottle, cookie_storage
-from bot.staff.state import PASSWORDS, PEER_THROTTLE, SERVICES, THROTTLE
+from bot.staff.state import DESK, PASSWORDS, PEER_THROTTLE, SERVICES, THROTTLE
 
 PREFIX = "/staff"
 STAFF_APP = web.AppKey("staff_app", web.Application)
+
+
+async def _desk(app: web.Application) -> AsyncIterator[None]:
+    # Listens for changes other workers announce (PostgreSQL), for the counsellors' pages.
+    await app[DESK].start()
+    yield
+    await app[DESK].stop()
 
 
 async def _passwords(app: web.Application) -> AsyncIterator[None]:
@@ -47,7 +55,9 @@ def make_staff_app(services: Services) -> web.Application:
         lambda: services.clock.now().timestamp(), burst=30, every=10.0, proxies=proxies, ipv4_block=ipv4_block
     )
     app[NAV] = Navigation(NAVIGATION)
+    app[DESK] = Desk(services)
     app.cleanup_ctx.append(_passwords)
+    app.cleanup_ctx.append(_desk)
     setup_templates(app)
     register(app)
     return app

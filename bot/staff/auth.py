@@ -26,12 +26,14 @@ IDLE_LIMIT = dt.timedelta(minutes=30)
 ABSOLUTE_LIMIT = dt.timedelta(hours=12)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_PATH = "/staff/login"
+COUNSELLING_PATH = "/staff/counselling"
 
 
 class Access(Enum):
     PUBLIC = "public"  # anyone: login, language, static files
     SIGNED_IN = "signed_in"  # any signed-in account, even one that must change its password first
     STAFF = "staff"  # staff and admins with a usable account
+    COUNSEL = "counsel"  # accounts that counsel (the counsellor role, staff or admins made counsellors)
     ADMIN = "admin"  # admins only
 
 
@@ -82,6 +84,7 @@ class Viewer:
     must_change_password: bool
     has_totp: bool
     totp_required: bool
+    counsels: bool = False
 
     @classmethod
     def of(cls, account: StaffAccount) -> Viewer:
@@ -93,6 +96,7 @@ class Viewer:
             must_change_password=account.must_change_password,
             has_totp=account.has_totp,
             totp_required=account.totp_required,
+            counsels=account.counsels or account.role == Role.COUNSELLOR,
         )
 
     @property
@@ -109,6 +113,8 @@ class Viewer:
             return True
         if self.must_change_password or self.needs_totp_enrolment:
             return False
+        if access is Access.COUNSEL:
+            return self.counsels
         # A counsellor only counsels: no figure, list or form of the staff pages is theirs.
         return (access is Access.STAFF and self.role is Role.STAFF) or self.is_admin
 
@@ -203,6 +209,8 @@ async def require(request: web.Request, access: Access) -> Viewer | None:
         raise web.HTTPSeeOther("/staff/password")
     if viewer.needs_totp_enrolment:
         raise web.HTTPSeeOther("/staff/totp")
+    if viewer.role is Role.COUNSELLOR and request.path == "/staff/":
+        raise web.HTTPSeeOther(COUNSELLING_PATH)  # a counsellor's home is their queue
     raise web.HTTPForbidden()
 
 

@@ -39,6 +39,7 @@ _AREA_WORDS = {
     AreaProblem.PROVINCE: "--province {province}: not a 2025 province code",
     AreaProblem.ADMIN_COMMUNE: "an admin covers a province (--province CODE) or every province, not a commune",
     AreaProblem.OUTSIDE: "outside the area covered",  # not met here: the command line covers every province
+    AreaProblem.NO_AREA: "a counsellor needs --commune CODE or --province CODE",
 }
 
 
@@ -111,10 +112,13 @@ async def _add(services: Services, args: argparse.Namespace, out: TextIO) -> int
                 db, username=args.username, role=role, commune=commune, province=province, password_hash=password_hash,
                 now=services.clock.now(), actor=CLI_ACTOR,
             )
+            if args.counsels:
+                account.counsels = True
     except UsernameTaken:
         print(f"antam staff: the username {normalise_username(args.username)!r} is taken", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"Created {role} account {account.username!r} for {_scope_label(services, commune, province)}.", file=out)
+    also = " (also counsels)" if args.counsels and role is not Role.COUNSELLOR else ""
+    print(f"Created {role} account {account.username!r}{also} for {_scope_label(services, commune, province)}.", file=out)
     _print_one_time(out, account.username, one_time)
     return EXIT_OK
 
@@ -126,7 +130,7 @@ async def _list(services: Services, out: TextIO) -> int:
     if not accounts:
         print("No staff accounts yet.", file=out)
         return EXIT_OK
-    print(f"{'username':<32}  {'role':<5}  {'status':<22}  {'2FA':<8}  area", file=out)
+    print(f"{'username':<32}  {'role':<10}  {'status':<22}  {'2FA':<8}  area", file=out)
     for account in accounts:
         status = "active" if account.active else "deactivated"
         if account.locked(now):
@@ -135,7 +139,8 @@ async def _list(services: Services, out: TextIO) -> int:
             status += ", new"
         factor = "on" if account.has_totp else ("required" if account.totp_required else "off")
         area = _scope_label(services, account.commune, account.province)
-        print(f"{account.username:<32}  {account.role:<5}  {status:<22}  {factor:<8}  {area}", file=out)
+        role = account.role + ("+" if account.counsels and account.role != Role.COUNSELLOR else "")
+        print(f"{account.username:<32}  {role:<10}  {status:<22}  {factor:<8}  {area}", file=out)
     return EXIT_OK
 
 

@@ -14,7 +14,20 @@ from aiohttp.typedefs import Handler
 
 from bot.staff.auth import Access, PublicView, StaffView, require
 from bot.staff.render import NavItem
-from bot.staff.views import accounts, assets, audit, directory, export, home, login, own_account, peers, redeem, targets
+from bot.staff.views import (
+    accounts,
+    assets,
+    audit,
+    counselling,
+    directory,
+    export,
+    home,
+    login,
+    own_account,
+    peers,
+    redeem,
+    targets,
+)
 
 
 @dataclass(frozen=True)
@@ -49,7 +62,7 @@ def guarded(method: str, path: str, view: StaffView, access: Access, name: str |
     return Route(method, path, access, name, handler)
 
 
-STAFF, ADMIN, SIGNED_IN = Access.STAFF, Access.ADMIN, Access.SIGNED_IN
+STAFF, ADMIN, SIGNED_IN, COUNSEL = Access.STAFF, Access.ADMIN, Access.SIGNED_IN, Access.COUNSEL
 ACCOUNT = r"/accounts/{account_id:\d+}"
 PEER = r"/peers/{code:[a-z0-9]+}"
 
@@ -90,11 +103,17 @@ ROUTES: tuple[Route, ...] = (
     guarded("POST", "/targets", targets.targets_submit, ADMIN),
     guarded("GET", "/export", export.export_form, STAFF, "export"),
     guarded("POST", "/export", export.export_download, STAFF),
+    guarded("GET", "/counselling", counselling.page, COUNSEL, "counselling"),
+    guarded("POST", "/counselling/duty", counselling.duty, COUNSEL),
+    guarded("POST", "/counselling/act", counselling.act, COUNSEL),
+    guarded("GET", "/counselling/poll", counselling.poll, COUNSEL),
+    guarded("GET", "/counselling/ws", counselling.socket, COUNSEL),
 )
 
 # The menu, in order; each item shows only to those who may open it.
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("staff.nav.home", "home", STAFF),
+    NavItem("staff.nav.counselling", "counselling", COUNSEL, "staff.home.counselling"),
     NavItem("staff.nav.redeem", "redeem", STAFF, "staff.home.redeem"),
     NavItem("staff.nav.peers", "peers", STAFF, "staff.home.peers"),
     NavItem("staff.nav.export", "export", STAFF, "staff.home.export"),
@@ -102,8 +121,8 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("staff.nav.services", "services", STAFF, "staff.home.services"),
     NavItem("staff.nav.accounts", "accounts", ADMIN, "staff.home.accounts"),
     NavItem("staff.nav.audit", "audit", ADMIN, "staff.home.audit"),
-    NavItem("staff.nav.totp", "totp", STAFF, "staff.home.totp"),
-    NavItem("staff.nav.password", "password", STAFF, "staff.home.password"),
+    NavItem("staff.nav.totp", "totp", SIGNED_IN, "staff.home.totp"),
+    NavItem("staff.nav.password", "password", SIGNED_IN, "staff.home.password"),
 )
 
 

@@ -71,15 +71,12 @@ def test_content_commands_do_not_load_the_server(args: list[str], clean_env: dic
     assert [name for name in SERVER_LIBRARIES if name in shown["loaded"]] == []
 
 
-def test_the_role_choices_are_stored_roles() -> None:
-    """bot/arguments.py lists the roles without importing storage/ (SQLAlchemy): kept in step here.
-
-    The counsellor role is stored but not offered yet: the counsellor chat's page (issue #18)
-    is what such an account would use, and it is not built."""
+def test_the_role_choices_are_the_stored_roles() -> None:
+    """bot/arguments.py lists the roles without importing storage/ (SQLAlchemy): kept in step here."""
     from bot.arguments import ROLES
     from storage.staff import Role
 
-    assert set(ROLES) == {role.value for role in Role} - {Role.COUNSELLOR.value}
+    assert set(ROLES) == {role.value for role in Role}
 
 
 def test_intent_of_stdin_lines(clean_env: dict[str, str], tmp_path: Path) -> None:

@@ -111,6 +111,7 @@ _AREA_ERRORS = {
     AreaProblem.PROVINCE: "staff.accounts.error.province",
     AreaProblem.ADMIN_COMMUNE: "staff.accounts.error.admin_ward",
     AreaProblem.OUTSIDE: "staff.accounts.error.outside",
+    AreaProblem.NO_AREA: "staff.accounts.error.province",  # not met here: this form makes no counsellors
 }
 
 

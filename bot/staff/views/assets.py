@@ -1,4 +1,5 @@
-"""The staff app's own static files (a style sheet); nothing is loaded from anywhere else."""
+"""The staff app's own static files (style sheets, the counsellor page's script, the icon);
+nothing is loaded from anywhere else."""
 
 from __future__ import annotations
 
@@ -9,7 +10,12 @@ from aiohttp import web
 from bot.staff.auth import Viewer
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
-TYPES = {"staff.css": "text/css", "icon.svg": "image/svg+xml"}
+TYPES = {
+    "staff.css": "text/css",
+    "icon.svg": "image/svg+xml",
+    "counselling.css": "text/css",
+    "counselling.js": "text/javascript",
+}
 
 
 async def static_file(request: web.Request, viewer: Viewer | None) -> web.StreamResponse:

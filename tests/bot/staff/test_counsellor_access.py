@@ -1,8 +1,5 @@
-"""A counsellor account only counsels: none of the staff pages' figures, lists or forms are theirs.
-
-(The counsellor chat's own page comes with issue #18; until then such an account opens nothing
-but its own password and second-factor pages.)
-"""
+"""A counsellor account only counsels: none of the staff pages' figures, lists or forms are
+theirs; their home is the counselling page, and they keep their own password and second factor."""
 
 from __future__ import annotations
 
@@ -31,6 +28,11 @@ async def test_a_counsellor_sees_no_figures(services: Services, browser_factory:
         if "{" in path:
             continue
         response, _ = await me.get(path)
-        assert response.status == 403, path
-    response, _ = await me.get("/staff/password")
-    assert response.status == 200
+        if path == "/staff/":
+            assert response.status == 303 and response.headers["Location"] == "/staff/counselling"
+        else:
+            assert response.status == 403, path
+    for path in ("/staff/password", "/staff/totp", "/staff/counselling"):
+        response, page = await me.get(path)
+        assert response.status == 200, path
+    assert "/staff/redeem" not in page and "/staff/export" not in page, "the menu offers only what they may open"

@@ -127,6 +127,13 @@ MATRIX: tuple[Row, ...] = (
     Row("PUT", "/staff/", (405, 405, 405, 405, 405)),
     Row("GET", "/staff/accounts/{victim}/deactivate", (405, 405, 405, 405, 405)),
     Row("POST", "/staff/logout", (LOGIN, 303, 303, 303, 303), ends_session=True),
+    # The counsellor chat: only accounts that counsel (none of these personas does; see
+    # tests/bot/staff/test_counselling_web.py for counsellors and their scope).
+    Row("GET", "/staff/counselling", (LOGIN, 403, 403, 403, 403)),
+    Row("POST", "/staff/counselling/duty", (LOGIN, 403, 403, 403, 403), {"on": "1"}),
+    Row("POST", "/staff/counselling/act", (LOGIN, 403, 403, 403, 403), {"type": "claim", "case": "K7Q2"}),
+    Row("GET", "/staff/counselling/poll", (LOGIN, 403, 403, 403, 403)),
+    Row("GET", "/staff/counselling/ws", (LOGIN, 403, 403, 403, 403)),
 )
 
 

@@ -33,11 +33,22 @@ def test_add_list_and_reset(clean_env: dict[str, str], tmp_path: Path) -> None:
     result = antam("staff", "add", "quoc-gia", "--role", "admin", env=clean_env, cwd=tmp_path)
     assert result.returncode == 0 and "for all provinces" in result.stdout, result.stderr
 
+    result = antam("staff", "add", "tv-binh-lu", "--role", "counsellor", "--commune", "3390", env=clean_env, cwd=tmp_path)
+    assert result.returncode == 0 and "Created counsellor account 'tv-binh-lu' for Xã Bình Lư" in result.stdout, result.stderr
+    result = antam("staff", "add", "tv-lai-chau", "--role", "counsellor", "--province", "12", env=clean_env, cwd=tmp_path)
+    assert result.returncode == 0 and "for Lai Châu [12]" in result.stdout, result.stderr
+    result = antam("staff", "add", "mai", "--role", "staff", "--commune", "3390", "--counsels", env=clean_env, cwd=tmp_path)
+    assert result.returncode == 0 and "(also counsels)" in result.stdout, result.stderr
+
     result = antam("staff", "list", env=clean_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:2] == ["username", "role"]
-    assert [line.split()[0] for line in lines[1:]] == ["lan.nguyen", "quoc-gia", "so-y-te"]
+    roles = {line.split()[0]: line.split()[1] for line in lines[1:]}
+    assert roles == {
+        "lan.nguyen": "staff", "mai": "staff+", "quoc-gia": "admin", "so-y-te": "admin",
+        "tv-binh-lu": "counsellor", "tv-lai-chau": "counsellor",
+    }
     assert first.group(1) not in result.stdout
 
     result = antam("staff", "reset", "LAN.NGUYEN", env=clean_env, cwd=tmp_path)
@@ -66,6 +77,8 @@ def test_usage_errors_exit_2(clean_env: dict[str, str], tmp_path: Path) -> None:
         (["add", "lan", "--role", "staff", "--ward", "abc"], "not a 2025 commune code"),
         (["add", "lan", "--role", "admin", "--province", "77"], "not a 2025 province code"),
         (["add", "lan", "--role", "admin", "--ward", "3390"], "not a commune"),
+        (["add", "lan", "--role", "counsellor"], "needs --commune CODE or --province CODE"),
+        (["add", "lan", "--role", "counsellor", "--province", "77"], "not a 2025 province code"),
         (["add", "l a n", "--role", "admin"], "3-32 characters"),
         (["reset", "x"], "3-32 characters"),
     ],

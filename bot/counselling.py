@@ -1,0 +1,185 @@
+"""The counsellor chat's desk: runs the use cases of counselling/ in one transaction each, tells
+the person through the outbox, and wakes the counsellors' pages of this worker (issue #18).
+
+A counsellor's page (bot/staff/views/counselling.py) holds a WebSocket or polls; either way it
+re-reads the database when ``Changes`` wakes it, and at the latest every few seconds. Changes
+made on this worker wake it at once; changes made on another (PostgreSQL) arrive through
+``storage.counselling.ChangeListener`` (NOTIFY, delivered at commit). Messages to the person go
+into the outbox in the same transaction as the change that causes them, addressed with the reply
+address kept in the person's sealed record while the case is open (bot/record.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from bot import outbox
+from bot.bootstrap import Services
+from bot.clock import today
+from bot.record import PersonRecord
+from counselling import cases
+from counselling.cases import Counsellor, ForPerson, Reason, Refused
+from handlers.common import Outcome, QUICK_EXIT
+from handlers.types import Msg, Reply
+from storage import counselling as store
+from storage.counselling import Line
+from storage.crypto import KeyRing
+from storage.persons import load_record, save_record
+from storage.transactions import Attempt
+
+T = TypeVar("T")
+COUNSELLING = "counselling"  # the feature a kept reply address is for (bot/record.py)
+REFRESH_SECONDS = 5.0
+
+
+class Changes:
+    """Wakes everything in this process that waits for a counselling change."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def wake(self) -> None:
+        event, self._event = self._event, asyncio.Event()
+        event.set()
+
+    async def wait(self, timeout: float = REFRESH_SECONDS) -> None:
+        event = self._event
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one counsellor's page shows: the cases they see, and new lines of the ones they hold."""
+
+    cases: list[cases.CaseView]
+    lines: dict[str, list[Line]]  # by handle
+    on_duty: bool
+
+
+class Desk:
+    def __init__(self, services: Services, changes: Changes | None = None) -> None:
+        self.services = services
+        self.changes = changes or Changes()
+        self._listener = store.ChangeListener(services.db, self.changes.wake)
+
+    async def start(self) -> None:
+        await self._listener.start()
+
+    async def stop(self) -> None:
+        await self._listener.stop()
+
+    async def _run(self, work: Callable[[Attempt], Awaitable[T]]) -> T:
+        result = await self.services.run(work, timeout=self.services.db.timeout)
+        self.changes.wake()
+        return result
+
+    async def _tell(self, attempt: Attempt, told: ForPerson, key: str, **params: str | int) -> bool:
+        """Queue a message to the person of a case; False when they cannot be reached now."""
+        session, ring = attempt.session, attempt.ring
+        raw = await load_record(session, ring, told.person.pseudonym)
+        if raw is None:
+            return False
+        record = PersonRecord.from_bytes(raw)
+        reply = Reply((Msg(key, params),), (QUICK_EXIT,), protect=True)
+        rendered = self.services.renderer.render(Outcome(None, (reply,), locale=told.person.locale))
+        now = self.services.clock.now()
+        queued = await outbox.write(session, ring, record, told.channel, rendered, now=now)
+        if queued is None:
+            return False
+        await save_record(session, ring, told.person.pseudonym, queued.record.to_bytes(), today=today(self.services.clock))
+        return True
+
+    async def _case_id(self, attempt: Attempt, handle: str) -> int:
+        case = await store.open_case_by_handle(attempt.session, handle)
+        if case is None:
+            raise Refused(Reason.NOT_FOUND)
+        return case.id
+
+    # --- the counsellor's actions -------------------------------------------------------------
+
+    async def on_duty(self, who: Counsellor) -> None:
+        async def work(attempt: Attempt) -> None:
+            await cases.go_on_duty(attempt.session, who, now=self.services.clock.now())
+
+        await self._run(work)
+
+    async def off_duty(self, who: Counsellor) -> int:
+        """Off duty; the counsellor's open cases go back to the queue and their people are told."""
+
+        async def work(attempt: Attempt) -> int:
+            returned = await cases.go_off_duty(attempt.session, attempt.ring, who, now=self.services.clock.now())
+            for told in returned:
+                await self._tell(attempt, told, "counselling.returned")
+            return len(returned)
+
+        return await self._run(work)
+
+    async def claim(self, who: Counsellor, handle: str) -> None:
+        async def work(attempt: Attempt) -> None:
+            case_id = await self._case_id(attempt, handle)
+            told = await cases.claim(attempt.session, attempt.ring, who, case_id, now=self.services.clock.now())
+            await self._tell(attempt, told, "counselling.joined")
+
+        await self._run(work)
+
+    async def send(self, who: Counsellor, handle: str, text: str) -> bool:
+        """The counsellor's message, to the transcript and to the person; False when the person
+        cannot be reached now (the channel's reply window is over): the page says so."""
+
+        async def work(attempt: Attempt) -> bool:
+            case_id = await self._case_id(attempt, handle)
+            told = await cases.counsellor_says(attempt.session, attempt.ring, who, case_id, text, now=self.services.clock.now())
+            return await self._tell(attempt, told, "counselling.from_counsellor", text=cases.clean_message(text))
+
+        return await self._run(work)
+
+    async def colleagues(self, who: Counsellor, handle: str) -> list[tuple[int, str]]:
+        async def work(attempt: Attempt) -> list[tuple[int, str]]:
+            return await cases.colleagues(attempt.session, who, await self._case_id(attempt, handle))
+
+        return await self.services.run(work, timeout=self.services.db.timeout)
+
+    async def hand_over(self, who: Counsellor, handle: str, to_account: int) -> None:
+        async def work(attempt: Attempt) -> None:
+            case_id = await self._case_id(attempt, handle)
+            await cases.hand_over(attempt.session, who, case_id, to_account, now=self.services.clock.now())
+
+        await self._run(work)
+
+    async def close(self, who: Counsellor, handle: str, outcome: str) -> None:
+        async def work(attempt: Attempt) -> None:
+            case_id = await self._case_id(attempt, handle)
+            closed = await cases.close(attempt.session, attempt.ring, who, case_id, outcome, now=self.services.clock.now())
+            await self._tell(attempt, closed, "counselling.closed")
+            await self._release(attempt.session, attempt.ring, closed)
+
+        await self._run(work)
+
+    async def _release(self, session: object, ring: KeyRing, closed: cases.Closed) -> None:
+        """The case is over: the person's record no longer keeps the address for it."""
+        assert hasattr(session, "execute")
+        raw = await load_record(session, ring, closed.person.pseudonym)  # type: ignore[arg-type]
+        if raw is None:
+            return
+        record = PersonRecord.from_bytes(raw).release(COUNSELLING)
+        await save_record(session, ring, closed.person.pseudonym, record.to_bytes(), today=today(self.services.clock))  # type: ignore[arg-type]
+
+    async def snapshot(self, who: Counsellor, seen: dict[str, int]) -> Snapshot:
+        """The cases ``who`` sees now, and the lines after ``seen[handle]`` of the ones they hold."""
+
+        async def work(attempt: Attempt) -> Snapshot:
+            session, ring, now = attempt.session, attempt.ring, self.services.clock.now()
+            views = await cases.visible_cases(session, who, now=now)
+            lines = {}
+            for view in views:
+                if view.mine:
+                    lines[view.handle] = await cases.read(session, ring, who, view.case_id, after=seen.get(view.handle, 0))
+            duty = who.account_id in await store.on_duty(session)
+            return Snapshot(views, lines, duty)
+
+        return await self.services.run(work, timeout=self.services.db.timeout)
