@@ -58,7 +58,7 @@ async def outbox_texts(services: Services) -> list[str]:
     async with services.db.transaction() as session:
         ring = await services.keys.get(session)
         rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
-        texts = []
+        texts: list[str] = []
         for row in rows:
             opened = json.loads(ring.open(row.sealed, outbox.outbox_context(row.dedupe)))
             assert opened["a"] == ADDRESS
