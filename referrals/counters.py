@@ -9,6 +9,8 @@ Increments are applied with one upsert statement per table (a row of parameters 
 ``count = count + n`` in the database, inside the caller's transaction, so a count changes
 together with the event that caused it, and concurrent workers lose no increment. Rows are
 written in a fixed order so two transactions touching the same counters cannot deadlock.
+An increment may be negative (a count moved from "Chưa rõ xã" to the commune a person named,
+referrals/counting.py ``attribute``): it lands on a row that already holds that count.
 """
 
 from __future__ import annotations
