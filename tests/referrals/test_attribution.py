@@ -92,6 +92,21 @@ async def test_reach_moves_to_the_commune_then_named(runtime: Runtime, services:
             assert await by_commune(services, indicator, period) == {BINH_LU: 1}, "a later commune moves nothing"
 
 
+async def test_a_typed_commune_name_moves_the_count(runtime: Runtime, services: Services) -> None:
+    """Asked for a commune, the person types its name (on the web chat, through Runtime.answer):
+    what they were counted for before moves there in that same turn."""
+    for payload in ("c:accept", "t:pep", "s"):
+        await runtime.answer(Inbound("web", "w1", payload=payload))
+    assert await by_commune(services, "informed", YEAR) == {UNKNOWN: 1}
+    replies = await runtime.answer(Inbound("web", "w1", text="binh lu", update_id="u-1"))
+    assert any("Bình Lư" in reply.text for reply in replies)
+    for indicator in READ:
+        assert await by_commune(services, indicator, MARCH) == {BINH_LU: 1}
+        assert await by_commune(services, indicator, YEAR) == {BINH_LU: 1}
+    assert await runtime.answer(Inbound("web", "w1", text="binh lu", update_id="u-1")) == [], "a redelivery"
+    assert await by_commune(services, "reached", YEAR) == {BINH_LU: 1}
+
+
 async def test_a_person_counted_under_a_commune_moves_nowhere(runtime: Runtime, services: Services) -> None:
     """Counted first under a commune, then changing commune: the count stays (the rule is only for unknown)."""
     await press(runtime, "p1", "c:accept", f"w:{BINH_LU}", "t:pep")
