@@ -49,8 +49,10 @@ async def apply_increments(
     ``today``: increments on days the housekeeping no longer keeps daily (before
     keep_daily_from(today): a count moved to the commune a person named, on the day it was
     made) go to the monthly link rows those days were summed into, never to a new daily row.
-    Such a row could be inserted while roll_up_old_days is between summing and deleting its
-    days, and be deleted unsummed. A count may be negative (one taken from "Chưa rõ xã").
+    Such a row would bring back an older day the housekeeping had removed (README, "Counting":
+    no older day in a database copy), and could be inserted while roll_up_old_days is between
+    summing and deleting its days, then be deleted unsummed. A count may be negative (one taken from
+    "Chưa rõ xã").
     """
     cutoff = keep_daily_from(today) if today is not None else None
     days: Tally[DayKey] = Tally()
