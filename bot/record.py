@@ -1,5 +1,6 @@
 """What is sealed in a consenting person's row: conversation state, recent message ids, and
-the periods in which the person was already counted (so each person counts once per period).
+the periods in which the person was already counted (so each person counts once per period),
+noting those counted under "Chưa rõ xã" until the person names a commune (referrals/counting.py).
 
 Message ids (never text) are kept so that "Thoát nhanh" can delete the conversation from the
 device; Telegram only lets a bot delete messages younger than 48 hours, so older ids are

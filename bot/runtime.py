@@ -244,7 +244,11 @@ class Runtime:
         new: bool,
         gate: Gate | None = None,
     ) -> Marks:
-        """Issue and cancel referrals and count, for a person who accepted the notice."""
+        """Issue and cancel referrals and count, for a person who accepted the notice.
+
+        Counts made under "Chưa rõ xã" (noted in ``marks``) move to the commune the person has
+        chosen, in this transaction, the first time a turn ends with a known commune chosen.
+        """
         assert outcome.state is not None
         state, day = outcome.state, today(self.services.clock)
         pepper = self.services.secrets.pepper
@@ -282,7 +286,13 @@ class Runtime:
                 if row is not None:
                     place = Where(row.commune, row.province, row.channel, row.peer)
                     increments.append(Increment(day, place, counting.REFERRAL_CANCELLED, row.service_type))
-        await apply_increments(session, increments)
+        named = self.services.context.communes.get(state.commune) if state.commune is not None else None
+        if named is not None and marks.unknown:
+            # The person named a commune after being counted under "Chưa rõ xã" in periods still
+            # open: those counts move to it now, with the record that says so (counting.attribute).
+            marks, moved = counting.attribute(marks, named.code, named.province_code, inbound.channel)
+            increments.extend(moved)
+        await apply_increments(session, increments, today=day)
         return marks
 
     async def _orphan(self, session: AsyncSession, ring: KeyRing, state: State, marks: Marks) -> None:

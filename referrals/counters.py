@@ -9,6 +9,8 @@ Increments are applied with one upsert statement per table (a row of parameters 
 ``count = count + n`` in the database, inside the caller's transaction, so a count changes
 together with the event that caused it, and concurrent workers lose no increment. Rows are
 written in a fixed order so two transactions touching the same counters cannot deadlock.
+An increment may be negative (a count moved from "Chưa rõ xã" to the commune a person named,
+referrals/counting.py ``attribute``): it lands on a row that already holds that count.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from storage.referral_models import Counter, CounterMonth, CounterMonthLink
 
 DayKey = tuple[dt.date, int, str, str, str, str, int]
 MonthKey = tuple[dt.date, int, str, str, int]
+LinkKey = tuple[dt.date, int, str, str, str, int]
 
 
 _COUNTERS = cast(Table, Counter.__table__)
@@ -38,27 +41,46 @@ _LINKS = cast(Table, CounterMonthLink.__table__)
 _SUMMED_BY = ("metric", "channel", "peer", "commune", "province")
 
 
-async def apply_increments(session: AsyncSession, increments: Iterable[Increment]) -> None:
-    """Add the increments to the daily counters and the monthly roll-up."""
+async def apply_increments(
+    session: AsyncSession, increments: Iterable[Increment], *, today: dt.date | None = None
+) -> None:
+    """Add the increments to the daily counters and the monthly roll-up.
+
+    ``today``: increments on days the housekeeping no longer keeps daily (before
+    keep_daily_from(today): a count moved to the commune a person named, on the day it was
+    made) go to the monthly link rows those days were summed into, never to a new daily row.
+    Such a row would bring back an older day the housekeeping had removed (README, "Counting":
+    no older day in a database copy), and could be inserted while roll_up_old_days is between
+    summing and deleting its days, then be deleted unsummed. A count may be negative (one taken from
+    "Chưa rõ xã").
+    """
+    cutoff = keep_daily_from(today) if today is not None else None
     days: Tally[DayKey] = Tally()
     months: Tally[MonthKey] = Tally()
+    links: Tally[LinkKey] = Tally()
     for inc in increments:
         w = inc.where
-        days[(inc.day, w.commune, inc.metric, inc.detail, w.channel, w.peer, w.province)] += inc.count
-        months[(inc.day.replace(day=1), w.commune, inc.metric, inc.detail, w.province)] += inc.count
-    if not days:
+        month = inc.day.replace(day=1)
+        if cutoff is not None and inc.day < cutoff:
+            # The link rows have no detail column: the housekeeping drops it the same way.
+            links[(month, w.commune, inc.metric, w.channel, w.peer, w.province)] += inc.count
+        else:
+            days[(inc.day, w.commune, inc.metric, inc.detail, w.channel, w.peer, w.province)] += inc.count
+        months[(month, w.commune, inc.metric, inc.detail, w.province)] += inc.count
+    if not months:
         return
     connection = await session.connection()
     daily, monthly = _upserts(connection.dialect.name)
     # Sorted: the order rows are locked in, the same in every transaction.
-    await connection.execute(
-        daily,
-        [
-            {"day": day, "commune": commune, "metric": metric, "detail": detail, "channel": channel,
-             "peer": peer, "province": province, "n": n}
-            for (day, commune, metric, detail, channel, peer, province), n in sorted(days.items())
-        ],
-    )
+    if days:
+        await connection.execute(
+            daily,
+            [
+                {"day": day, "commune": commune, "metric": metric, "detail": detail, "channel": channel,
+                 "peer": peer, "province": province, "n": n}
+                for (day, commune, metric, detail, channel, peer, province), n in sorted(days.items())
+            ],
+        )
     await connection.execute(
         monthly,
         [
@@ -66,6 +88,15 @@ async def apply_increments(session: AsyncSession, increments: Iterable[Increment
             for (month, commune, metric, detail, province), n in sorted(months.items())
         ],
     )
+    if links:
+        await connection.execute(
+            _link_upsert(connection.dialect.name),
+            [
+                {"month": month, "commune": commune, "metric": metric, "channel": channel, "peer": peer,
+                 "province": province, "n": n}
+                for (month, commune, metric, channel, peer, province), n in sorted(links.items())
+            ],
+        )
 
 
 @functools.cache
