@@ -51,7 +51,9 @@ class StartupError(Exception):
     """An Tâm cannot start; the message says why and what to do."""
 
 
-def load_content(*, retention_days: int = 180, today: dt.date | None = None) -> tuple[Context, Renderer]:
+def load_content(
+    *, retention_days: int = 180, transcript_hours: int = 24, today: dt.date | None = None
+) -> tuple[Context, Renderer]:
     pack = load_pack()
     for stale in stale_reviews(pack, today or dt.date.today()):
         # Old advice is still better than none: An Tâm starts, and says what to review.
@@ -62,6 +64,7 @@ def load_content(*, retention_days: int = 180, today: dt.date | None = None) -> 
         understander=build_understander(pack, load_phrases(), load_safety_net(topics=frozenset(pack.topics))),
         communes=commune_index(),
         retention_days=retention_days,
+        transcript_hours=transcript_hours,
     )
     return context, Renderer(catalogs, pack, context.communes)
 
@@ -162,7 +165,9 @@ async def open_services(
 ) -> Services:
     """Open the database and keys and load the content; raise on any problem."""
     clock = clock or SystemClock()
-    context, renderer = load_content(retention_days=settings.retention_days)
+    context, renderer = load_content(
+        retention_days=settings.retention_days, transcript_hours=settings.counselling_transcript_hours
+    )
     if settings.master_key is not None:
         # A malformed key is refused before anything, even an empty database file, is created.
         parse_master_key(settings.master_key.get_secret_value())

@@ -46,6 +46,8 @@ class Settings(BaseModel):
     http_port: Annotated[int, Field(ge=1, le=65535)] = Field(8080, alias="ANTAM_HTTP_PORT")
     public_url: str | None = Field(None, alias="ANTAM_PUBLIC_URL")
     retention_days: Annotated[int, Field(ge=1, le=3650)] = Field(180, alias="ANTAM_RETENTION_DAYS")
+    # A counsellor chat's messages are erased at the latest this long after the last one.
+    counselling_transcript_hours: Annotated[int, Field(ge=1, le=72)] = Field(24, alias="ANTAM_COUNSELLING_TRANSCRIPT_HOURS")
     # How long answering a person may wait for the database (pool, connect, statements, commit)
     # before the safety answers and hotlines are sent without it.
     db_timeout_seconds: Annotated[float, Field(ge=0.5, le=60)] = Field(3.0, alias="ANTAM_DB_TIMEOUT_SECONDS")

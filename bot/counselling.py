@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from bot import outbox
@@ -28,12 +30,26 @@ from handlers.types import Msg, Reply
 from storage import counselling as store
 from storage.counselling import Line
 from storage.crypto import KeyRing
+from storage.outbox import Session
 from storage.persons import load_record, save_record
 from storage.transactions import Attempt
 
 T = TypeVar("T")
 COUNSELLING = "counselling"  # the feature a kept reply address is for (bot/record.py)
 REFRESH_SECONDS = 5.0
+EXPIRY_SECONDS = 60.0
+log = logging.getLogger("antam.counselling")
+
+
+async def release_person(session: Session, ring: KeyRing, closed: cases.Closed, day: dt.date) -> None:
+    """The case is over: the person's record forgets it and no longer keeps the address for it."""
+    raw = await load_record(session, ring, closed.person.pseudonym)
+    if raw is None:
+        return
+    record = PersonRecord.from_bytes(raw)
+    if record.state.case is not None and record.state.case[0] == closed.case_id:
+        record = replace(record, state=replace(record.state, case=None))
+    await save_record(session, ring, closed.person.pseudonym, record.release(COUNSELLING).to_bytes(), today=day)
 
 
 class Changes:
@@ -52,6 +68,10 @@ class Changes:
             await asyncio.wait_for(event.wait(), timeout)
 
 
+# The one per process: the runtime wakes it when a person's message changes a case.
+CHANGES = Changes()
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """What one counsellor's page shows: the cases they see, and new lines of the ones they hold."""
@@ -64,7 +84,7 @@ class Snapshot:
 class Desk:
     def __init__(self, services: Services, changes: Changes | None = None) -> None:
         self.services = services
-        self.changes = changes or Changes()
+        self.changes = changes or CHANGES
         self._listener = store.ChangeListener(services.db, self.changes.wake)
 
     async def start(self) -> None:
@@ -160,14 +180,31 @@ class Desk:
 
         await self._run(work)
 
-    async def _release(self, session: object, ring: KeyRing, closed: cases.Closed) -> None:
-        """The case is over: the person's record no longer keeps the address for it."""
-        assert hasattr(session, "execute")
-        raw = await load_record(session, ring, closed.person.pseudonym)  # type: ignore[arg-type]
-        if raw is None:
-            return
-        record = PersonRecord.from_bytes(raw).release(COUNSELLING)
-        await save_record(session, ring, closed.person.pseudonym, record.to_bytes(), today=today(self.services.clock))  # type: ignore[arg-type]
+    async def _release(self, session: Session, ring: KeyRing, closed: cases.Closed) -> None:
+        await release_person(session, ring, closed, today(self.services.clock))
+
+    async def expire(self) -> int:
+        """Close the cases whose last message is older than the setting: their messages go, the
+        person is told (where the channel still allows) and their record forgets the case."""
+        hours = self.services.settings.counselling_transcript_hours
+
+        async def work(attempt: Attempt) -> int:
+            closed = await cases.expire(attempt.session, attempt.ring, now=self.services.clock.now(), hours=hours)
+            for case in closed:
+                await self._tell(attempt, case, "counselling.expired")
+                await self._release(attempt.session, attempt.ring, case)
+            return len(closed)
+
+        return await self._run(work)
+
+    async def keep_expiring(self, every: float = EXPIRY_SECONDS) -> None:
+        """Until cancelled: expire old cases every ``every`` seconds (the staff app runs it)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.expire()
+            except Exception as exc:  # the database is away: try again next time
+                log.error("counselling: could not expire old cases: %s", type(exc).__name__)
 
     async def snapshot(self, who: Counsellor, seen: dict[str, int]) -> Snapshot:
         """The cases ``who`` sees now, and the lines after ``seen[handle]`` of the ones they hold."""

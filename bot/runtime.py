@@ -24,22 +24,30 @@ from bot import metrics
 from bot.admission import Gate
 from bot.bootstrap import Services
 from bot.channels.registry import BY_NAME
+from babel.dates import format_datetime
+
 from bot.clock import today
+from bot.counselling import CHANGES, COUNSELLING
 from bot.record import PersonRecord
+from counselling import cases
 from content.pack import SAFETY_INTENTS
-from handlers.common import Outcome
+from handlers.common import MENU, QUICK_EXIT, Outcome
+from handlers.counselling import IN_CHAT
 from handlers.engine import respond
 from handlers.referral import still_held
-from handlers.render import Capabilities, RenderedReply
+from handlers.render import BABEL_LOCALES, Capabilities, RenderedReply
 from handlers.state import DEFAULT_LOCALE, LOCALES, State
 from handlers.types import (
     CancelReferral,
+    EndCase,
     Engaged,
     EraseRecord,
     HotlineList,
     Inbound,
     IssueReferral,
     Msg,
+    OpenCase,
+    RelayText,
     Reply,
     TurnFacts,
 )
@@ -49,12 +57,16 @@ from referrals.counting import Increment, Marks, Where
 from referrals.indicators import Policy, load_policy
 from referrals.peers import active_peer
 from referrals.store import cancel_referral, insert_referral, orphan_referrals, usable
+from storage.counselling import CasePerson
 from storage.crypto import KeyRing
 from storage.persons import erase_person, load_record, save_record
 from storage.transactions import Attempt, run_in_transaction
 from storage.updates import mark_processed
 
 POLICY_REFRESH = dt.timedelta(seconds=60)
+COUNSELLING_EFFECTS = (OpenCase, RelayText, EndCase)
+# What the counsellor reads in the transcript when the bot answered a safety message itself.
+BOT_NOTE = "An Tâm đã tự gửi thông tin an toàn ({intent})."
 # What the engine answers in full when the database does not: every answer it marks urgent
 # (a danger cue or a safety intent: numbers or the 72-hour PEP message first), the emergency
 # menu, and quick exit (hiding the chat must not wait for a database). The engine is pure, so
@@ -160,9 +172,13 @@ class Runtime:
             if gate is not None and not gate.may_issue_code():
                 facts = None  # the engine then answers "no code can be issued right now"
             outcome = respond(state, inbound, services.context, facts)
+            open_case = state.case if state is not None else None
             if any(isinstance(effect, EraseRecord) for effect in outcome.effects):
                 if record is not None and state is not None:
                     await self._orphan(session, ring, state, record.marks.current(day))
+                if open_case is not None:  # erasure ends the chat and erases its messages
+                    await cases.end_by_person(session, ring, open_case[0], now=now)
+                    touched.append(True)
                 await erase_person(session, pseudonym)
             elif outcome.state is not None:
                 marks = record.marks.current(day) if record else Marks()
@@ -171,6 +187,9 @@ class Runtime:
                 )
                 # replace(): what else the record holds (a kept reply address) stays as it was.
                 updated = replace(record, state=outcome.state, marks=marks) if record else PersonRecord(outcome.state, (), marks)
+                if any(isinstance(effect, COUNSELLING_EFFECTS) for effect in outcome.effects):
+                    outcome, updated = await self._counselling(session, ring, pseudonym, inbound, outcome, updated, open_case)
+                    touched.append(True)
                 if inbound.message_id is not None:
                     # The chat's ids are noted here, in the one transaction of the update: quick
                     # exit deletes from the oldest noted id up to its own reply.
@@ -186,7 +205,10 @@ class Runtime:
                 await save_record(session, ring, pseudonym, updated.to_bytes(), today=day, new=record is None)
             return outcome
 
+        touched: list[bool] = []  # a counselling case changed: wake the counsellors' pages here
         outcome = await self._transaction(work)
+        if touched:
+            CHANGES.wake()
         if outcome is None:
             log.info("ignored a redelivered update from %s", inbound.channel)
             metrics.UPDATES.labels(channel, "duplicate").inc()
@@ -202,6 +224,55 @@ class Runtime:
                     if gate is not None:
                         gate.issued_codes(1)
         return rendered
+
+    async def _counselling(
+        self,
+        session: AsyncSession,
+        ring: KeyRing,
+        pseudonym: bytes,
+        inbound: Inbound,
+        outcome: Outcome,
+        record: PersonRecord,
+        open_case: tuple[int, str] | None,
+    ) -> tuple[Outcome, PersonRecord]:
+        """Carry out the counsellor chat's effects: open a case (keeping the reply address for
+        it), copy a message to it, or end it; say how long the wait may be."""
+        assert outcome.state is not None
+        state, now, extra = outcome.state, self.services.clock.now(), []
+        for effect in outcome.effects:
+            if isinstance(effect, EndCase) and open_case is not None:
+                await cases.end_by_person(session, ring, open_case[0], now=now)
+                record = record.release(COUNSELLING)
+            elif isinstance(effect, OpenCase):
+                where = await self._where(session, state, inbound.channel)
+                opened = await cases.open_for_person(
+                    session, ring, person=CasePerson(pseudonym, outcome.locale), commune=where.commune,
+                    province=where.province, channel=inbound.channel, urgent=False, now=now,
+                )
+                state = replace(state, case=(opened.case_id, opened.handle))
+                record = record.keep_address(inbound.user_id, COUNSELLING)
+                extra.append(self._waiting_reply(await cases.availability(session, opened.case_id, now=now), outcome.locale))
+            elif isinstance(effect, RelayText) and state.case is not None:
+                case_id = state.case[0]
+                try:
+                    await cases.person_says(session, ring, case_id, effect.text, urgent=effect.urgent, now=now)
+                except cases.Refused:  # closed meanwhile (by the counsellor, or its age limit)
+                    state, record = replace(state, case=None), record.release(COUNSELLING)
+                    extra.append(Reply((Msg("counselling.ended"),), (MENU, QUICK_EXIT)))
+                    continue
+                if effect.answered is not None:
+                    await cases.bot_says(session, ring, case_id, BOT_NOTE.format(intent=effect.answered), now=now)
+        outcome = replace(outcome, state=state, replies=(*outcome.replies, *extra))
+        return outcome, replace(record, state=state)
+
+    def _waiting_reply(self, found: cases.Availability, locale: str) -> Reply:
+        if found.on_duty:
+            key = "counselling.waiting" if found.ahead else "counselling.waiting_first"
+            return Reply((Msg(key, {"ahead": found.ahead}),), IN_CHAT)
+        if found.next_start is not None:
+            when = format_datetime(found.next_start, "EEEE HH:mm", locale=BABEL_LOCALES.get(locale, "vi_VN"))
+            return Reply((Msg("counselling.nobody_on_duty", {"when": when}), HotlineList()), IN_CHAT)
+        return Reply((Msg("counselling.nobody_on_duty_no_hours"), HotlineList()), IN_CHAT)
 
     async def policy(self, session: AsyncSession) -> Policy:
         """The minimum package and threshold, re-read now and then so every worker sees a change."""

@@ -23,8 +23,8 @@ from enum import StrEnum
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from counselling import handles
-from counselling.masking import mask
+from counselling import handles, hours
+from content.masking import mask
 from storage import counselling as store
 from storage.counselling import Case, CasePerson, CaseState, Line, Outcome, Sender
 from storage.crypto import KeyRing
@@ -410,3 +410,35 @@ async def expire(session: AsyncSession, ring: KeyRing, *, now: dt.datetime, hour
         if locked is not None and locked.state != CaseState.CLOSED:
             closed.append(await _close(session, ring, locked, Outcome.EXPIRED, actor="bot", now=now))
     return closed
+
+
+@dataclass(frozen=True)
+class Availability:
+    """What a person waiting for a case is told: the queue before them, who is on duty for
+    their area now, and when the next on-duty hours start (None: no hours set)."""
+
+    ahead: int
+    on_duty: int
+    hours_now: bool
+    next_start: dt.datetime | None
+
+
+async def availability(session: AsyncSession, case_id: int, *, now: dt.datetime) -> Availability:
+    case = await store.get_case(session, case_id)
+    if case is None:
+        raise Refused(Reason.CLOSED)
+    count = 0
+    for account_id in sorted(await store.on_duty(session)):
+        account = await get_account(session, account_id)
+        if account is None or not account.active or not (account.counsels or account.role == Role.COUNSELLOR):
+            continue
+        other = counsellor_of(account)
+        if in_scope(other, case.commune, case.province, show_unassigned=await _unassigned_visible(session, other)):
+            count += 1
+    rows = await store.hours(session, case.province) if case.province else []
+    spans = hours.applying(
+        [hours.Span(r.weekday, r.starts, r.ends) for r in rows if r.commune == 0],
+        [hours.Span(r.weekday, r.starts, r.ends) for r in rows if r.commune == case.commune and case.commune],
+    )
+    position = await waiting_position(session, case_id)
+    return Availability(position or 0, count, hours.is_on(spans, now), hours.next_start(spans, now))

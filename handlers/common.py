@@ -25,6 +25,8 @@ class Context:
     retention_days: int = 180
     # How long a referral code can be used.
     referral_days: int = 30
+    # How long a counsellor chat's messages are kept at most after the last one (the notice says so).
+    transcript_hours: int = 24
 
     @property
     def classifier(self) -> IntentClassifier:

@@ -15,9 +15,9 @@ from dataclasses import replace
 from content.intents import strip_diacritics
 from content.pack import SAFETY_INTENTS
 from content.understand import NON_TOPIC_INTENTS, Understanding
-from handlers import info, menu, onboarding, privacy, safety, services, smalltalk
+from handlers import counselling, info, menu, onboarding, privacy, safety, services, smalltalk
 from handlers import payloads as p
-from handlers.common import Context, Outcome, Turn, nav
+from handlers.common import Context, Outcome, Turn
 from handlers.routes import route_payload
 from handlers.state import DEFAULT_LOCALE, LOCALES, PEER_CODE, State, Step
 from handlers.types import Button, Inbound, Msg, Reply, TurnFacts
@@ -78,6 +78,9 @@ def respond(state: State | None, inbound: Inbound, ctx: Context, facts: TurnFact
     if inbound.start_param is not None:
         peer = inbound.start_param if PEER_CODE.match(inbound.start_param) else None
         return onboarding.greet(Turn(state, locale, ctx, "start", facts), peer=peer)
+    in_chat = state is not None and state.case is not None
+    if inbound.media is not None and in_chat:
+        return _with_intent(turn, f"media:{inbound.media}", counselling.text_only)
     if inbound.media is not None:
         key = "input.contact" if inbound.media == "contact" else "input.media"
         return _with_intent(turn, f"media:{inbound.media}", lambda t: menu.show_menu(t, Msg(key)))
@@ -91,6 +94,8 @@ def respond(state: State | None, inbound: Inbound, ctx: Context, facts: TurnFact
         return onboarding.greet(Turn(state, locale, ctx, "start", facts), peer=text.split()[1])
     if command.startswith("/") or command == "start":
         return _route_command(turn, command)
+    if in_chat:
+        return _relay(turn, text)
     if state is not None and state.step is Step.CONFIRM_ERASE:
         answer = _plain(text)
         if answer in privacy.YES_WORDS:
@@ -146,6 +151,20 @@ def _answer_text(turn: Turn, text: str, understood: Understanding) -> Outcome:
     return _route_intent(turn, intent)
 
 
+def _relay(turn: Turn, text: str) -> Outcome:
+    """During a counsellor chat: the text goes to the counsellor; a safety message is also
+    answered by the bot at once, exactly as outside the chat."""
+    understood = turn.ctx.understander.understand(text)
+    answer = None
+    t = Turn(turn.state, turn.locale, turn.ctx, understood.intent, turn.facts)
+    if understood.safety:
+        answer = safety.cue_answer(t, understood.safety, understood.topic)
+    elif understood.intent in SAFETY_INTENTS:
+        afraid = "police_fear" in understood.safety.marks
+        answer = safety.safety_answer(t, understood.intent, understood.topic, afraid_of_police=afraid)
+    return counselling.relay(Turn(turn.state, turn.locale, turn.ctx, "counselling_message", turn.facts), text, understood, answer)
+
+
 def _with_way_back(outcome: Outcome) -> Outcome:
     """Add a one-tap way back to Vietnamese to the last reply of an automatic switch."""
     if not outcome.replies:
@@ -190,7 +209,7 @@ def _route_intent(turn: Turn, intent: str) -> Outcome:
     if intent == "quick_exit":
         return privacy.quick_exit(t)
     if intent == "human_counselor":
-        return t.answer(Reply((Msg("counselor.not_available"),), nav()))
+        return counselling.offer(t)
     found = t.ctx.pack.topic_for_intent(intent)
     if found is not None:
         return info.topic(t, found.id)

@@ -20,6 +20,7 @@ def menu_buttons(turn: Turn) -> tuple[Button, ...]:
         *mine,
         Button(Msg("menu.livelihood"), p.Group("livelihood").pack()),
         Button(Msg("menu.emergency"), p.Emergency().pack()),
+        Button(Msg("menu.counsellor"), p.Counsel().pack()),
         Button(Msg("menu.privacy"), p.Privacy().pack()),
         Button(Msg("menu.language"), p.Language(_OTHER_LANGUAGE[turn.locale]).pack()),
         QUICK_EXIT,

@@ -210,9 +210,28 @@ class QuickExit(Payload):
     PREFIX = "x"
 
 
+@dataclass(frozen=True)
+class Counsel(Payload):
+    """Ask for a counsellor: the notice of what the counsellor sees comes first."""
+
+    PREFIX = "h"
+
+
+@dataclass(frozen=True)
+class CounselStart(Payload):
+    """Accept the notice and open the chat."""
+
+    PREFIX = "h:start"
+
+
+@dataclass(frozen=True)
+class CounselEnd(Payload):
+    PREFIX = "h:end"
+
+
 __all__ = [
     "Accept", "AcceptVia", "AskCancel", "AskErase", "ChangeCommune", "ChooseKind", "ChoosePlace", "CommuneServices",
-    "ConfirmCancel", "ConfirmErase", "Decline", "Emergency", "Group", "Groups", "Issue", "KeepRecord", "Language",
+    "ConfirmCancel", "ConfirmErase", "Counsel", "CounselEnd", "CounselStart", "Decline", "Emergency", "Group", "Groups", "Issue", "KeepRecord", "Language",
     "MAX_PAYLOAD_BYTES", "Menu", "MyCodes", "NoticeDetails", "Payload", "PayloadTooLong", "Privacy", "QuickExit",
     "ServiceKinds", "Services", "Topic", "TopicMore",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from handlers import payloads as p
 from handlers.common import Outcome, Turn, nav
 from handlers.menu import menu_reply
 from handlers.state import Step
-from handlers.types import Button, EraseRecord, Msg, Reply, ReplyKind, TopicPart, TopicText
+from handlers.types import Button, EndCase, EraseRecord, Msg, Reply, ReplyKind, TopicPart, TopicText
 
 ERASE = Button(Msg("privacy.erase"), p.AskErase().pack())
 YES_WORDS = frozenset({"co", "yes", "y", "dong y", "ok", "xoa", "xoa het", "xoa di", "chac chan", "dung"})
@@ -52,6 +54,10 @@ def cancel_erase(turn: Turn) -> Outcome:
 
 
 def quick_exit(turn: Turn) -> Outcome:
-    """Hide the conversation; the channel removes what it can from the device."""
+    """Hide the conversation; the channel removes what it can from the device. An open
+    counsellor chat ends with it (its messages are erased)."""
     state = turn.state.moved(Step.MENU) if turn.state else None
-    return turn.answer(Reply((Msg("quickexit.neutral"),), kind=ReplyKind.QUICK_EXIT), state=state)
+    effects: tuple[EndCase, ...] = ()
+    if state is not None and state.case is not None:
+        state, effects = replace(state, case=None), (EndCase(),)
+    return turn.answer(Reply((Msg("quickexit.neutral"),), kind=ReplyKind.QUICK_EXIT), state=state, effects=effects)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
-from handlers import info, menu, onboarding, privacy, referral, safety, services
+from handlers import counselling, info, menu, onboarding, privacy, referral, safety, services
 from handlers import payloads as p
 from handlers.common import Outcome, Turn
 from handlers.state import PEER_CODE
@@ -52,6 +52,9 @@ ROUTES: tuple[Answers, ...] = (
     Route(p.Decline, lambda t, _: onboarding.decline(t)),
     Route(p.NoticeDetails, lambda t, _: onboarding.read_more(t)),
     Route(p.Menu, lambda t, _: menu.show_menu(t)),
+    Route(p.Counsel, lambda t, _: counselling.offer(t)),
+    Route(p.CounselStart, lambda t, _: counselling.start(t)),
+    Route(p.CounselEnd, lambda t, _: counselling.end(t)),
     Route(p.Groups, lambda t, _: info.groups(t)),
     Route(p.Group, lambda t, b: info.group(t, b.group)),
     Route(p.Topic, lambda t, b: info.topic(t, b.topic)),

@@ -18,6 +18,8 @@ _VERSION = 1
 
 # A referral code as stored in a person's state: 8 characters of Crockford base32.
 REFERRAL_CODE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{8}$")
+# A counselling case's handle (counselling/handles.py): 4 characters of the same alphabet.
+CASE_HANDLE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{4}$")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ class State:
     codes: tuple[HeldCode, ...] = ()
     # Codes issued in one month ("2026-03", count): issuance is limited per person and month.
     issued: tuple[str, int] | None = None
+    # The counsellor chat the person has open: the case's id and handle ("K7Q2"), and whether
+    # they were told that numbers, accounts and links are hidden from the counsellor.
+    case: tuple[int, str] | None = None
+    masking_told: bool = False
 
     def moved(self, step: Step, *, topic: str | None = None) -> State:
         return replace(self, step=step, topic=topic)
@@ -88,6 +94,10 @@ class State:
             data["codes"] = [code.to_json() for code in self.codes]
         if self.issued is not None:
             data["issued"] = list(self.issued)
+        if self.case is not None:
+            data["case"] = list(self.case)
+        if self.masking_told:
+            data["mt"] = True
         return json.dumps(data, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
     @classmethod
@@ -120,4 +130,14 @@ class State:
             and isinstance(raw_issued[0], str) and isinstance(raw_issued[1], int)
             else None
         )
-        return cls(step=step, locale=locale, topic=topic, commune=commune, peer=peer, codes=codes, issued=issued)
+        raw_case = data.get("case")
+        case = (
+            (raw_case[0], raw_case[1])
+            if isinstance(raw_case, list) and len(raw_case) == 2 and isinstance(raw_case[0], int)
+            and not isinstance(raw_case[0], bool) and isinstance(raw_case[1], str) and CASE_HANDLE.match(raw_case[1])
+            else None
+        )
+        return cls(
+            step=step, locale=locale, topic=topic, commune=commune, peer=peer, codes=codes, issued=issued,
+            case=case, masking_told=data.get("mt") is True,
+        )

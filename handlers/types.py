@@ -173,7 +173,32 @@ class Engaged:
     kind: str
 
 
-Effect = EraseRecord | IssueReferral | CancelReferral | Engaged
+@dataclass(frozen=True)
+class OpenCase:
+    """Open a counsellor chat for the person (the runtime draws the case and says who is on duty)."""
+
+
+@dataclass(frozen=True, repr=False)
+class RelayText:
+    """Copy what the person typed to their counsellor (masked there); ``urgent`` after a safety
+    message, which the bot answered itself (``answered``: the intent, noted for the counsellor).
+
+    The text lives only in this turn's memory and, masked and sealed, in the open case."""
+
+    text: str
+    urgent: bool = False
+    answered: str | None = None
+
+    def __repr__(self) -> str:  # never print what the person typed
+        return f"RelayText(urgent={self.urgent}, answered={self.answered!r})"
+
+
+@dataclass(frozen=True)
+class EndCase:
+    """The person ended their counsellor chat (also by quick exit or erasure)."""
+
+
+Effect = EraseRecord | IssueReferral | CancelReferral | Engaged | OpenCase | RelayText | EndCase
 
 
 @dataclass(frozen=True)

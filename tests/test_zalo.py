@@ -242,7 +242,7 @@ async def test_replayed_event_is_answered_once(bot: Worker, fake: FakeZaloAPI) -
     event = fake.text(USER, "menu")
     assert await bot.post(event) == 200
     assert await bot.post(event) == 200
-    assert len(fake.sent_to(USER)) == 2, "one menu: text with 4 buttons, then 3 more buttons"
+    assert len(fake.sent_to(USER)) == 2, "one menu: text with 4 buttons, then 4 more buttons"
     follow = fake.follow(OTHER)
     await bot.post(follow)
     await bot.post(follow)
@@ -257,7 +257,7 @@ async def test_whole_conversation(bot: Worker, fake: FakeZaloAPI) -> None:
     await bot.post(fake.follow(USER))
     assert await stored(bot.services, USER) is None, "nothing is stored before consent"
     menu = await bot.press(USER, "c:accept")
-    assert [len(FakeZaloAPI.buttons(m)) for m in menu] == [4, 3], "seven choices spread over two messages"
+    assert [len(FakeZaloAPI.buttons(m)) for m in menu] == [4, 4], "eight choices spread over two messages"
     assert "Cảm ơn bạn" in menu[0]["text"] and menu[1]["text"] == "…"
     assert {"#i", "#s", "#e", "#p", "#x"} <= set(all_buttons(menu))
     assert await stored(bot.services, USER) is not None

@@ -7,6 +7,8 @@ session cookie → error pages (Vietnamese or English, never a traceback) → th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -27,9 +29,14 @@ STAFF_APP = web.AppKey("staff_app", web.Application)
 
 async def _desk(app: web.Application) -> AsyncIterator[None]:
     # Listens for changes other workers announce (PostgreSQL), for the counsellors' pages.
-    await app[DESK].start()
+    desk = app[DESK]
+    await desk.start()
+    expiring = asyncio.create_task(desk.keep_expiring())
     yield
-    await app[DESK].stop()
+    expiring.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await expiring
+    await desk.stop()
 
 
 async def _passwords(app: web.Application) -> AsyncIterator[None]:

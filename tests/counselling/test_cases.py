@@ -10,7 +10,7 @@ from bot.bootstrap import Services
 from bot.clock import FixedClock
 from counselling import cases
 from counselling.cases import Counsellor, Reason, Refused
-from counselling.masking import PHONE_MASK
+from content.masking import PHONE_MASK
 from storage import counselling as store
 from storage.counselling import CasePerson, CaseState, Sender
 from storage.staff import AuditEntry, Role, get_account

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from counselling.masking import EMAIL_MASK, HANDLE_MASK, LINK_MASK, PHONE_MASK, mask
+from content.masking import EMAIL_MASK, HANDLE_MASK, LINK_MASK, PHONE_MASK, mask
 
 
 @pytest.mark.parametrize(
