@@ -11,7 +11,7 @@ from dataclasses import replace
 from content.safety import SafetyCheck
 from handlers.common import Outcome, Turn, nav
 from handlers.info import topic, topic_button
-from handlers.types import Emphasis, Engaged, HotlineList, Msg, Reply, Text
+from handlers.types import Emphasis, Engaged, HotlineList, Msg, Reply
 
 URGENT = Emphasis.URGENT
 
@@ -116,7 +116,7 @@ def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
 
 
 def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
-    leads: list[Text] = []
+    leads: list[Msg] = []
     seen: set[str] = set()
     first: str | None = None  # the first line's key other than the consular one
     afraid_of_police = "police_fear" in check.marks
@@ -138,14 +138,16 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
                     continue  # no verified line for abroad: the trafficking line and topic remain
                 numbers = ", ".join(line.number for line in lines)
                 sources = "; ".join(line.source for line in lines)
-                leads.append(Msg(key, {"number": numbers, "source": sources}, emphasis=URGENT))
+                leads.append(Msg(key, {"number": numbers, "source": sources}))
             else:
                 first = first or key
                 leads.append(_lead(key, afraid_of_police))
     if "pep" in check.help:
-        leads.append(Msg("safety.pep_late" if check.pep_late else "safety.pep", emphasis=URGENT))
+        leads.append(Msg("safety.pep_late" if check.pep_late else "safety.pep"))
     if "ec" in check.help:
-        leads.append(Msg("safety.ec", emphasis=URGENT))
+        leads.append(Msg("safety.ec"))
+    # One line marked as the one to act on now: the first, most urgent one.
+    leads = [replace(lead, emphasis=URGENT if i == 0 else None) for i, lead in enumerate(leads)]
     if carry and topic_id is not None and (leads or answered):
         return topic(turn, topic_id, lead=tuple(leads))
     if not leads:  # only "which number do I call": the numbers themselves
