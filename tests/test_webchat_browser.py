@@ -12,7 +12,7 @@ from playwright.async_api import Browser, Locator, Page, expect
 
 from bot.app import make_app
 from bot.bootstrap import Services
-from tests.support.contrast import low_contrast
+from tests.support.contrast import contrasts, low_contrast
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -187,6 +187,9 @@ async def test_first_screen_is_short_with_the_full_notice_one_tap_away(browser: 
     await expect(first.get_by_role("button")).to_have_text(["Đồng ý", "Không lưu gì", "Đọc thêm"])
     await expect(page.get_by_role("button", name="Thoát nhanh")).to_have_count(1)
     await expect(page.locator("header").get_by_role("button", name="Thoát nhanh")).to_be_visible()
+    # New replies are announced: they go into the polite live region of the conversation.
+    assert await page.locator("#log").get_attribute("aria-live") == "polite"
+    assert await first.evaluate("e => e.parentElement.id") == "log"
     await page.screenshot(path=str(tmp_path / "first-screen.png"))
     details = await press(page, "Đọc thêm")
     await expect(details).to_contain_text("180 ngày")
@@ -359,3 +362,25 @@ async def test_usable_at_200_percent_zoom(browser: Browser, server: str, tmp_pat
     assert await low_contrast(page) == []
     await page.screenshot(path=str(tmp_path / "zoom-200.png"))
     await page.screenshot(path=str(tmp_path / "zoom-200-full.png"), full_page=True)
+
+
+async def test_the_contrast_script_measures_wcag_ratios(browser: Browser, database_url: str) -> None:
+    """Known pairs: #767676 on white is 4.54:1 (passes), #777777 4.48:1 (fails); black on white
+    21:1; half-transparent backgrounds are composited over what is under them; hidden text is
+    not measured."""
+    page = await browser.new_page()
+    await page.set_content(
+        '<body style="background:#ffffff;margin:0">'
+        '<p id="a" style="color:#767676">pass</p><p id="b" style="color:#777777">fail</p>'
+        '<p id="c" style="color:#000">black</p>'
+        '<div style="background:rgba(0,0,0,0.5)"><p id="d" style="color:#808080">grey on grey</p></div>'
+        '<p hidden style="color:#fff">hidden</p><p style="visibility:hidden;color:#fff">invisible</p>'
+        "</body>"
+    )
+    found = {item["text"]: item["ratio"] for item in await contrasts(page)}
+    assert set(found) == {"pass", "fail", "black", "grey on grey"}
+    assert round(found["pass"], 2) == 4.54 and round(found["fail"], 2) == 4.48 and round(found["black"]) == 21
+    assert found["grey on grey"] < 2
+    low = await low_contrast(page)
+    assert len(low) == 2 and any("'fail'" in line for line in low) and any("'grey on grey'" in line for line in low)
+    await page.close()
