@@ -196,26 +196,14 @@ class Renderer:
             day = format_date(part.day, format="long", locale=BABEL_LOCALES[locale])
             return self.catalogs.text(locale, part.key, {**part.params, "date": day})
         if isinstance(part, HotlineList):
-            return "\n".join(
-                self.catalogs.text(
-                    locale,
-                    "hotline.line",
-                    {
-                        "number": line.number,
-                        "name": line.texts(locale).name,
-                        "hours": line.texts(locale).hours,
-                        "description": line.texts(locale).description,
-                    },
-                )
-                for line in self.pack.shown_hotlines(part.situation)
-            )
+            return "\n".join(block.text for block in self.block(part, locale))
         raise TypeError(f"cannot render {part!r}")
 
     def _service(self, service: Service, distance: float | None, locale: str, *, mark: bool) -> str:
         texts = service.texts(locale)
         kinds = ", ".join(self.catalogs.text(locale, f"service_type.{kind}") for kind in service.types)
-        # Not verified: a mark by the name where the list mixes both; the reply says once what
-        # it means (``render``).
+        # Not verified: a mark by the name where a list mixes both; the reply says once what it
+        # means (``_paragraphs``).
         marked = mark and not service.verified
         name = self.catalogs.text(locale, "service.unverified", {"name": texts.name}) if marked else texts.name
         lines = [self.catalogs.text(locale, "service.entry", {"name": name, "kinds": kinds})]
