@@ -31,7 +31,8 @@ def consent_buttons(peer: str | None) -> tuple[Button, ...]:
 
 
 def welcome(turn: Turn, *, peer: str | None = None) -> Outcome:
-    """Greet a person who has not accepted the notice, and show the notice."""
+    """Greet a person who has not accepted the notice, and show the notice in short: who An Tâm
+    is and the choice, in about 40 words; the full notice is one tap away ("Đọc thêm")."""
     notice = Msg("consent.notice", {"days": turn.ctx.retention_days})
     return turn.answer(Reply((Msg("welcome.greeting"), notice), consent_buttons(peer) + (QUICK_EXIT,)))
 
@@ -60,5 +61,7 @@ def decline(turn: Turn) -> Outcome:
 
 
 def read_more(turn: Turn) -> Outcome:
+    """The full privacy notice: what is kept, for how long, and what is never kept."""
     buttons = CONSENT_BUTTONS[:2] if turn.state is None else ()
-    return turn.answer(Reply((Msg("consent.details"),), (*buttons, Button(Msg("nav.menu"), p.Menu().pack()), QUICK_EXIT)))
+    parts = (Msg("consent.notice_full", {"days": turn.ctx.retention_days}), Msg("consent.details"))
+    return turn.answer(Reply(parts, (*buttons, Button(Msg("nav.menu"), p.Menu().pack()), QUICK_EXIT)))

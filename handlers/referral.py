@@ -26,6 +26,7 @@ from handlers.types import (
     Button,
     CancelReferral,
     Dated,
+    Emphasis,
     Engaged,
     IssueReferral,
     Msg,
@@ -125,13 +126,13 @@ def issue(turn: Turn, service_id: str, kind: str) -> Outcome:
     held = HeldCode(facts.new_code, service.id, kind, expires)
     new_state = replace(state, codes=(*state.codes, held), issued=(month, issued_this_month + 1)).moved(Step.MENU)
     # PEP cannot wait for a code's 30 days: go today, to an emergency department if this place is closed.
-    urgent = (Msg("referral.pep_today"),) if kind == "pep" else ()
+    urgent = (Msg("referral.pep_today", emphasis=Emphasis.URGENT),) if kind == "pep" else ()
     # "They will not ask your name" only where the service agreed to it and the entry is verified.
     no_name = (Msg("referral.no_name"),) if service.verified and service.no_name_asked else ()
     valid = () if kind == "pep" else (Dated("referral.expires", expires),)
     parts: tuple[Text, ...] = (
         *urgent,
-        Msg("referral.issued", {"code": display(held.code)}),
+        Msg("referral.issued", {"code": display(held.code)}, emphasis=Emphasis.CODE),
         ServiceEntry(service.id),
         Msg("referral.how_to_use"),
         *no_name,
@@ -160,7 +161,7 @@ def _list(turn: Turn, *, lead: Msg | None = None) -> Outcome:
         return turn.answer(Reply(tuple(parts), nav(Button(Msg("referral.get"), p.ChooseKind().pack()))), state=turn.state.moved(Step.MENU))
     parts.append(Msg("referral.held_title"))
     for held in codes:
-        parts.append(Msg("referral.held", {"code": display(held.code)}))
+        parts.append(Msg("referral.held", {"code": display(held.code)}, emphasis=Emphasis.CODE))
         parts.append(ServiceName(held.service))
         parts.append(Dated("referral.expires", held.expires))
     cancel = [

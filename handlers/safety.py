@@ -11,7 +11,9 @@ from dataclasses import replace
 from content.safety import SafetyCheck
 from handlers.common import Outcome, Turn, nav
 from handlers.info import topic, topic_button
-from handlers.types import Engaged, HotlineList, Msg, Reply, Text
+from handlers.types import Emphasis, Engaged, HotlineList, Msg, Reply
+
+URGENT = Emphasis.URGENT
 
 _LEAD = {
     "crisis": "safety.crisis",
@@ -40,7 +42,7 @@ _WITHOUT_POLICE = {
 
 def _lead(key: str, afraid_of_police: bool) -> Msg:
     """A first line, or its police-free twin for someone afraid of the police."""
-    return Msg(_WITHOUT_POLICE.get(key, key) if afraid_of_police else key)
+    return Msg(_WITHOUT_POLICE.get(key, key) if afraid_of_police else key, emphasis=URGENT)
 
 
 def _situation(key: str | None, afraid_of_police: bool) -> str | None:
@@ -54,7 +56,7 @@ def emergency_menu(turn: Turn) -> Outcome:
         for topic_id in ("violence", "trafficking", "mental_health", "pep")
         if topic_id in turn.ctx.pack.topics
     ]
-    reply = Reply((Msg("emergency.title"), HotlineList()), nav(*buttons), protect=True)
+    reply = Reply((Msg("emergency.title", emphasis=URGENT), HotlineList()), nav(*buttons), protect=True)
     return replace(turn.answer(reply, effects=(Engaged("hotlines"),)), urgent=True)
 
 
@@ -78,8 +80,9 @@ def _safety_answer(turn: Turn, intent: str, topic_id: str | None, afraid_of_poli
         return topic(turn, topic_id)
     if intent == "pep":
         if "pep" in turn.ctx.pack.topics:
-            return topic(turn, "pep", lead=(Msg("safety.pep"),))
-        return turn.answer(Reply((Msg("safety.pep"), HotlineList()), nav(), protect=True), effects=(Engaged("hotlines"),))
+            return topic(turn, "pep", lead=(Msg("safety.pep", emphasis=URGENT),))
+        reply = Reply((Msg("safety.pep", emphasis=URGENT), HotlineList()), nav(), protect=True)
+        return turn.answer(reply, effects=(Engaged("hotlines"),))
     follow = topic_id if topic_id in turn.ctx.pack.topics else _FOLLOW_UP.get(intent)
     buttons = []
     if follow and follow in turn.ctx.pack.topics:
@@ -113,7 +116,7 @@ def cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
 
 
 def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome:
-    leads: list[Text] = []
+    leads: list[Msg] = []
     seen: set[str] = set()
     first: str | None = None  # the first line's key other than the consular one
     afraid_of_police = "police_fear" in check.marks
@@ -143,6 +146,8 @@ def _cue_answer(turn: Turn, check: SafetyCheck, topic_id: str | None) -> Outcome
         leads.append(Msg("safety.pep_late" if check.pep_late else "safety.pep"))
     if "ec" in check.help:
         leads.append(Msg("safety.ec"))
+    # One line marked as the one to act on now: the first, most urgent one.
+    leads = [replace(lead, emphasis=URGENT if i == 0 else None) for i, lead in enumerate(leads)]
     if carry and topic_id is not None and (leads or answered):
         return topic(turn, topic_id, lead=tuple(leads))
     if not leads:  # only "which number do I call": the numbers themselves

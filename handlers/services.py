@@ -62,9 +62,8 @@ def commune_services(turn: Turn, code: int) -> Outcome:
     parts: list[Text] = []
     if services:
         parts.append(Msg("services.in_commune", {"commune": commune.label}))
+        # The renderer says once, under the list, what a place not yet verified means.
         parts.extend(ServiceEntry(service.id) for service in services)
-        if any(not service.verified for service in services):
-            parts.append(Msg("services.unverified_note"))
     else:
         parts.append(Msg("services.none_in_commune", {"commune": commune.label}))
     state = replace(turn.state, commune=commune.code).moved(Step.MENU) if turn.state else None
@@ -116,7 +115,5 @@ def nearest(turn: Turn, location: Location) -> Outcome:
         return ask_commune(turn, lead=Msg("services.no_coordinates"))
     parts: list[Text] = [Msg("services.nearest")]
     parts.extend(ServiceEntry(service.id, round(km, 1)) for km, service in close)
-    if any(not service.verified for _, service in close):
-        parts.append(Msg("services.unverified_note"))
     reply = Reply(tuple(parts), nav(Button(Msg("services.change_commune"), p.ChangeCommune().pack())), protect=True)
     return turn.answer(reply, effects=(Engaged("services"),))

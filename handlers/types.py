@@ -39,12 +39,22 @@ class Inbound:
     message_id: int | None = None
 
 
+class Emphasis(StrEnum):
+    """What a message is, where a channel can show it so: the page marks it, plain text does not."""
+
+    # The one line to act on now (call this number, start PEP within 72 hours).
+    URGENT = "urgent"
+    # A referral code to show at a service; its ``code`` parameter is the code as shown.
+    CODE = "code"
+
+
 @dataclass(frozen=True)
 class Msg:
     """A message from the interface catalog: a key and its parameters."""
 
     key: str
     params: Mapping[str, str | int] = field(default_factory=lambda: _EMPTY)
+    emphasis: Emphasis | None = None
 
 
 class TopicPart(StrEnum):

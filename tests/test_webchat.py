@@ -66,6 +66,24 @@ async def test_conversation_over_websocket(client: TestClient[Any, Any], service
         assert await session.scalar(select(func.count()).select_from(Person)) == 1
 
 
+async def test_replies_carry_blocks_and_leave_the_quick_exit_to_the_header(client: TestClient[Any, Any]) -> None:
+    """The JSON keeps "text" and "buttons" and gains "blocks"; no reply repeats the header's
+    "Thoát nhanh"; the page tells its script how many buttons to show and its extra labels."""
+    page = await (await client.get("/")).text()
+    assert 'data-buttons-shown="5"' in page and 'data-more="Xem thêm"' in page and 'data-copy="Chép mã"' in page
+    welcome = await (await client.post("/chat/send", json={"session": SESSION, "text": "/start"})).json()
+    assert payloads(welcome) == ["c:accept", "c:decline", "c:more"]
+    await client.post("/chat/send", json={"session": SESSION, "payload": "c:accept"})
+    answer = await (await client.post("/chat/send", json={"session": SESSION, "payload": "e"})).json()
+    (reply,) = answer["replies"]
+    assert "x" not in payloads(answer) and reply["text"] and reply["buttons"]
+    assert reply["blocks"][0]["kind"] == "urgent"
+    assert {"113", "115"} <= {block["dial"] for block in reply["blocks"] if block["kind"] == "phone"}
+    # Typing "thoát nhanh" still leaves.
+    left = await (await client.post("/chat/send", json={"session": SESSION, "text": "thoát nhanh"})).json()
+    assert left["replies"][0]["quick_exit"] is True
+
+
 async def test_http_fallback(client: TestClient[Any, Any]) -> None:
     """Without WebSockets the page talks over POST /chat/send with the same messages."""
     response = await client.post("/chat/send", json={"session": SESSION, "text": "/start"})

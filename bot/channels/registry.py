@@ -97,8 +97,11 @@ ZALO = ChannelSpec(
 )
 WEB = ChannelSpec(
     name="web",
-    # The page clears itself and leaves for a neutral site; it holds nothing once closed.
-    capabilities=Capabilities(max_text=4096, deletes=True, unprompted=Unprompted.WHILE_OPEN),
+    # The page clears itself and leaves for a neutral site; it holds nothing once closed. Its
+    # header always has "Thoát nhanh", and a reply shows five buttons with "Xem thêm" for the rest.
+    capabilities=Capabilities(
+        max_text=4096, deletes=True, unprompted=Unprompted.WHILE_OPEN, exit_always_shown=True, buttons_shown=5
+    ),
     configured=lambda settings: True,
     adapter="bot.channels.webchat:build",
 )

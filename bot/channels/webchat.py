@@ -32,7 +32,7 @@ from bot.channels.common import TokenBuckets
 from bot.channels.registry import NEUTRAL_EXIT_URL, WEB, ServerOptions
 from bot.client_address import AddressKeys
 from bot.runtime import Runtime
-from handlers.render import RenderedReply
+from handlers.render import RenderedReply, dial as dial_string
 from handlers.state import DEFAULT_LOCALE, LOCALES
 from handlers.types import Inbound, Location
 
@@ -42,7 +42,7 @@ SESSION_ID = re.compile(r"^[A-Za-z0-9_-]{22,64}$")
 MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_TEXT = 2000
 MAX_BODY = 8 * 1024
-PAGE_TEXTS = ("title", "exit", "send", "placeholder", "remember", "label", "offline", "no_reply")
+PAGE_TEXTS = ("title", "exit", "send", "placeholder", "remember", "label", "offline", "no_reply", "more", "copy", "copied")
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -161,7 +161,12 @@ class WebChat(ChannelBase):
             catalogs = self.runtime.services.renderer.catalogs
             template = (STATIC / "index.html").read_text(encoding="utf-8")
             values = {name: html.escape(catalogs.text(locale, f"webchat.{name}")) for name in PAGE_TEXTS}
-            values.update(lang=locale, exit_url=html.escape(self.exit_url, quote=True), hotlines=self._hotlines(locale))
+            values.update(
+                lang=locale,
+                exit_url=html.escape(self.exit_url, quote=True),
+                hotlines=self._hotlines(locale),
+                buttons_shown=str(self.capabilities.buttons_shown or 0),
+            )
             self._pages[locale] = template.format_map(values)
         return web.Response(text=self._pages[locale], content_type="text/html", headers=SECURITY_HEADERS)
 
@@ -171,7 +176,7 @@ class WebChat(ChannelBase):
         for line in self.runtime.services.renderer.pack.shown_hotlines():
             texts = line.texts(locale)
             number = html.escape(line.number)
-            dial = html.escape("".join(ch for ch in line.number if ch.isdigit() or ch == "+"), quote=True)
+            dial = html.escape(dial_string(line.number), quote=True)
             items.append(f'<li><a href="tel:{dial}">{number}</a> {html.escape(texts.name)}: {html.escape(texts.description)}</li>')
         return "".join(items)
 
