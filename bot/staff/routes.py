@@ -19,6 +19,7 @@ from bot.staff.views import (
     assets,
     audit,
     counselling,
+    counselling_hours,
     directory,
     export,
     home,
@@ -108,6 +109,8 @@ ROUTES: tuple[Route, ...] = (
     guarded("POST", "/counselling/act", counselling.act, COUNSEL),
     guarded("GET", "/counselling/poll", counselling.poll, COUNSEL),
     guarded("GET", "/counselling/ws", counselling.socket, COUNSEL),
+    guarded("GET", "/counselling/hours", counselling_hours.hours_form, ADMIN, "counselling_hours"),
+    guarded("POST", "/counselling/hours", counselling_hours.hours_submit, ADMIN),
 )
 
 # The menu, in order; each item shows only to those who may open it.
@@ -118,6 +121,7 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("staff.nav.peers", "peers", STAFF, "staff.home.peers"),
     NavItem("staff.nav.export", "export", STAFF, "staff.home.export"),
     NavItem("staff.nav.targets", "targets", ADMIN, "staff.home.targets"),
+    NavItem("staff.nav.counselling_hours", "counselling_hours", ADMIN, "staff.home.counselling_hours"),
     NavItem("staff.nav.services", "services", STAFF, "staff.home.services"),
     NavItem("staff.nav.accounts", "accounts", ADMIN, "staff.home.accounts"),
     NavItem("staff.nav.audit", "audit", ADMIN, "staff.home.audit"),

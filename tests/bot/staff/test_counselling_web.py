@@ -210,3 +210,32 @@ async def test_off_duty_gives_cases_back_and_tells_the_person(services: Services
         case = await store.open_case_by_handle(session, handle)
         assert case is not None and case.state == "waiting"
     assert any("Bạn vẫn ở trong hàng chờ" in text for text in await outbox_texts(services))
+
+
+async def test_admins_set_the_hours_people_are_told(services: Services, server: Any, browser_factory: Any) -> None:
+    """A province admin sets Monday 08:00-17:00; a person who opens a chat with nobody on duty
+    is told the next on-duty time. A mistake saves nothing and names the day."""
+    from bot.runtime import Runtime
+    from handlers.types import Inbound
+
+    await add_account(services, "so-y-te", Role.ADMIN, province=PROVINCE_A)
+    admin = await signed_in(browser_factory, "so-y-te")
+    response, page = await admin.post("/staff/counselling/hours", {"province": "12", "start1": "17:00", "end1": "08:00"})
+    assert response.status == 400 and "Giờ bắt đầu phải trước giờ kết thúc" in page
+    async with services.db.transaction() as session:
+        assert await store.hours(session, PROVINCE_A) == []
+    response, _ = await admin.post(
+        "/staff/counselling/hours", {"province": "12", "start0": "08:00", "end0": "17:00", "unassigned": "on"}
+    )
+    assert response.status == 303
+    _, page = await admin.get("/staff/counselling/hours?province=12")
+    assert 'value="08:00"' in page and 'value="17:00"' in page
+    async with services.db.transaction() as session:
+        assert await store.shows_unassigned(session, PROVINCE_A)
+    runtime = Runtime(services)
+    for payload in ("c:accept", "s:change"):
+        await runtime.answer(Inbound("telegram", "7002", payload=payload))
+    await runtime.answer(Inbound("telegram", "7002", text="Bình Lư"))
+    replies = await runtime.answer(Inbound("telegram", "7002", payload="h:start"))
+    text = "\n".join(reply.text for reply in replies)
+    assert "Hiện chưa có tư vấn viên trực. Ca trực tiếp theo: Thứ Hai 08:00" in text

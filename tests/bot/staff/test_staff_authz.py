@@ -134,6 +134,13 @@ MATRIX: tuple[Row, ...] = (
     Row("POST", "/staff/counselling/act", (LOGIN, 403, 403, 403, 403), {"type": "claim", "case": "K7Q2"}),
     Row("GET", "/staff/counselling/poll", (LOGIN, 403, 403, 403, 403)),
     Row("GET", "/staff/counselling/ws", (LOGIN, 403, 403, 403, 403)),
+    # On-duty hours: admins, each for the provinces they cover.
+    Row("GET", "/staff/counselling/hours", (LOGIN, 403, 403, 200, 200)),
+    Row("GET", "/staff/counselling/hours?province=12", (LOGIN, 403, 403, 404, 200)),
+    Row("GET", "/staff/counselling/hours?province=31&commune=3390", (LOGIN, 403, 403, 404, 404)),
+    Row("POST", "/staff/counselling/hours", (LOGIN, 403, 403, 404, 303), {"province": "12", "start0": "08:00", "end0": "17:00"}),
+    Row("POST", "/staff/counselling/hours", (LOGIN, 403, 403, 303, 303), {"province": "31", "start0": "08:00", "end0": "17:00"}),
+    Row("POST", "/staff/counselling/hours", (LOGIN, 403, 403, 400, 400), {"province": "31", "start0": "17:00", "end0": "08:00"}),
 )
 
 
