@@ -25,8 +25,9 @@ from bot.clock import today
 from bot.record import PersonRecord
 from counselling import cases
 from counselling.cases import Counsellor, ForPerson, Reason, Refused
-from handlers.common import Outcome, QUICK_EXIT
-from handlers.types import Msg, Reply
+from handlers.common import MENU, QUICK_EXIT, Outcome
+from handlers.counselling import END
+from handlers.types import HotlineList, Msg, Reply, Text, TopicPart, TopicText
 from storage import counselling as store
 from storage.counselling import Line
 from storage.crypto import KeyRing
@@ -100,12 +101,16 @@ class Desk:
 
     async def _tell(self, attempt: Attempt, told: ForPerson, key: str, **params: str | int) -> bool:
         """Queue a message to the person of a case; False when they cannot be reached now."""
+        return await self._tell_parts(attempt, told, (Msg(key, params),))
+
+    async def _tell_parts(self, attempt: Attempt, told: ForPerson, parts: tuple[Text, ...]) -> bool:
         session, ring = attempt.session, attempt.ring
         raw = await load_record(session, ring, told.person.pseudonym)
         if raw is None:
             return False
         record = PersonRecord.from_bytes(raw)
-        reply = Reply((Msg(key, params),), (QUICK_EXIT,), protect=True)
+        buttons = (END, QUICK_EXIT) if record.state.case is not None else (MENU, QUICK_EXIT)
+        reply = Reply(parts, buttons, protect=True)
         rendered = self.services.renderer.render(Outcome(None, (reply,), locale=told.person.locale))
         now = self.services.clock.now()
         queued = await outbox.write(session, ring, record, told.channel, rendered, now=now)
@@ -155,6 +160,27 @@ class Desk:
             case_id = await self._case_id(attempt, handle)
             told = await cases.counsellor_says(attempt.session, attempt.ring, who, case_id, text, now=self.services.clock.now())
             return await self._tell(attempt, told, "counselling.from_counsellor", text=cases.clean_message(text))
+
+        return await self._run(work)
+
+    async def send_content(self, who: Counsellor, handle: str, *, topic: str | None = None) -> bool:
+        """Send the person a topic of the content pack (its title, summary and source), or the
+        hotlines (no topic), in the person's language; the transcript keeps the same text."""
+        if topic is not None and topic not in self.services.context.pack.topics:
+            raise Refused(Reason.NOT_FOUND)
+
+        async def work(attempt: Attempt) -> bool:
+            session, ring = attempt.session, attempt.ring
+            case_id = await self._case_id(attempt, handle)
+            told = await cases.holding(session, ring, who, case_id)
+            parts: tuple[Text, ...] = (
+                (TopicText(topic, TopicPart.TITLE), TopicText(topic, TopicPart.SUMMARY), TopicText(topic, TopicPart.SOURCE))
+                if topic is not None else (Msg("counselling.hotlines_from_counsellor"), HotlineList())
+            )
+            renderer, locale = self.services.renderer, told.person.locale
+            text = "\n".join(renderer.text(part, locale) for part in parts)
+            await cases.counsellor_says(session, ring, who, case_id, text[: cases.MAX_COUNSELLOR_CHARS], now=self.services.clock.now())
+            return await self._tell_parts(attempt, told, parts)
 
         return await self._run(work)
 

@@ -305,6 +305,12 @@ async def _held(session: AsyncSession, counsellor: Counsellor, case_id: int, *, 
     return case
 
 
+async def holding(session: AsyncSession, ring: KeyRing, counsellor: Counsellor, case_id: int) -> ForPerson:
+    """The person of a case the counsellor holds (to write to them in their language)."""
+    case = await _held(session, counsellor, case_id)
+    return ForPerson(case.id, case.handle, case.channel, await _person_of(ring, case))
+
+
 async def read(
     session: AsyncSession, ring: KeyRing, counsellor: Counsellor, case_id: int, *, after: int = 0
 ) -> list[Line]:

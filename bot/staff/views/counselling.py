@@ -28,12 +28,13 @@ from bot.staff.auth import Viewer
 from bot.staff.render import locale_of, render, see_other
 from bot.staff.state import DESK, SERVICES
 from counselling import handles
+from handlers.types import TopicPart, TopicText
 from counselling.cases import MAX_COUNSELLOR_CHARS, CaseView, Counsellor, Reason, Refused
 from storage.counselling import COUNSELLOR_OUTCOMES
 
 PAGE = "/staff/counselling"
 MAX_SOCKET_MESSAGE = 16 * 1024
-ACTIONS = ("claim", "send", "handover", "close", "colleagues")
+ACTIONS = ("claim", "send", "topic", "hotlines", "handover", "close", "colleagues")
 
 
 def counsellor(viewer: Viewer) -> Counsellor:
@@ -105,6 +106,13 @@ async def _act(request: web.Request, viewer: Viewer, values: dict[str, str]) -> 
             if not await desk.send(who, handle, text):
                 return {"type": "notice", "case": handle, "key": "unreachable",
                         "text": request.app[SERVICES].renderer.catalogs.text(locale_of(request), "staff.counselling.unreachable")}
+        elif kind in ("topic", "hotlines"):
+            topic = values.get("topic", "") if kind == "topic" else None
+            if topic is not None and (not topic or len(topic) > 64):
+                raise Refused(Reason.NOT_FOUND)
+            if not await desk.send_content(who, handle, topic=topic):
+                return {"type": "notice", "case": handle, "key": "unreachable",
+                        "text": request.app[SERVICES].renderer.catalogs.text(locale_of(request), "staff.counselling.unreachable")}
         elif kind == "handover":
             target = values.get("to", "")
             if not target.isdigit() or len(target) > 12:
@@ -139,8 +147,17 @@ async def page(request: web.Request, viewer: Viewer) -> web.Response:
         "outcomes": [outcome.value for outcome in COUNSELLOR_OUTCOMES],
         "notice": notice if notice in {r.value for r in Reason} | {"unreachable", "done"} else "",
         "max_chars": MAX_COUNSELLOR_CHARS,
+        "topics": _topics(request),
     }
     return await render(request, "counselling.html", context)
+
+
+def _topics(request: web.Request) -> list[tuple[str, str]]:
+    """The content pack's topics a counsellor can send, by title in the page's language."""
+    services = request.app[SERVICES]
+    locale = locale_of(request)
+    titles = [(topic, services.renderer.text(TopicText(topic, TopicPart.TITLE), locale)) for topic in services.context.pack.topics]
+    return sorted(titles, key=lambda item: item[1])
 
 
 async def duty(request: web.Request, viewer: Viewer) -> web.Response:
@@ -162,7 +179,7 @@ async def act(request: web.Request, viewer: Viewer) -> web.Response:
         return web.json_response(result, status=status)
     handle = str(result.get("case", ""))
     if result["type"] in ("done", "colleagues"):
-        query = f"?case={handle}" if values.get("type") in ("claim", "send", "colleagues") else ""
+        query = f"?case={handle}" if values.get("type") in ("claim", "send", "topic", "hotlines", "colleagues") else ""
     else:
         notice = result.get("reason") or result.get("key") or ""
         query = f"?case={handle}&notice={notice}" if handles.is_handle(handle) else f"?notice={notice}"

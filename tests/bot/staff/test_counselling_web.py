@@ -239,3 +239,23 @@ async def test_admins_set_the_hours_people_are_told(services: Services, server: 
     replies = await runtime.answer(Inbound("telegram", "7002", payload="h:start"))
     text = "\n".join(reply.text for reply in replies)
     assert "Hiện chưa có tư vấn viên trực. Ca trực tiếp theo: Thứ Hai 08:00" in text
+
+
+async def test_quick_sends_a_topic_and_the_hotlines(services: Services, server: Any, browser_factory: Any) -> None:
+    await add_account(services, "tv-lan", Role.COUNSELLOR, ward=WARD_A)
+    handle = await person_with_case(services)
+    lan = await signed_in(browser_factory, "tv-lan")
+    await lan.post("/staff/counselling/duty", {"on": "1"})
+    await lan.post("/staff/counselling/act", {"type": "claim", "case": handle})
+    _, page = await lan.get(f"/staff/counselling?case={handle}")
+    assert 'value="pep"' in page, "the topics offered"
+    response, _ = await lan.post("/staff/counselling/act", {"type": "topic", "case": handle, "topic": "no-such-topic"})
+    assert "notice=not_found" in response.headers["Location"]
+    await lan.post("/staff/counselling/act", {"type": "topic", "case": handle, "topic": "pep"})
+    await lan.post("/staff/counselling/act", {"type": "hotlines", "case": handle})
+    texts = await outbox_texts(services)
+    pack = services.context.pack
+    assert any(pack.topics["pep"].vi.title in text for text in texts)
+    assert any(text.startswith("Tư vấn viên gửi bạn các số khẩn cấp") and "113" in text for text in texts)
+    _, page = await lan.get(f"/staff/counselling?case={handle}")
+    assert pack.topics["pep"].vi.title in page, "the counsellor sees what was sent"
