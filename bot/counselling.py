@@ -12,7 +12,6 @@ address kept in the person's sealed record while the case is open (bot/record.py
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -21,13 +20,17 @@ from typing import TypeVar
 
 from bot import outbox
 from bot.bootstrap import Services
+from bot.changes import CHANGES, COUNSELLING, Changes
 from bot.clock import today
 from bot.record import PersonRecord
+from bot.runtime import Runtime
 from counselling import cases
 from counselling.cases import Counsellor, ForPerson, Reason, Refused
-from handlers.common import MENU, QUICK_EXIT, Outcome
+from handlers import referral
+from handlers.common import MENU, QUICK_EXIT, Outcome, Turn
 from handlers.counselling import END
-from handlers.types import HotlineList, Msg, Reply, Text, TopicPart, TopicText
+from handlers.types import HotlineList, Inbound, IssueReferral, Msg, Reply, ServiceName, Text, TopicPart, TopicText, TurnFacts
+from referrals import codes
 from storage import counselling as store
 from storage.counselling import Line
 from storage.crypto import KeyRing
@@ -36,8 +39,6 @@ from storage.persons import load_record, save_record
 from storage.transactions import Attempt
 
 T = TypeVar("T")
-COUNSELLING = "counselling"  # the feature a kept reply address is for (bot/record.py)
-REFRESH_SECONDS = 5.0
 EXPIRY_SECONDS = 60.0
 log = logging.getLogger("antam.counselling")
 
@@ -51,26 +52,6 @@ async def release_person(session: Session, ring: KeyRing, closed: cases.Closed, 
     if record.state.case is not None and record.state.case[0] == closed.case_id:
         record = replace(record, state=replace(record.state, case=None))
     await save_record(session, ring, closed.person.pseudonym, record.release(COUNSELLING).to_bytes(), today=day)
-
-
-class Changes:
-    """Wakes everything in this process that waits for a counselling change."""
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def wake(self) -> None:
-        event, self._event = self._event, asyncio.Event()
-        event.set()
-
-    async def wait(self, timeout: float = REFRESH_SECONDS) -> None:
-        event = self._event
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
-
-
-# The one per process: the runtime wakes it when a person's message changes a case.
-CHANGES = Changes()
 
 
 @dataclass(frozen=True)
@@ -181,6 +162,42 @@ class Desk:
             text = "\n".join(renderer.text(part, locale) for part in parts)
             await cases.counsellor_says(session, ring, who, case_id, text[: cases.MAX_COUNSELLOR_CHARS], now=self.services.clock.now())
             return await self._tell_parts(attempt, told, parts)
+
+        return await self._run(work)
+
+    async def issue_code(self, who: Counsellor, handle: str, service_id: str, kind: str) -> str | None:
+        """Give the person a referral code for ``kind`` at ``service_id`` through the same flow
+        as when they ask for one (its limits, counting and single use), and send it to them.
+
+        None when done; else the catalog key of why not (no commune chosen, limits, no such
+        place), in the person's reply, which the counsellor is shown instead. The counsellor
+        never sees the code; the transcript notes only that one was sent, and for what.
+        """
+        async def work(attempt: Attempt) -> str | None:
+            session, ring, now = attempt.session, attempt.ring, self.services.clock.now()
+            case_id = await self._case_id(attempt, handle)
+            told = await cases.holding(session, ring, who, case_id)
+            raw = await load_record(session, ring, told.person.pseudonym)
+            if raw is None:
+                raise Refused(Reason.CLOSED)
+            record = PersonRecord.from_bytes(raw)
+            day = today(self.services.clock)
+            facts = TurnFacts(today=day, new_code=codes.new_code())
+            turn = Turn(record.state, told.person.locale, self.services.context, "counsellor_code", facts)
+            outcome = referral.issue(turn, service_id, kind)
+            if not any(isinstance(effect, IssueReferral) for effect in outcome.effects):
+                first = outcome.replies[0].parts[0] if outcome.replies and outcome.replies[0].parts else None
+                return first.key if isinstance(first, Msg) else "input.stale_button"
+            assert outcome.state is not None
+            inbound = Inbound(told.channel, record.address or "")
+            runtime = Runtime(self.services)
+            marks = await runtime.carry_out(session, ring, told.person.pseudonym, inbound, outcome, record.marks.current(day), new=False)
+            record = replace(record, state=outcome.state, marks=marks)
+            await save_record(session, ring, told.person.pseudonym, record.to_bytes(), today=day)
+            await self._tell_parts(attempt, told, outcome.replies[0].parts)
+            name = self.services.renderer.text(ServiceName(service_id), "vi")
+            await cases.bot_says(session, ring, case_id, f"An Tâm đã gửi mã giới thiệu ({kind}): {name}.", now=now)
+            return None
 
         return await self._run(work)
 

@@ -27,7 +27,7 @@ from bot.channels.registry import BY_NAME
 from babel.dates import format_datetime
 
 from bot.clock import today
-from bot.counselling import CHANGES, COUNSELLING
+from bot.changes import CHANGES, COUNSELLING
 from bot.record import PersonRecord
 from counselling import cases
 from content.pack import SAFETY_INTENTS
@@ -182,7 +182,7 @@ class Runtime:
                 await erase_person(session, pseudonym)
             elif outcome.state is not None:
                 marks = record.marks.current(day) if record else Marks()
-                marks = await self._carry_out(
+                marks = await self.carry_out(
                     session, ring, pseudonym, inbound, outcome, marks, new=record is None, gate=gate
                 )
                 # replace(): what else the record holds (a kept reply address) stays as it was.
@@ -303,7 +303,7 @@ class Runtime:
             return Where(peer.commune, peer.province, channel, peer.code)
         return Where(0, 0, channel, "")
 
-    async def _carry_out(
+    async def carry_out(
         self,
         session: AsyncSession,
         ring: KeyRing,

@@ -28,13 +28,14 @@ from bot.staff.auth import Viewer
 from bot.staff.render import locale_of, render, see_other
 from bot.staff.state import DESK, SERVICES
 from counselling import handles
-from handlers.types import TopicPart, TopicText
+from handlers.services import referral_types
+from handlers.types import ServiceName, TopicPart, TopicText
 from counselling.cases import MAX_COUNSELLOR_CHARS, CaseView, Counsellor, Reason, Refused
 from storage.counselling import COUNSELLOR_OUTCOMES
 
 PAGE = "/staff/counselling"
 MAX_SOCKET_MESSAGE = 16 * 1024
-ACTIONS = ("claim", "send", "topic", "hotlines", "handover", "close", "colleagues")
+ACTIONS = ("claim", "send", "topic", "hotlines", "code", "handover", "close", "colleagues")
 
 
 def counsellor(viewer: Viewer) -> Counsellor:
@@ -113,6 +114,15 @@ async def _act(request: web.Request, viewer: Viewer, values: dict[str, str]) -> 
             if not await desk.send_content(who, handle, topic=topic):
                 return {"type": "notice", "case": handle, "key": "unreachable",
                         "text": request.app[SERVICES].renderer.catalogs.text(locale_of(request), "staff.counselling.unreachable")}
+        elif kind == "code":
+            service_id, _, code_kind = values.get("choice", "").partition(":")
+            if not service_id or not code_kind or len(service_id) > 64:
+                raise Refused(Reason.NOT_FOUND)
+            why = await desk.issue_code(who, handle, service_id, code_kind)
+            if why is not None:
+                catalogs = request.app[SERVICES].renderer.catalogs
+                return {"type": "notice", "case": handle, "key": "no_code",
+                        "text": catalogs.text(locale_of(request), "staff.counselling.no_code")}
         elif kind == "handover":
             target = values.get("to", "")
             if not target.isdigit() or len(target) > 12:
@@ -145,9 +155,10 @@ async def page(request: web.Request, viewer: Viewer) -> web.Response:
         "lines": snapshot.lines.get(held.handle, []) if held is not None else [],
         "colleagues": colleagues,
         "outcomes": [outcome.value for outcome in COUNSELLOR_OUTCOMES],
-        "notice": notice if notice in {r.value for r in Reason} | {"unreachable", "done"} else "",
+        "notice": notice if notice in {r.value for r in Reason} | {"unreachable", "done", "no_code"} else "",
         "max_chars": MAX_COUNSELLOR_CHARS,
         "topics": _topics(request),
+        "code_choices": _code_choices(request, held, locale_of(request)) if held is not None else [],
     }
     return await render(request, "counselling.html", context)
 
@@ -158,6 +169,21 @@ def _topics(request: web.Request) -> list[tuple[str, str]]:
     locale = locale_of(request)
     titles = [(topic, services.renderer.text(TopicText(topic, TopicPart.TITLE), locale)) for topic in services.context.pack.topics]
     return sorted(titles, key=lambda item: item[1])
+
+
+def _code_choices(request: web.Request, held: CaseView, locale: str) -> list[tuple[str, str]]:
+    """The places of the case's commune a referral code can name: ("service:kind", label)."""
+    services = request.app[SERVICES]
+    commune = services.context.communes.get(held.commune) if held.commune else None
+    if commune is None:
+        return []
+    catalogs, renderer = services.renderer.catalogs, services.renderer
+    choices = []
+    for service in services.context.pack.services_for(commune.code, commune.province_code):
+        for kind in referral_types(service):
+            label = f"{catalogs.text(locale, f'service_type.{kind}')} — {renderer.text(ServiceName(service.id), locale)}"
+            choices.append((f"{service.id}:{kind}", label))
+    return choices
 
 
 async def duty(request: web.Request, viewer: Viewer) -> web.Response:
@@ -179,7 +205,7 @@ async def act(request: web.Request, viewer: Viewer) -> web.Response:
         return web.json_response(result, status=status)
     handle = str(result.get("case", ""))
     if result["type"] in ("done", "colleagues"):
-        query = f"?case={handle}" if values.get("type") in ("claim", "send", "topic", "hotlines", "colleagues") else ""
+        query = f"?case={handle}" if values.get("type") in ("claim", "send", "topic", "hotlines", "code", "colleagues") else ""
     else:
         notice = result.get("reason") or result.get("key") or ""
         query = f"?case={handle}&notice={notice}" if handles.is_handle(handle) else f"?notice={notice}"

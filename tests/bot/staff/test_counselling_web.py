@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.bootstrap import Services
-from bot.counselling import COUNSELLING
+from bot.changes import COUNSELLING
 from bot.record import PersonRecord
 from bot.staff import STAFF_APP
 from bot.staff.state import DESK
@@ -259,3 +259,34 @@ async def test_quick_sends_a_topic_and_the_hotlines(services: Services, server: 
     assert any(text.startswith("Tư vấn viên gửi bạn các số khẩn cấp") and "113" in text for text in texts)
     _, page = await lan.get(f"/staff/counselling?case={handle}")
     assert pack.topics["pep"].vi.title in page, "the counsellor sees what was sent"
+
+
+async def test_a_referral_code_through_the_normal_flow(services: Services, server: Any, browser_factory: Any) -> None:
+    """The counsellor picks a place; An Tâm issues the code as if the person had asked (counted,
+    single use, in their 'my codes') and sends it to them; the counsellor never sees it."""
+    import re
+
+    from storage.referral_models import Referral
+
+    await add_account(services, "tv-lan", Role.COUNSELLOR, ward=WARD_A)
+    handle = await person_with_case(services)
+    lan = await signed_in(browser_factory, "tv-lan")
+    await lan.post("/staff/counselling/duty", {"on": "1"})
+    await lan.post("/staff/counselling/act", {"type": "claim", "case": handle})
+    _, page = await lan.get(f"/staff/counselling?case={handle}")
+    choices = re.findall(r'<option value="([a-z0-9_-]+:[a-z_]+)"', page)
+    assert choices, "the commune's places that take codes"
+    response, _ = await lan.post("/staff/counselling/act", {"type": "code", "case": handle, "choice": choices[0]})
+    assert response.headers["Location"] == f"/staff/counselling?case={handle}"
+    texts = await outbox_texts(services)
+    codes_sent = [m.group(0) for text in texts for m in [re.search(r"\b[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}\b", text)] if m]
+    assert len(codes_sent) == 1
+    _, page = await lan.get(f"/staff/counselling?case={handle}")
+    assert codes_sent[0] not in page and "An Tâm đã gửi mã giới thiệu" in page
+    async with services.db.transaction() as session:
+        ring = await services.keys.get(session)
+        assert len((await session.scalars(select(Referral))).all()) == 1
+        raw = await load_record(session, ring, PSEUDONYM)
+        assert raw is not None and len(PersonRecord.from_bytes(raw).state.codes) == 1
+    response, _ = await lan.post("/staff/counselling/act", {"type": "code", "case": handle, "choice": "no-such:hiv_test"})
+    assert "notice=no_code" in response.headers["Location"]
