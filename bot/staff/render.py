@@ -87,7 +87,7 @@ def visible_nav(request: web.Request, viewer: Viewer | None) -> list[dict[str, o
         return []
     navigation = request.app.get(NAV)
     items: Sequence[NavItem] = navigation.items if navigation else ()
-    shown = []
+    shown: list[dict[str, object]] = []
     for item in items:
         if not viewer.may(item.access):
             continue
