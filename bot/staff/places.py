@@ -15,6 +15,8 @@ from aiohttp import web
 from referrals.redeeming import Place
 from bot.staff.auth import Viewer
 from content.geo import Commune, CommuneIndex
+from content.pack import ContentPack, Service
+from handlers.services import referrable
 from referrals.report import Scope, ScopeKind
 from referrals.reporting import province_scope, commune_scope
 
@@ -153,3 +155,18 @@ def redeem_place(viewer: Viewer, communes: CommuneIndex, province_raw: str, plac
     if province is not None and commune.province_code != province:
         raise web.HTTPNotFound()
     return RedeemPlace(Place(commune=commune.code), commune.province_code, commune)
+
+
+def services_taking_codes_at(pack: ContentPack, where: RedeemPlace) -> list[Service]:
+    """The directory's services that take referral codes at ``where``: the commune's own, or the
+    province-wide ones for "a provincial service" (a code names a kind of help, not one service)."""
+    if where.commune is not None:
+        here = [s for s in pack.services if s.coverage == "commune" and s.commune == where.commune.code]
+    else:
+        here = [s for s in pack.services if s.coverage == "province" and s.province == where.province]
+    return [s for s in here if referrable(s)]
+
+
+def not_asking_names(pack: ContentPack, where: RedeemPlace) -> list[Service]:
+    """Those of them whose verified entry says the service agreed not to ask the person's name."""
+    return [s for s in services_taking_codes_at(pack, where) if s.verified and s.no_name_asked]

@@ -87,15 +87,24 @@ def visible_nav(request: web.Request, viewer: Viewer | None) -> list[dict[str, o
         return []
     navigation = request.app.get(NAV)
     items: Sequence[NavItem] = navigation.items if navigation else ()
-    shown = []
+    shown: list[dict[str, object]] = []
     for item in items:
         if not viewer.may(item.access):
             continue
         href = url(request, item.route)
         shown.append(
-            {"label": item.label, "href": href, "description": item.description, "current": request.path == href}
+            {"label": item.label, "href": href, "description": item.description, "current": _current(request.path, href)}
         )
     return shown
+
+
+def _current(path: str, href: str) -> str:
+    """The item's aria-current: "page" on its own page, "true" on a page under it (an account), else ""."""
+    if path == href:
+        return "page"
+    if not href.endswith("/") and path.startswith(href + "/"):
+        return "true"
+    return ""
 
 
 async def base_context(request: web.Request, *, new_token: bool = True) -> dict[str, Any]:

@@ -6,6 +6,11 @@ that can be published; the people reached, informed and connected; the monthly t
 reached; referral codes issued and used by kind of service; and reach by channel and by peer
 link. Staff see their commune; a province admin the communes of their province; a national
 admin everywhere, or one province they choose.
+
+The order is the page's: the period switch and the figure a commune is judged by (reached
+against the target, met or not) fit the first screen of a phone, the details follow. On a phone
+each commune is a card, on a wider screen a row of a table; both come from the same cards and
+rows here, so what is hidden is hidden in both.
 """
 
 from __future__ import annotations
@@ -269,7 +274,7 @@ def _report_parts(report: PeriodReport | None, catalogs: Catalogs, locale: str) 
     return {
         "cards": cards,
         "total_card": total_card,
-        "missing_estimates": [name for name, card in zip(names, cards, strict=True) if card.estimate is None],
+        "missing_estimates": [card.name for card in cards if card.estimate is None],
         "people": people,
         "people_total": people_total,
         "service_rows": service_rows,

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from bot.clock import today
 from bot.redemption import redeem
-from referrals.redeeming import Redemption, Result
+from referrals.redeeming import Place, Redemption, Result
 from bot.staff.auth import Viewer
 from bot.staff.figures import day_text
 from bot.staff.forms import form_of, text
@@ -22,6 +22,7 @@ from bot.staff.places import (
     RedeemPlace,
     chosen_province,
     communes_of,
+    not_asking_names,
     province_choices,
     redeem_place,
 )
@@ -54,6 +55,7 @@ async def _page(
     province_raw: str,
     place_raw: str,
     code: str = "",
+    where: RedeemPlace | None = None,
     error: str | None = None,
     done: str | None = None,
     status: int = 200,
@@ -61,6 +63,12 @@ async def _page(
     services = request.app[SERVICES]
     communes = services.context.communes
     own = communes.get(viewer.scope.commune) if viewer.scope.commune is not None else None
+    if own is not None:
+        where = RedeemPlace(Place(commune=own.code), own.province_code, own)
+    locale = locale_of(request)
+    # Only what the directory entry says: "no need to ask a name" where a verified entry agreed to
+    # it, nothing for the others (PrEP, ARV or methadone intake may need papers).
+    no_name = [] if where is None else [s.texts(locale).name for s in not_asking_names(services.context.pack, where)]
     province = None if own is not None else chosen_province(viewer, communes, province_raw)
     needs_province = own is None and province is None
     choices = [] if province is None else [(c.code, c.name) for c in communes_of(communes, province)]
@@ -74,6 +82,7 @@ async def _page(
         "place": place_raw,
         "province_place": PROVINCE_PLACE,
         "code": code,
+        "no_name": no_name,
         "error": error,
         "done": done,
     }
@@ -84,9 +93,10 @@ async def redeem_form(request: web.Request, viewer: Viewer) -> web.StreamRespons
     services = request.app[SERVICES]
     place_raw = request.query.get("place", "")
     province_raw = request.query.get("province", "")
+    where = None
     if place_raw or province_raw:
         try:  # a remembered choice must still be inside the viewer's scope
-            redeem_place(viewer, services.context.communes, province_raw, place_raw)
+            where = redeem_place(viewer, services.context.communes, province_raw, place_raw)
         except PlaceMissing:
             place_raw = ""
     kind = request.query.get("done")
@@ -98,7 +108,7 @@ async def redeem_form(request: web.Request, viewer: Viewer) -> web.StreamRespons
             "staff.redeem.outcome.redeemed",
             {"service": services.renderer.catalogs.text(locale, f"service_type.{kind}"), "day": day_text(today(services.clock))},
         )
-    return await _page(request, viewer, province_raw=province_raw, place_raw=place_raw, done=done)
+    return await _page(request, viewer, province_raw=province_raw, place_raw=place_raw, where=where, done=done)
 
 
 async def redeem_submit(request: web.Request, viewer: Viewer) -> web.StreamResponse:
@@ -128,7 +138,7 @@ async def redeem_submit(request: web.Request, viewer: Viewer) -> web.StreamRespo
     response = await _page(
         request, viewer, province_raw=str(where.province) if viewer.scope.commune is None else "",
         place_raw=where.form_value if viewer.scope.commune is None else "",
-        code=code if result.outcome is not Redemption.ALREADY_USED else "",
+        code=code if result.outcome is not Redemption.ALREADY_USED else "", where=where,
         error=_message(request, result), status=STATUS.get(result.outcome, 400),
     )
     if result.outcome is Redemption.THROTTLED and result.retry_after is not None:

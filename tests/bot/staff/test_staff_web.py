@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -26,8 +27,10 @@ from storage.staff import AuditEntry, Role, add_audit, get_account, set_active
 from tests.staff_fixtures import (
     CSP,
     PASSWORD,
+    PROVINCE_A,
     PROVINCE_OTHER,
     WARD_A,
+    WARD_B,
     StaffClient,
     account_row,
     add_account,
@@ -624,3 +627,58 @@ async def test_pages_render_in_english(services: Services, browser_factory: Any)
         assert response.status == 200 and h1(page) == title, path
         assert "staff." not in re.sub(r'href="[^"]*"|action="[^"]*"|staff\.css', "", page), path
 
+
+
+# --- what the redeem page promises ------------------------------------------------------------
+
+
+async def test_redeem_page_says_no_name_is_asked_only_where_the_entry_says_so(
+    services: Services, browser_factory: Any
+) -> None:
+    """"No need to ask the name" only for a service whose verified entry agreed to it; nothing for the others."""
+    await add_account(services, "staff-a", ward=WARD_A)
+    await add_account(services, "staff-b", ward=WARD_B)
+    await add_account(services, "boss", Role.ADMIN)
+    staff_a: StaffClient = browser_factory()
+    await staff_a.login("staff-a")
+    response, page = await staff_a.get("/staff/redeem")
+    # As shipped no entry is verified: the page promises nothing (PrEP, ARV, methadone intake need papers).
+    assert response.status == 200 and "không cần hỏi tên" not in page.lower() and "giấy tờ" not in page
+
+    # Lai Châu's entries verified; Bình Lư's health station and the provincial CDC agreed, the methadone
+    # site did not; the Women's Union claims it in an entry nobody verified.
+    agreed, claimed = {"tyt_binh_lu", "cdc_lai_chau"}, {"hlhpn_binh_lu"}
+    pack = services.context.pack
+    entries = tuple(
+        s.model_copy(update={"verified": s.id not in claimed, "verified_on": dt.date(2026, 2, 1),
+                             "no_name_asked": s.id in agreed | claimed})
+        if s.province == PROVINCE_A else s
+        for s in pack.services
+    )
+    services.context = replace(services.context, pack=replace(pack, services=entries))
+
+    _, page = await staff_a.get("/staff/redeem")
+    assert page.count("không cần hỏi tên") == 1
+    assert "Trạm Y tế xã Bình Lư: không cần hỏi tên người đưa mã." in page
+    assert "Hội Liên hiệp Phụ nữ" not in page and "Trung tâm Kiểm soát bệnh tật" not in page
+    staff_b: StaffClient = browser_factory()
+    await staff_b.login("staff-b")
+    _, page = await staff_b.get("/staff/redeem")  # Mường Kim's services agreed to nothing
+    assert "không cần hỏi tên" not in page
+
+    admin: StaffClient = browser_factory()
+    await admin.login("boss")
+    _, page = await admin.get(f"/staff/redeem?province={PROVINCE_A}")  # no place chosen yet: nothing said
+    assert "không cần hỏi tên" not in page
+    _, page = await admin.get(f"/staff/redeem?province={PROVINCE_A}&place={WARD_A}")
+    assert page.count("không cần hỏi tên") == 1 and "Trạm Y tế xã Bình Lư: không cần hỏi tên" in page
+    _, page = await admin.get(f"/staff/redeem?province={PROVINCE_A}&place=province")
+    assert page.count("không cần hỏi tên") == 1 and "Trung tâm Kiểm soát bệnh tật tỉnh Lai Châu: không cần hỏi tên" in page
+    assert "Methadone" not in page
+    # A failed attempt keeps the place, and what its services agreed to.
+    response, page = await admin.post("/staff/redeem", {"code": "xx", "province": str(PROVINCE_A), "place": "province"})
+    assert response.status == 400 and "Trung tâm Kiểm soát bệnh tật tỉnh Lai Châu: không cần hỏi tên" in page
+
+    await staff_a.post("/staff/lang", {"lang": "en", "next": "/staff/redeem"})
+    _, page = await staff_a.get("/staff/redeem")
+    assert "Bình Lư commune health station: no need to ask the name of the person showing the code." in page
