@@ -30,7 +30,10 @@ from handlers import referral
 from handlers.common import MENU, QUICK_EXIT, Outcome, Turn
 from handlers.counselling import END
 from handlers.types import HotlineList, Inbound, IssueReferral, Msg, Reply, ServiceName, Text, TopicPart, TopicText, TurnFacts
-from referrals import codes
+from referrals import codes, counting
+from referrals.counters import apply_increments
+from referrals.counting import Where
+from referrals.indicators import load_policy
 from storage import counselling as store
 from storage.counselling import Line
 from storage.crypto import KeyRing
@@ -43,14 +46,28 @@ EXPIRY_SECONDS = 60.0
 log = logging.getLogger("antam.counselling")
 
 
-async def release_person(session: Session, ring: KeyRing, closed: cases.Closed, day: dt.date) -> None:
-    """The case is over: the person's record forgets it and no longer keeps the address for it."""
+async def release_person(
+    session: Session, ring: KeyRing, closed: cases.Closed, day: dt.date, *, counted: bool = False
+) -> None:
+    """The case is over: the person's record forgets it and no longer keeps the address for it.
+
+    ``counted``: a counsellor closed it with an outcome, so the person counts once per period as
+    "counselled" and "reached" (referrals/counting.py), where the case belonged (its commune).
+    """
     raw = await load_record(session, ring, closed.person.pseudonym)
     if raw is None:
         return
     record = PersonRecord.from_bytes(raw)
     if record.state.case is not None and record.state.case[0] == closed.case_id:
         record = replace(record, state=replace(record.state, case=None))
+    if counted:
+        where = Where(closed.commune, closed.province, closed.channel, "")
+        policy = await load_policy(session)
+        marks, increments = counting.count_engagement(
+            record.marks.current(day), counting.COUNSELLING, policy.package, day, where
+        )
+        await apply_increments(session, increments, today=day)
+        record = replace(record, marks=marks)
     await save_record(session, ring, closed.person.pseudonym, record.release(COUNSELLING).to_bytes(), today=day)
 
 
@@ -219,12 +236,12 @@ class Desk:
             case_id = await self._case_id(attempt, handle)
             closed = await cases.close(attempt.session, attempt.ring, who, case_id, outcome, now=self.services.clock.now())
             await self._tell(attempt, closed, "counselling.closed")
-            await self._release(attempt.session, attempt.ring, closed)
+            await self._release(attempt.session, attempt.ring, closed, counted=True)
 
         await self._run(work)
 
-    async def _release(self, session: Session, ring: KeyRing, closed: cases.Closed) -> None:
-        await release_person(session, ring, closed, today(self.services.clock))
+    async def _release(self, session: Session, ring: KeyRing, closed: cases.Closed, *, counted: bool = False) -> None:
+        await release_person(session, ring, closed, today(self.services.clock), counted=counted)
 
     async def expire(self) -> int:
         """Close the cases whose last message is older than the setting: their messages go, the

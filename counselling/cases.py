@@ -24,6 +24,7 @@ from enum import StrEnum
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from counselling import handles, hours
+from referrals.localtime import local_day
 from content.masking import mask
 from storage import counselling as store
 from storage.counselling import Case, CasePerson, CaseState, Line, Outcome, Sender
@@ -379,7 +380,7 @@ async def close(
 async def _close(session: AsyncSession, ring: KeyRing, case: Case, outcome: Outcome, *, actor: str, now: dt.datetime) -> Closed:
     person = store.open_person(ring, case) or CasePerson(b"", "vi")
     closed = Closed(case.id, case.handle, case.channel, person, outcome, case.commune, case.province)
-    await store.close(session, case, outcome, now=now)
+    await store.close(session, case, outcome, now=now, to_day=local_day)
     await add_audit(
         session, now=now, actor=actor, action=AuditCase.CLOSED, detail=f"{case_name(case.handle)} {outcome.value}",
         province=_audit_province(case),
@@ -448,3 +449,40 @@ async def availability(session: AsyncSession, case_id: int, *, now: dt.datetime)
     )
     position = await waiting_position(session, case_id)
     return Availability(position or 0, count, hours.is_on(spans, now), hours.next_start(spans, now))
+
+
+@dataclass(frozen=True)
+class CaseCounts:
+    """Closed cases of an area and period: by outcome and by channel, and the waits (seconds)
+    of those a counsellor claimed. Counts only; the caller protects small cells."""
+
+    by_outcome: dict[str, int]
+    by_channel: dict[str, int]
+    waits: list[int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_outcome.values())
+
+    def median_wait_minutes(self) -> float | None:
+        if not self.waits:
+            return None
+        ordered = sorted(self.waits)
+        middle = len(ordered) // 2
+        seconds = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+        return round(seconds / 60, 1)
+
+
+async def case_counts(
+    session: AsyncSession, *, since: dt.date, until: dt.date, province: int | None = None, commune: int | None = None
+) -> CaseCounts:
+    rows = await store.closed_cases(session, since=since, until=until, province=province, commune=commune)
+    by_outcome = {outcome.value: 0 for outcome in Outcome}
+    by_channel: dict[str, int] = {}
+    waits = []
+    for case in rows:
+        by_outcome[case.outcome or Outcome.OTHER.value] = by_outcome.get(case.outcome or Outcome.OTHER.value, 0) + 1
+        by_channel[case.channel] = by_channel.get(case.channel, 0) + 1
+        if case.waited_seconds is not None:
+            waits.append(case.waited_seconds)
+    return CaseCounts(by_outcome, by_channel, waits)

@@ -27,7 +27,10 @@ from typing import Any
 
 from referrals.periods import Period, PeriodError, PeriodKind, periods_of
 
-UNIQUE_INDICATORS = ("reached", "informed", "connected")
+UNIQUE_INDICATORS = ("reached", "informed", "connected", "counselled")
+# A counsellor chat closed with an outcome: it counts towards "counselled", and towards "reached"
+# whatever the minimum package is (a person a counsellor talked with was reached).
+COUNSELLING = "counselling"
 # What a person can receive; "reached" needs one of the kinds in the package.
 ENGAGEMENTS = ("topic", "services", "referral", "hotlines")
 DEFAULT_PACKAGE = frozenset({"topic", "services", "referral"})
@@ -222,8 +225,10 @@ def count_engagement(
 def indicators_for(engagement: str, package: Iterable[str]) -> list[str]:
     """The unique indicators an engagement counts towards, given the minimum package."""
     found = []
-    if engagement in set(package):
+    if engagement in set(package) or engagement == COUNSELLING:
         found.append("reached")
     if engagement == "topic":
         found.append("informed")
+    if engagement == COUNSELLING:
+        found.append("counselled")
     return found

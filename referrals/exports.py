@@ -72,6 +72,7 @@ def _legend(report: PeriodReport, catalogs: Catalogs, locale: str) -> list[str]:
         catalogs.text(locale, "report.legend.reached"),
         catalogs.text(locale, "report.legend.informed"),
         catalogs.text(locale, "report.legend.connected"),
+        catalogs.text(locale, "report.legend.counselled"),
         catalogs.text(locale, "report.legend.unique"),
         catalogs.text(locale, "report.legend.percent"),
         catalogs.text(locale, "report.legend.privacy"),
@@ -518,6 +519,9 @@ class Dhis2DataElements(_Strict):
     reached: _Id = "ANTAM_REACHED"
     informed: _Id = "ANTAM_INFORMED"
     connected: _Id = "ANTAM_CONNECTED"
+    # Optional: a mapping written before the counsellor chat existed names no element for it,
+    # and with UIDs nothing is sent for it (An Tâm's default code is not a UID).
+    counselled: _Id | None = "ANTAM_COUNSELLED"
     issued: _Id = "ANTAM_REFERRALS_ISSUED"
     redeemed: _Id = "ANTAM_REFERRALS_REDEEMED"
 
@@ -525,7 +529,7 @@ class Dhis2DataElements(_Strict):
 class Dhis2Mapping(_Strict):
     """How An Tâm's report lands in a DHIS2 instance.
 
-    The default data element codes (ANTAM_REACHED, ANTAM_INFORMED, ANTAM_CONNECTED,
+    The default data element codes (ANTAM_REACHED, ANTAM_INFORMED, ANTAM_CONNECTED, ANTAM_COUNSELLED,
     ANTAM_REFERRALS_ISSUED, ANTAM_REFERRALS_REDEEMED) are An Tâm's own suggestions: a DHIS2
     administrator creates data elements with these codes, or maps An Tâm onto existing ones in a
     mapping file. They are not known to exist in any national DHIS2 instance.
@@ -570,6 +574,8 @@ class Dhis2Mapping(_Strict):
         if self.id_scheme == "uid":
             if "data_elements" not in self.model_fields_set:
                 raise ValueError("id_scheme uid needs data_elements: An Tâm's default codes are not UIDs")
+            if "counselled" not in self.data_elements.model_fields_set:
+                object.__setattr__(self, "data_elements", self.data_elements.model_copy(update={"counselled": None}))
             if self.org_units is None:
                 raise ValueError("id_scheme uid needs org_units: a commune code is not an org unit UID")
         return self
@@ -644,7 +650,7 @@ class Dhis2Export:
 def to_dhis2(report: PeriodReport, mapping: Dhis2Mapping = DEFAULT_DHIS2_MAPPING) -> Dhis2Export:
     """Build a DHIS2 dataValueSets payload with one value per published cell of each commune.
 
-    Sent: reached, informed and connected per commune; referral codes issued and used per
+    Sent: reached, informed, connected and counselled per commune; referral codes issued and used per
     commune, per service type when the mapping gives category option combos, otherwise the
     commune's total. Left out: hidden cells, the row of people whose commune is not known (it
     has no org unit), and communes missing from an explicit org-unit mapping. Scope totals are
@@ -680,7 +686,9 @@ def to_dhis2(report: PeriodReport, mapping: Dhis2Mapping = DEFAULT_DHIS2_MAPPING
             communes_omitted.append(line.code)
             continue
         for i, indicator in enumerate(INDICATORS):
-            add(getattr(elements, indicator), org_unit, report.people.body[r][i])
+            element = getattr(elements, indicator)
+            if element is not None:
+                add(element, org_unit, report.people.body[r][i])
         for element, table in ((elements.issued, report.issued), (elements.redeemed, report.redeemed)):
             if per_type:
                 for c, service_type in enumerate(report.service_types):

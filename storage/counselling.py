@@ -333,25 +333,38 @@ async def mark_urgent(session: AsyncSession, case_id: int) -> None:
     await announce(session)
 
 
-def _day(value: dt.datetime | None) -> dt.datetime | None:
+def _day(value: dt.datetime | None, to_day: Callable[[dt.datetime], dt.date]) -> dt.datetime | None:
+    """Only the day of ``value`` (as ``to_day`` names it: Vietnam's), kept as midnight UTC of it."""
     if value is None:
         return None
-    value = aware(value)
-    assert value is not None
-    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+    moment = aware(value)
+    assert moment is not None
+    return dt.datetime.combine(to_day(moment), dt.time(), dt.UTC)
 
 
-async def close(session: AsyncSession, case: Case, outcome: Outcome, *, now: dt.datetime) -> None:
-    """Close ``case``: its transcript and person link go, its times keep only the day."""
+def _utc_day(moment: dt.datetime) -> dt.date:
+    return moment.astimezone(dt.UTC).date()
+
+
+async def close(
+    session: AsyncSession,
+    case: Case,
+    outcome: Outcome,
+    *,
+    now: dt.datetime,
+    to_day: Callable[[dt.datetime], dt.date] = _utc_day,
+) -> None:
+    """Close ``case``: its transcript and person link go, its times keep only the day (the
+    caller's ``to_day`` says which day an instant belongs to)."""
     await session.execute(delete(CaseMessage).where(CaseMessage.case_id == case.id))
     case.state = CaseState.CLOSED
     case.outcome = str(outcome)
     case.holder_id = None
     case.person = None
     case.last_message_at = None
-    case.opened_at = _day(case.opened_at) or case.opened_at
-    case.claimed_at = _day(case.claimed_at)
-    case.closed_at = _day(now)
+    case.opened_at = _day(case.opened_at, to_day) or case.opened_at
+    case.claimed_at = _day(case.claimed_at, to_day)
+    case.closed_at = _day(now, to_day)
     await session.flush()
     await announce(session)
     wipe_after_commit(session)
@@ -435,9 +448,23 @@ async def announce(session: AsyncSession) -> None:
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANGES})
 
 
-async def closed_cases(session: AsyncSession, *, since: dt.datetime, until: dt.datetime) -> list[Case]:
-    """Closed cases whose day of closing is in [since, until): what the counts are made of."""
-    query = select(Case).where(Case.state == CaseState.CLOSED, Case.closed_at >= since, Case.closed_at < until)
+async def closed_cases(
+    session: AsyncSession,
+    *,
+    since: dt.date,
+    until: dt.date,
+    province: int | None = None,
+    commune: int | None = None,
+) -> list[Case]:
+    """Closed cases whose day of closing is in [since, until], of one commune or province (None:
+    all): what the counts are made of."""
+    start = dt.datetime.combine(since, dt.time(), dt.UTC)
+    end = dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.UTC)
+    query = select(Case).where(Case.state == CaseState.CLOSED, Case.closed_at >= start, Case.closed_at < end)
+    if province is not None:
+        query = query.where(Case.province == province)
+    if commune is not None:
+        query = query.where(Case.commune == commune)
     return list((await session.scalars(query)).all())
 
 

@@ -5,6 +5,7 @@ ends (the person, quick exit, erasure, the counsellor)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -16,6 +17,7 @@ from bot.record import PersonRecord
 from bot.runtime import Runtime
 from counselling import cases
 from handlers.types import Inbound
+from referrals.counters import daily_sums
 from storage import counselling as store
 from storage import outbox
 from storage.counselling import Case, CaseState
@@ -128,6 +130,14 @@ async def test_a_whole_chat(services: Services) -> None:
     assert "Một tư vấn viên đã nhận" in sent[0][1] and sent[1][1] == "Tư vấn viên: Chị đây. Em đi ngay hôm nay nhé."
 
     await desk.close(who, case.handle, "referral")
+    async with services.db.transaction() as session:
+        sums = await daily_sums(
+            session, start=dt.date(2000, 1, 1), end=dt.date(2100, 1, 1),
+            metrics=["counselled:m", "counselled:h", "counselled:y"], by=("metric", "commune"),
+        )
+    assert {(str(k[0]), int(str(k[1]))): v for k, v in sums.items()} == {
+        ("counselled:m", WARD_A): 1, ("counselled:h", WARD_A): 1, ("counselled:y", WARD_A): 1,
+    }, "a case closed with an outcome counts the person once per period, in the case's commune"
     record = await record_of(services)
     assert record is not None and record.address is None and record.state.case is None
     assert await transcript(services, case.id) == []

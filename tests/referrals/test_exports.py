@@ -57,19 +57,20 @@ def c(value: int, state: CellState = S) -> Cell:
 
 
 def make_report(period: str = "2026-H1", scope: Scope | None = None) -> PeriodReport:
-    """Three rows (two communes and the unknown one), shown, small and masked cells."""
+    """Three rows (two communes and the unknown one), shown, small and masked cells; the four
+    indicators reached, informed, connected, counselled."""
     people = ProtectedTable(
         body=(
-            (c(12), c(20), c(3, SMALL)),
-            (c(25), c(4, SMALL), c(10)),
-            (c(6), c(16), c(0)),
+            (c(12), c(20), c(3, SMALL), c(33)),
+            (c(25), c(4, SMALL), c(10), c(2, SMALL)),
+            (c(6), c(16), c(0), c(0)),
         ),
-        column_totals=(c(43), c(40, MASKED), c(13, MASKED)),
+        column_totals=(c(43), c(40, MASKED), c(13, MASKED), c(35, MASKED)),
     )
     progress = (
-        (Progress(45, 70.0, 26.7), Progress(None, 20.0, None), Progress(45, 70.0, None)),
-        (Progress(30, 80.0, 83.3), Progress(60, 20.0, None), Progress(30, 80.0, 33.3)),
-        (Progress(None, 70.0, None),) * 3,
+        (Progress(45, 70.0, 26.7), Progress(None, 20.0, None), Progress(45, 70.0, None), Progress(None, 20.0, None)),
+        (Progress(30, 80.0, 83.3), Progress(60, 20.0, None), Progress(30, 80.0, 33.3), Progress(None, 20.0, None)),
+        (Progress(None, 70.0, None),) * 4,
     )
     issued = ProtectedTable(
         body=((c(17), c(2, SMALL)), (c(11), c(5)), (c(0), c(0))),
@@ -91,7 +92,7 @@ def make_report(period: str = "2026-H1", scope: Scope | None = None) -> PeriodRe
         communes=(BINH_LU, NAM_THANH_MIEN, UNKNOWN),
         people=people,
         progress=progress,
-        total_progress=(Progress(75, 70.0, 57.3), Progress(60, 20.0, None), Progress(75, 70.0, None)),
+        total_progress=(Progress(75, 70.0, 57.3), Progress(60, 20.0, None), Progress(75, 70.0, None), Progress(None, 20.0, None)),
         service_types=("hiv_testing", "employment"),
         issued=issued,
         redeemed=redeemed,
@@ -456,14 +457,15 @@ def test_dhis2_default_mapping() -> None:
     assert value_set(payload) == {
         ("ANTAM_REACHED", "03390", None, "12"),
         ("ANTAM_INFORMED", "03390", None, "20"),
+        ("ANTAM_COUNSELLED", "03390", None, "33"),
         ("ANTAM_REACHED", "11284", None, "25"),
         ("ANTAM_CONNECTED", "11284", None, "10"),
         ("ANTAM_REFERRALS_ISSUED", "11284", None, "16"),
         ("ANTAM_REFERRALS_REDEEMED", "11284", None, "6"),
     }
     assert all(isinstance(v["value"], str) for v in payload["dataValues"])
-    # Bình Lư: connected, issued total, redeemed total; Nam Thanh Miện: informed.
-    assert export.hidden_omitted == 4
+    # Bình Lư: connected, issued total, redeemed total; Nam Thanh Miện: informed, counselled.
+    assert export.hidden_omitted == 5
     assert export.communes_omitted == () and export.service_types_omitted == ()
     assert not {v["value"] for v in payload["dataValues"]} & {str(value) for value in HIDDEN}
     json.dumps(payload)  # it is plain JSON

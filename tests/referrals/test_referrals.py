@@ -249,4 +249,4 @@ async def test_an_empty_report_everywhere(services: Services) -> None:
         report = await build_report(session, period=Period.parse("2026"), scope=Scope(ScopeKind.ALL),
                                     communes=services.context.communes, policy=Policy(), now=services.clock.now())
     assert report.communes == () and report.people.column_totals is not None
-    assert [cell.shown for cell in report.people.column_totals] == [0, 0, 0]
+    assert [cell.shown for cell in report.people.column_totals] == [0, 0, 0, 0]

@@ -40,11 +40,13 @@ from bot.staff.places import chosen_province, province_choices, report_scope
 from bot.staff.render import locale_of, render
 from bot.staff.state import SERVICES
 from content.i18n import Catalogs
+from counselling.cases import CaseCounts, case_counts
 from content.intents import strip_diacritics
 from referrals.labels import commune_label, period_label, service_label, spike_text
 from referrals.periods import Period, PeriodError, PeriodKind
 from referrals.published import overview
 from referrals.report import INDICATORS, PeriodReport, Progress, Scope, ScopeKind
+from referrals.suppression import protect
 from referrals.tables import Cell
 
 DONE = {"password", "totp"}
@@ -198,8 +200,14 @@ async def home(request: web.Request, viewer: Viewer) -> web.StreamResponse:
             db, period=period, scope=scope, months=months, communes=communes, now=services.clock.now(),
             pack=services.context.pack, listed_channels=CHANNELS,
         )
+        counted = await case_counts(
+            db, since=period.start, until=period.end,
+            province=scope.code if scope.kind is ScopeKind.PROVINCE else None,
+            commune=scope.code if scope.kind is ScopeKind.COMMUNE else None,
+        )
     threshold = figures.threshold
     parts = _report_parts(figures.report, catalogs, locale)
+    counselling = _counselling_rows(counted, threshold, catalogs, locale)
     short = [catalogs.text(locale, f"staff.month.short.{m.month}") for m in months]
     long = [period_label(Period.containing(m, PeriodKind.MONTH), catalogs, locale) for m in months]
     chart: Chart = trend_chart(
@@ -241,8 +249,37 @@ async def home(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         "peer_rows": peer_rows,
         "peer_total": peer_total,
         "no_value": NO_VALUE,
+        **counselling,
     }
     return await render(request, "home.html", context)
+
+
+def _counselling_rows(counted: CaseCounts, threshold: int, catalogs: Catalogs, locale: str) -> dict[str, object]:
+    """Closed counsellor chats by outcome and by channel, small cells hidden as everywhere; the
+    median wait only when at least ``threshold`` chats were claimed (a single wait is a person's)."""
+    outcomes = list(counted.by_outcome)
+    by_outcome = protect([[counted.by_outcome[o]] for o in outcomes], threshold=threshold, row_totals=False, column_totals=True)
+    names = [catalogs.text(locale, f"staff.counselling.outcome.{o}") for o in outcomes]
+    assert by_outcome.column_totals is not None
+    outcome_rows, outcome_total = _count_rows(
+        names, [row[0] for row in by_outcome.body], by_outcome.column_totals[0], threshold, catalogs, locale
+    )
+    channels = sorted(counted.by_channel)
+    channel_rows: list[CountRow] = []
+    if channels:
+        by_channel = protect([[counted.by_channel[c]] for c in channels], threshold=threshold, row_totals=False, column_totals=False)
+        channel_rows = [
+            CountRow(_channel_label(c, catalogs, locale), (figure(row[0], threshold, locale),))
+            for c, row in zip(channels, by_channel.body, strict=True)
+        ]
+    median = counted.median_wait_minutes() if len(counted.waits) >= threshold else None
+    return {
+        "case_rows": outcome_rows,
+        "case_total": outcome_total,
+        "case_channel_rows": channel_rows,
+        "case_median": number(float(median), locale) if median is not None else None,
+        "case_any": counted.total > 0,
+    }
 
 
 def _report_parts(report: PeriodReport | None, catalogs: Catalogs, locale: str) -> dict[str, object]:

@@ -26,7 +26,7 @@ from storage import outbox
 from storage.counselling import CasePerson
 from storage.outbox import OutboxMessage
 from storage.persons import load_record, save_record
-from storage.staff import Role
+from storage.staff import Role, get_by_username as get_account_by_name
 from tests.staff_fixtures import PROVINCE_A, WARD_A, WARD_B, StaffClient, add_account
 
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
@@ -290,3 +290,37 @@ async def test_a_referral_code_through_the_normal_flow(services: Services, serve
         assert raw is not None and len(PersonRecord.from_bytes(raw).state.codes) == 1
     response, _ = await lan.post("/staff/counselling/act", {"type": "code", "case": handle, "choice": "no-such:hiv_test"})
     assert "notice=no_code" in response.headers["Location"]
+
+
+async def test_the_overview_counts_closed_chats_with_small_cells_hidden(
+    services: Services, server: Any, browser_factory: Any, clock: Any
+) -> None:
+    await add_account(services, "staff-a", ward=WARD_A)
+    await add_account(services, "tv-lan", Role.COUNSELLOR, ward=WARD_A)
+    async with services.db.transaction() as session:
+        account = await get_account_by_name(session, "tv-lan")
+    assert account is not None
+    who = cases.counsellor_of(account)
+
+    async def one_closed(outcome: str) -> None:
+        async with services.db.transaction() as session:
+            ring = await services.keys.get(session)
+            opened = await cases.open_for_person(
+                session, ring, person=CasePerson(PSEUDONYM, "vi"), commune=WARD_A, province=PROVINCE_A,
+                channel="telegram", urgent=False, now=clock.now(),
+            )
+            await cases.go_on_duty(session, who, now=clock.now())
+            clock.advance(minutes=4)
+            await cases.claim(session, ring, who, opened.case_id, now=clock.now())
+            await cases.close(session, ring, who, opened.case_id, outcome, now=clock.now())
+
+    await one_closed("referral")
+    staff = await signed_in(browser_factory, "staff-a")
+    _, page = await staff.get("/staff/")
+    assert "Trò chuyện với tư vấn viên (đã kết thúc)" in page and "Thời gian chờ trung vị chỉ hiện khi" in page
+    assert "&lt;5" in page
+    for _ in range(4):
+        await one_closed("referral")
+    _, page = await staff.get("/staff/")
+    assert "Thời gian chờ trung vị: 4,0 phút." in page
+    assert ">5<" in page
