@@ -202,3 +202,46 @@ async def test_a_counsellor_account_needs_a_province(services: Services) -> None
             password_hash="x", now=services.clock.now(),
         )
         assert account.counsels and account.role == "counsellor"
+
+
+async def test_migration_keeps_accounts_and_admits_counsellors(database_url: str) -> None:
+    """A database at 0007 with staff accounts upgrades to the head: the accounts stay, with their
+    CHECK constraints; a counsellor needs a province; the role 'nobody' is still refused."""
+    from typing import Any
+
+    from alembic import command
+
+    from storage.db import Database, alembic_config
+
+    db = Database(database_url)
+    insert = (
+        "INSERT INTO staff_accounts (username, role, ward, province, password_hash, must_change_password, "
+        "totp_required, failed_logins, active, session_version, created_at{extra}) VALUES "
+        "(:u, :r, :w, :p, 'x', false, false, 0, true, 0, :t{value})"
+    )
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    try:
+        def to_0007(connection: Any) -> None:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, "0007")
+
+        async with db.engine.begin() as conn:
+            await conn.run_sync(to_0007)
+            await conn.execute(text(insert.format(extra="", value="")), {"u": "lan", "r": "staff", "w": 3390, "p": 12, "t": now})
+            await conn.execute(text(insert.format(extra="", value="")), {"u": "admin", "r": "admin", "w": None, "p": None, "t": now})
+        await db.upgrade()
+        async with db.engine.begin() as conn:
+            rows = (await conn.execute(text("SELECT username, role, ward, province, counsels FROM staff_accounts ORDER BY username"))).all()
+            assert [tuple(row) for row in rows] == [("admin", "admin", None, None, False), ("lan", "staff", 3390, 12, False)]
+            await conn.execute(
+                text(insert.format(extra=", counsels", value=", true")), {"u": "tv", "r": "counsellor", "w": None, "p": 12, "t": now}
+            )
+        for role, province in (("counsellor", None), ("nobody", 12), ("staff", None)):
+            with pytest.raises(IntegrityError):
+                async with db.engine.begin() as conn:
+                    await conn.execute(
+                        text(insert.format(extra="", value="")), {"u": f"x-{role}", "r": role, "w": None, "p": province, "t": now}
+                    )
+    finally:
+        await db.dispose()
