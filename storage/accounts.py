@@ -45,6 +45,8 @@ class AccountChange(StrEnum):
     REQUIRE_TOTP = "require_totp"
     WAIVE_TOTP = "waive_totp"
     RESET_TOTP = "totp_reset"
+    COUNSELS = "counsels"  # a staff or admin account also counsels
+    STOPS_COUNSELLING = "stops_counselling"
 
 
 _AUDIT = {
@@ -53,6 +55,8 @@ _AUDIT = {
     AccountChange.REQUIRE_TOTP: AuditAction.TOTP_REQUIRED,
     AccountChange.WAIVE_TOTP: AuditAction.TOTP_NOT_REQUIRED,
     AccountChange.RESET_TOTP: AuditAction.TOTP_RESET,
+    AccountChange.COUNSELS: AuditAction.COUNSELS,
+    AccountChange.STOPS_COUNSELLING: AuditAction.STOPS_COUNSELLING,
 }
 
 
@@ -224,6 +228,10 @@ async def change_account(
         set_active(account, True)
     elif change in (AccountChange.REQUIRE_TOTP, AccountChange.WAIVE_TOTP):
         account.totp_required = change is AccountChange.REQUIRE_TOTP
+    elif change in (AccountChange.COUNSELS, AccountChange.STOPS_COUNSELLING):
+        if account.role == Role.COUNSELLOR:
+            return Changed(account, "staff.account.error.counsellor_role")
+        account.counsels = change is AccountChange.COUNSELS
     else:
         clear_totp(account)
     await add_audit(

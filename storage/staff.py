@@ -77,6 +77,8 @@ class AuditAction(StrEnum):
     TOTP_NOT_REQUIRED = "totp_not_required"
     TOTP_RESET = "totp_reset"
     FIRST_ADMIN = "first_admin"
+    COUNSELS = "counsels"
+    STOPS_COUNSELLING = "stops_counselling"
 
 
 class StaffStorageError(Exception):

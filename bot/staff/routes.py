@@ -90,6 +90,7 @@ ROUTES: tuple[Route, ...] = (
     guarded("POST", ACCOUNT + "/password", accounts.account_reset_password, ADMIN, "account_password"),
     guarded("POST", ACCOUNT + "/totp", accounts.account_totp, ADMIN, "account_totp"),
     guarded("POST", ACCOUNT + "/totp/reset", accounts.account_totp_reset, ADMIN, "account_totp_reset"),
+    guarded("POST", ACCOUNT + "/counsels", accounts.account_counsels, ADMIN, "account_counsels"),
     guarded("GET", "/audit", audit.audit_log, ADMIN, "audit"),
     guarded("GET", "/redeem", redeem.redeem_form, STAFF, "redeem"),
     guarded("POST", "/redeem", redeem.redeem_submit, STAFF),

@@ -179,6 +179,11 @@ async def _act(request: web.Request, viewer: Viewer, action: str) -> Changed:
         if wanted not in ("on", "off"):
             raise web.HTTPBadRequest()
         change = AccountChange.REQUIRE_TOTP if wanted == "on" else AccountChange.WAIVE_TOTP
+    elif action == "counsels":
+        wanted = text(form, "counsels", limit=3)
+        if wanted not in ("on", "off"):
+            raise web.HTTPBadRequest()
+        change = AccountChange.COUNSELS if wanted == "on" else AccountChange.STOPS_COUNSELLING
     else:
         change = AccountChange(action)
     try:
@@ -208,7 +213,9 @@ def _action_view(action: str, done: str | None = None) -> StaffView:
             }
             return await render(request, "account.html", context, status=400)
         result = done or (
-            ("totp_required" if account.totp_required else "totp_not_required") if action == "totp" else action
+            ("totp_required" if account.totp_required else "totp_not_required") if action == "totp"
+            else ("counsels" if account.counsels else "stops_counselling") if action == "counsels"
+            else action
         )
         return see_other(f"/staff/accounts/{account.id}?done={result}")
 
@@ -220,6 +227,7 @@ account_deactivate = _action_view("deactivate", "deactivated")
 account_reactivate = _action_view("reactivate", "reactivated")
 account_totp = _action_view("totp")
 account_totp_reset = _action_view("totp_reset", "totp_reset")
+account_counsels = _action_view("counsels")
 
 
 async def account_reset_password(request: web.Request, viewer: Viewer) -> web.StreamResponse:

@@ -324,3 +324,21 @@ async def test_the_overview_counts_closed_chats_with_small_cells_hidden(
     _, page = await staff.get("/staff/")
     assert "Thời gian chờ trung vị: 4,0 phút." in page
     assert ">5<" in page
+
+
+async def test_an_admin_makes_a_staff_member_a_counsellor(services: Services, server: Any, browser_factory: Any) -> None:
+    await add_account(services, "so-y-te", Role.ADMIN, province=PROVINCE_A)
+    staff_id = await add_account(services, "staff-a", ward=WARD_A)
+    await add_account(services, "tv-lan", Role.COUNSELLOR, ward=WARD_A)
+    admin = await signed_in(browser_factory, "so-y-te")
+    _, page = await admin.get("/staff/accounts")
+    assert "Tư vấn viên" in page, "the counsellor role is named in the list"
+    staff = await signed_in(browser_factory, "staff-a")
+    assert (await staff.get("/staff/counselling"))[0].status == 403
+    response, _ = await admin.post(f"/staff/accounts/{staff_id}/counsels", {"counsels": "on"})
+    assert response.headers["Location"] == f"/staff/accounts/{staff_id}?done=counsels"
+    response, page = await staff.get("/staff/counselling")
+    assert response.status == 200, "staff made counsellors counsel, and keep their own pages"
+    assert (await staff.get("/staff/"))[0].status == 200
+    response, _ = await admin.post(f"/staff/accounts/{staff_id}/counsels", {"counsels": "off"})
+    assert (await staff.get("/staff/counselling"))[0].status == 403

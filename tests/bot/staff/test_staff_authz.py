@@ -78,6 +78,9 @@ MATRIX: tuple[Row, ...] = (
     Row("POST", "/staff/accounts/{victim}/totp", (LOGIN, 403, 403, 404, 303), {"required": "on"}),
     Row("POST", "/staff/accounts/{victim_other}/totp", (LOGIN, 403, 403, 303, 303), {"required": "off"}),
     Row("POST", "/staff/accounts/{victim}/totp/reset", (LOGIN, 403, 403, 404, 303)),
+    Row("POST", "/staff/accounts/{victim}/counsels", (LOGIN, 403, 403, 404, 303), {"counsels": "on"}),
+    Row("POST", "/staff/accounts/{victim_other}/counsels", (LOGIN, 403, 403, 303, 303), {"counsels": "off"}),
+    Row("POST", "/staff/accounts/{victim_other}/counsels", (LOGIN, 403, 403, 400, 400), {"counsels": "maybe"}),
     Row("POST", "/staff/accounts/{victim_other}/totp/reset", (LOGIN, 403, 403, 303, 303)),
     Row("GET", "/staff/audit", (LOGIN, 403, 403, 200, 200)),
     # The overview: a province-wide view is for that province's admins and national admins.
