@@ -59,7 +59,7 @@
     }
     var meta = document.createElement("span");
     meta.className = "meta";
-    meta.textContent = (event.commune || "") + (event.channel ? " · " + event.channel : "");
+    meta.textContent = event.commune || "";
     item.appendChild(meta);
     if (!event.mine) {
       var claim = document.createElement("button");

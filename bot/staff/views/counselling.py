@@ -7,7 +7,7 @@ Three ways to the same actions, so the page works on any phone:
   URL; it sends the page every change ({"type": "case"|"message"|"duty"|"error"…});
 - polling GET /staff/counselling/poll when a network blocks WebSockets (same events, as a list).
 
-A counsellor sees a case's handle, commune, channel, waiting time and urgent flag, and the
+A counsellor sees a case's handle, commune, waiting time and urgent flag (what the person is told), and the
 transcript only of a case they hold. Text from a person is always put into the page as text
 (``textContent``; Jinja escapes the server-rendered page), never as markup.
 """
@@ -57,7 +57,6 @@ def case_event(request: web.Request, view: CaseView) -> dict[str, Any]:
         "mine": view.mine,
         "waiting": view.waiting_seconds,
         "commune": _commune_name(request, view.commune),
-        "channel": view.channel,
     }
 
 
