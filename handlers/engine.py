@@ -94,8 +94,6 @@ def respond(state: State | None, inbound: Inbound, ctx: Context, facts: TurnFact
         return onboarding.greet(Turn(state, locale, ctx, "start", facts), peer=text.split()[1])
     if command.startswith("/") or command == "start":
         return _route_command(turn, command)
-    if in_chat:
-        return _relay(turn, text)
     if state is not None and state.step is Step.CONFIRM_ERASE:
         answer = _plain(text)
         if answer in privacy.YES_WORDS:
@@ -105,6 +103,10 @@ def respond(state: State | None, inbound: Inbound, ctx: Context, facts: TurnFact
         # Anything else: they moved on; the erasure is cancelled and the text answered.
         state = state.moved(Step.MENU)
         turn = Turn(state=state, locale=locale, ctx=ctx, facts=facts)
+    if in_chat:
+        # During a counsellor chat what the person types goes to the counsellor (after a pending
+        # "erase everything?" question, which a typed yes or no still answers).
+        return _relay(turn, text)
     language = _LANGUAGE_WORDS.get(_plain(text))
     if language is not None:
         return menu.switch_language(Turn(state, locale, ctx, "language", facts), language)

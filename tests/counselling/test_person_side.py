@@ -190,3 +190,12 @@ async def test_a_message_after_the_case_expired(services: Services, clock: objec
     assert any("tự kết thúc" in text for _, text in await outbox_texts(services)), "the person is told"
     replies = await person(runtime, text="chị ơi còn đó không")
     assert replies and "chưa được chuyển" not in said(replies)
+
+
+async def test_a_typed_yes_still_confirms_erasure_during_a_chat(services: Services) -> None:
+    runtime = Runtime(services)
+    await open_chat(runtime, services)
+    await person(runtime, payload="p:erase")
+    await person(runtime, text="có")
+    assert await record_of(services) is None
+    assert (await only_case(services)).state == CaseState.CLOSED
