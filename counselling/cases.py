@@ -458,6 +458,7 @@ class CaseCounts:
 
     by_outcome: dict[str, int]
     by_channel: dict[str, int]
+    by_commune: dict[int, int]  # 0: people who chose no commune
     waits: list[int]
 
     @property
@@ -479,10 +480,12 @@ async def case_counts(
     rows = await store.closed_cases(session, since=since, until=until, province=province, commune=commune)
     by_outcome = {outcome.value: 0 for outcome in Outcome}
     by_channel: dict[str, int] = {}
+    by_commune: dict[int, int] = {}
     waits = []
     for case in rows:
+        by_commune[case.commune] = by_commune.get(case.commune, 0) + 1
         by_outcome[case.outcome or Outcome.OTHER.value] = by_outcome.get(case.outcome or Outcome.OTHER.value, 0) + 1
         by_channel[case.channel] = by_channel.get(case.channel, 0) + 1
         if case.waited_seconds is not None:
             waits.append(case.waited_seconds)
-    return CaseCounts(by_outcome, by_channel, waits)
+    return CaseCounts(by_outcome, by_channel, by_commune, waits)

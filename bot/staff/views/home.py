@@ -39,6 +39,7 @@ from bot.staff.figures import (
 from bot.staff.places import chosen_province, province_choices, report_scope
 from bot.staff.render import locale_of, render
 from bot.staff.state import SERVICES
+from content.geo import CommuneIndex
 from content.i18n import Catalogs
 from counselling.cases import CaseCounts, case_counts
 from content.intents import strip_diacritics
@@ -207,7 +208,7 @@ async def home(request: web.Request, viewer: Viewer) -> web.StreamResponse:
         )
     threshold = figures.threshold
     parts = _report_parts(figures.report, catalogs, locale)
-    counselling = _counselling_rows(counted, threshold, catalogs, locale)
+    counselling = _counselling_rows(counted, threshold, catalogs, locale, communes, by_commune=scope.kind is not ScopeKind.COMMUNE)
     short = [catalogs.text(locale, f"staff.month.short.{m.month}") for m in months]
     long = [period_label(Period.containing(m, PeriodKind.MONTH), catalogs, locale) for m in months]
     chart: Chart = trend_chart(
@@ -254,7 +255,9 @@ async def home(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     return await render(request, "home.html", context)
 
 
-def _counselling_rows(counted: CaseCounts, threshold: int, catalogs: Catalogs, locale: str) -> dict[str, object]:
+def _counselling_rows(
+    counted: CaseCounts, threshold: int, catalogs: Catalogs, locale: str, communes: CommuneIndex, *, by_commune: bool
+) -> dict[str, object]:
     """Closed counsellor chats by outcome and by channel, small cells hidden as everywhere; the
     median wait only when at least ``threshold`` chats were claimed (a single wait is a person's)."""
     outcomes = list(counted.by_outcome)
@@ -272,11 +275,23 @@ def _counselling_rows(counted: CaseCounts, threshold: int, catalogs: Catalogs, l
             CountRow(_channel_label(c, catalogs, locale), (figure(row[0], threshold, locale),))
             for c, row in zip(channels, by_channel.body, strict=True)
         ]
+    commune_rows: list[CountRow] = []
+    def name(code: int) -> str:
+        found = communes.get(code) if code else None
+        return found.name if found is not None else catalogs.text(locale, "report.unknown_commune")
+
+    places = sorted(counted.by_commune, key=lambda code: (code == 0, name(code)))
+    if by_commune and places:
+        by_place = protect([[counted.by_commune[c]] for c in places], threshold=threshold, row_totals=False, column_totals=False)
+        commune_rows = [
+            CountRow(name(c), (figure(row[0], threshold, locale),)) for c, row in zip(places, by_place.body, strict=True)
+        ]
     median = counted.median_wait_minutes() if len(counted.waits) >= threshold else None
     return {
         "case_rows": outcome_rows,
         "case_total": outcome_total,
         "case_channel_rows": channel_rows,
+        "case_commune_rows": commune_rows,
         "case_median": number(float(median), locale) if median is not None else None,
         "case_any": counted.total > 0,
     }

@@ -324,6 +324,11 @@ async def test_the_overview_counts_closed_chats_with_small_cells_hidden(
     _, page = await staff.get("/staff/")
     assert "Thời gian chờ trung vị: 4,0 phút." in page
     assert ">5<" in page
+    assert "Trò chuyện theo xã" not in page, "a commune's own page has no per-commune rows"
+    await add_account(services, "so-y-te", Role.ADMIN, province=PROVINCE_A)
+    admin = await signed_in(browser_factory, "so-y-te")
+    _, page = await admin.get("/staff/")
+    assert "Trò chuyện theo xã" in page and "Bình Lư" in page
 
 
 async def test_an_admin_makes_a_staff_member_a_counsellor(services: Services, server: Any, browser_factory: Any) -> None:

@@ -24,6 +24,7 @@ from handlers.types import Inbound
 from referrals.indicators import set_target
 from referrals.peers import create_peer_link
 from storage.staff import Role
+from tests.support.contrast import low_contrast
 from tests.staff_fixtures import PASSWORD, PROVINCE_A, PROVINCE_OTHER, WARD_A, WARD_B, WARD_OTHER, add_account
 
 pytestmark = [
@@ -274,6 +275,7 @@ ADMIN_PAGES: tuple[tuple[str, str | None], ...] = (
     ("/staff/accounts/new", "Tài khoản"),
     ("/staff/accounts/{account}", "Tài khoản"),
     ("/staff/audit", "Nhật ký"),
+    ("/staff/counselling/hours?province=12", "Giờ trực tư vấn"),
     ("/staff/totp", "Xác thực hai bước"),
     ("/staff/password", "Đổi mật khẩu"),
 )
@@ -416,6 +418,7 @@ async def test_every_page_fits_the_screen(
             await page.screenshot(path=str(tmp_path / f"{username}-{n:02}-{label}-first-screen.png"))
             if not wide:
                 assert await page.evaluate(NO_SCROLL), f"{path} scrolls sideways at {size}"
+            assert await low_contrast(page) == [], f"{path}: text below 4.5:1 contrast"
             if name is not None:
                 await _named_in_the_menu(page, name, wide)
             if path == "/staff/":
