@@ -305,6 +305,8 @@ async def test_a_whole_case_between_telegram_and_two_counsellors_on_phones(
     assert answer["protect_content"] is True
     await expect(lines.last).to_have_text(re.compile(re.escape(C_FIRST)))
     await expect(lines.last).to_have_class("from-counsellor")
+    who = lines.last.locator(".who")
+    assert await who.evaluate("e => getComputedStyle(e).textAlign") in ("left", "start"), "not the header's .who"
 
     # A safety message: the bot answers at once (the 72 hours), the case turns urgent on the page.
     before = len(person.sent())
@@ -312,6 +314,7 @@ async def test_a_whole_case_between_telegram_and_two_counsellors_on_phones(
     assert all(call["protect_content"] is True for call in person.sent()[before:])
     mine = lan.page.locator(f'#mine li[data-case="{handle}"]')
     await expect(mine.locator(".urgent")).to_have_text(re.compile("Khẩn"))
+    await expect(lan.page.locator("#chat-title .urgent")).to_have_text("Khẩn"), "the open chat's heading too"
     await expect(lan.page.locator("#lines li.from-person").last).to_contain_text("Zimbrel")
     await expect(lan.page.locator("#lines li.from-bot").last).to_be_visible()
     assert await lan.page.evaluate("window.stillHere === true")

@@ -71,6 +71,17 @@
     return item;
   }
 
+  function markUrgent(event) {
+    // The open chat's heading carries the urgent flag too (a safety message during the chat).
+    var title = document.getElementById("chat-title");
+    if (!title || event.case !== held || !event.urgent || title.querySelector(".urgent")) { return; }
+    var flag = document.createElement("strong");
+    flag.className = "urgent";
+    flag.textContent = data.urgent;
+    title.appendChild(document.createTextNode(" "));
+    title.appendChild(flag);
+  }
+
   function updateCase(event) {
     var old = desk.querySelector('.cases li[data-case="' + event.case + '"]');
     if (old) { old.parentNode.removeChild(old); }
@@ -78,6 +89,7 @@
       window.location.href = "/staff/counselling";
       return;
     }
+    markUrgent(event);
     if (event.state === "closed") { return; }
     var list = document.getElementById(event.mine ? "mine" : "queue");
     var empty = list.querySelector("li.hint");
