@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,10 +41,8 @@ from tests.fakes.telegram_api import FakeTelegramAPI
 from tests.staff_fixtures import PASSWORD, WARD_A, WARD_B, add_account
 from tests.support.telegram import TOKEN, USER, bot_messages, post, telegram_settings
 
-pytestmark = [
-    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
-    pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"),
-]
+# On SQLite always, and on PostgreSQL too when ANTAM_TEST_DATABASE_URL is set (tests/conftest.py).
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
 PHONE: ViewportSize = {"width": 390, "height": 844}
 WAIT = 10.0  # seconds: the longest any single step may take
 T = TypeVar("T")
@@ -62,6 +60,14 @@ class Stack:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.client.port}"
+
+
+@pytest.fixture(autouse=True)
+def patient_expect() -> Iterator[None]:
+    """Every expect() waits up to WAIT (Playwright's default is 5 s; the machine may be busy)."""
+    expect.set_options(timeout=WAIT * 1000)
+    yield
+    expect.set_options(timeout=5_000)
 
 
 @pytest.fixture
@@ -189,7 +195,7 @@ async def log_in(me: Phone, base: str, username: str, password: str = PASSWORD, 
         await page.get_by_label("Nhập lại mật khẩu mới").fill("ca trực sáng thứ hai 2026")
         await page.get_by_role("button", name="Lưu mật khẩu mới").click()
         await page.goto(base + "/staff/")
-    await expect(page).to_have_url(base + "/staff/counselling"), "a counsellor's home is the counselling page"
+    await expect(page, "a counsellor's home is the counselling page").to_have_url(base + "/staff/counselling")
     await expect(page.get_by_role("heading", name="Tư vấn trực tuyến", exact=True)).to_be_visible()
 
 
@@ -214,6 +220,18 @@ async def sees_nothing_of(me: Phone, handle: str, words: list[str]) -> None:
         "handle => fetch('/staff/counselling/poll?seen=' + handle + ':0').then(r => r.text())", handle
     )
     assert handle not in polled and not any(w in polled for w in words), f"{me.name}'s poll shows the case"
+
+
+async def cannot_act_on(me: Phone, handle: str) -> None:
+    """Claiming, answering or closing the case by its name gets 404, the same as no such case."""
+    token = await me.page.locator("#desk").get_attribute("data-token")
+    assert token
+    for action in ({"type": "claim"}, {"type": "send", "text": "xin chào"}, {"type": "close", "outcome": "other"}):
+        response = await me.context.request.post(
+            me.page.url.split("/staff/")[0] + "/staff/counselling/act",
+            form={"csrf": token, "case": handle, **action}, headers={"Accept": "application/json"},
+        )
+        assert response.status == 404, (action, response.status)
 
 
 async def choose_binh_lu(person: Person) -> None:
@@ -288,6 +306,8 @@ async def test_a_whole_case_between_telegram_and_two_counsellors_on_phones(
     await expect(lines.first).to_have_text(re.compile(r"chào chị, em tên Hoa Vexlund, số em \[đã ẩn số\]"))
     assert "0912345678" not in await lan.page.content()
     await person.receives("Một tư vấn viên đã nhận trò chuyện với bạn")
+    told = len(person.sent())
+    await cannot_act_on(mai, handle)
 
     # The person's text appears live (no reload), as text: no element made from it, no script run.
     await lan.page.evaluate("window.stillHere = true")
@@ -303,6 +323,7 @@ async def test_a_whole_case_between_telegram_and_two_counsellors_on_phones(
     await lan.page.get_by_role("button", name="Gửi").click()
     answer = await person.receives(f"Tư vấn viên: {C_FIRST}")
     assert answer["protect_content"] is True
+    assert [call["text"] for call in person.sent()[told:]] == [answer["text"]], "nothing from the other commune"
     await expect(lines.last).to_have_text(re.compile(re.escape(C_FIRST)))
     await expect(lines.last).to_have_class("from-counsellor")
     who = lines.last.locator(".who")
@@ -313,8 +334,8 @@ async def test_a_whole_case_between_telegram_and_two_counsellors_on_phones(
     assert "72" in await person.say(P_SAFETY)
     assert all(call["protect_content"] is True for call in person.sent()[before:])
     mine = lan.page.locator(f'#mine li[data-case="{handle}"]')
-    await expect(mine.locator(".urgent")).to_have_text(re.compile("Khẩn"))
-    await expect(lan.page.locator("#chat-title .urgent")).to_have_text("Khẩn"), "the open chat's heading too"
+    await expect(mine.locator(".urgent")).to_have_text("Khẩn")
+    await expect(lan.page.locator("#chat-title .urgent"), "the open chat's heading too").to_have_text("Khẩn")
     await expect(lan.page.locator("#lines li.from-person").last).to_contain_text("Zimbrel")
     await expect(lan.page.locator("#lines li.from-bot").last).to_be_visible()
     assert await lan.page.evaluate("window.stillHere === true")
@@ -335,7 +356,7 @@ async def test_a_whole_case_between_telegram_and_two_counsellors_on_phones(
     hoa = await phone(browser, base, "hoa", tmp_path)
     await log_in(hoa, base, "tv-hoa")
     await go_on_duty(hoa)
-    await expect(hoa.page.locator("#queue")).to_contain_text("Không có ai đang chờ."), "a claimed case is not queued"
+    await expect(hoa.page.locator("#queue"), "a claimed case is not queued").to_contain_text("Không có ai đang chờ.")
     assert f"#{handle}" not in await hoa.page.locator("#desk").inner_text()
     await lan.page.reload()  # the list of colleagues on duty is made with the page
     await lan.page.get_by_text("Chuyển hoặc kết thúc").click()
@@ -408,7 +429,9 @@ async def test_a_whole_case_between_telegram_and_two_counsellors_on_phones(
         assert needle not in dumped, needle
     data_dir = services.settings.data_dir
     files = [p for p in data_dir.rglob("*") if p.is_file()]
-    assert any(p.name == "antam.db" for p in files)
+    if services.db.dialect == "sqlite":
+        names = {p.name for p in files}
+        assert "antam.db" in names and "antam.db-wal" in names, names
     for path in files:  # the SQLite file, its WAL and anything else
         content = path.read_bytes()
         assert not any(n.encode() in content for n in needles), path.name

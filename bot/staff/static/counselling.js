@@ -54,7 +54,8 @@
     if (event.urgent) {
       var flag = document.createElement("strong");
       flag.className = "urgent";
-      flag.textContent = " " + data.urgent;
+      flag.textContent = data.urgent;
+      item.appendChild(document.createTextNode(" "));
       item.appendChild(flag);
     }
     var meta = document.createElement("span");
