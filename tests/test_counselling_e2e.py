@@ -482,6 +482,13 @@ async def test_the_page_falls_back_to_polling_when_websockets_are_blocked(
     assert answer["protect_content"] is True
     await expect(lan.page.locator("#lines li.from-counsellor").last).to_have_text(re.compile("Tarquil"), timeout=8_000)
     await lan.shot("polling")
+
+    # The person ends the chat: the polling page leaves it within a few seconds, as a live one does.
+    assert "Đã kết thúc trò chuyện" in await person.press("Kết thúc trò chuyện")
+    await expect(lan.page).to_have_url(f"{base}/staff/counselling", timeout=8_000)
+    await expect(lan.page.locator("#chat")).to_have_count(0)
+    await expect(lan.page.locator(".cases li[data-case]")).to_have_count(0)
+    await lan.shot("ended-by-the-person")
     assert lan.sockets == [], "no WebSocket was opened"
     lan.clean()
     await lan.context.close()
