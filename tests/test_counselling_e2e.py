@@ -161,6 +161,11 @@ class Phone:
         self.shots += 1
         await self.page.screenshot(path=str(self.folder / f"{self.name}-{self.shots:02d}-{what}.png"), full_page=True)
 
+    async def diagnosis(self) -> str:
+        """What the page went through, for a failure's message."""
+        box = await self.page.locator("#live-error").text_content() if await self.page.locator("#live-error").count() else None
+        return f"{self.name}: failed={self.failed} console={self.console_errors} live-error={box!r}"
+
     def clean(self) -> None:
         assert self.outside == [], f"{self.name}: the page loads nothing from elsewhere"
         assert self.failed == [], f"{self.name}: every request succeeds"
@@ -485,7 +490,10 @@ async def test_the_page_falls_back_to_polling_when_websockets_are_blocked(
 
     # The person ends the chat: the polling page leaves it within a few seconds, as a live one does.
     assert "Đã kết thúc trò chuyện" in await person.press("Kết thúc trò chuyện")
-    await expect(lan.page).to_have_url(f"{base}/staff/counselling", timeout=8_000)
+    try:
+        await expect(lan.page).to_have_url(f"{base}/staff/counselling", timeout=8_000)
+    except AssertionError as failure:
+        raise AssertionError(f"{failure}\n{await lan.diagnosis()}") from None
     await expect(lan.page.locator("#chat")).to_have_count(0)
     await expect(lan.page.locator(".cases li[data-case]")).to_have_count(0)
     await lan.shot("ended-by-the-person")
