@@ -272,11 +272,15 @@ class Desk:
         async def work(attempt: Attempt) -> Snapshot:
             session, ring, now = attempt.session, attempt.ring, self.services.clock.now()
             views = await cases.visible_cases(session, who, now=now)
-            lines = {}
+            lines, shown = {}, []
             for view in views:
                 if view.mine:
-                    lines[view.handle] = await cases.read(session, ring, who, view.case_id, after=seen.get(view.handle, 0))
+                    try:
+                        lines[view.handle] = await cases.read(session, ring, who, view.case_id, after=seen.get(view.handle, 0))
+                    except Refused:  # closed or handed over since the list was read (PostgreSQL reads committed)
+                        continue
+                shown.append(view)
             duty = who.account_id in await store.on_duty(session)
-            return Snapshot(views, lines, duty)
+            return Snapshot(shown, lines, duty)
 
         return await self.services.run(work, timeout=self.services.db.timeout)

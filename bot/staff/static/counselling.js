@@ -54,7 +54,8 @@
     if (event.urgent) {
       var flag = document.createElement("strong");
       flag.className = "urgent";
-      flag.textContent = " " + data.urgent;
+      flag.textContent = data.urgent;
+      item.appendChild(document.createTextNode(" "));
       item.appendChild(flag);
     }
     var meta = document.createElement("span");
@@ -71,6 +72,17 @@
     return item;
   }
 
+  function markUrgent(event) {
+    // The open chat's heading carries the urgent flag too (a safety message during the chat).
+    var title = document.getElementById("chat-title");
+    if (!title || event.case !== held || !event.urgent || title.querySelector(".urgent")) { return; }
+    var flag = document.createElement("strong");
+    flag.className = "urgent";
+    flag.textContent = data.urgent;
+    title.appendChild(document.createTextNode(" "));
+    title.appendChild(flag);
+  }
+
   function updateCase(event) {
     var old = desk.querySelector('.cases li[data-case="' + event.case + '"]');
     if (old) { old.parentNode.removeChild(old); }
@@ -78,6 +90,7 @@
       window.location.href = "/staff/counselling";
       return;
     }
+    markUrgent(event);
     if (event.state === "closed") { return; }
     var list = document.getElementById(event.mine ? "mine" : "queue");
     var empty = list.querySelector("li.hint");
@@ -113,12 +126,24 @@
     return Object.keys(seen).map(function (h) { return h + ":" + seen[h]; }).join(",");
   }
 
+  function fromPoll(events) {
+    // A poll lists every case the page may show; one it no longer lists has ended or gone to
+    // someone else (the socket says so with a "closed" event; a poll by leaving it out).
+    var listed = {};
+    events.forEach(function (event) { if (event.type === "case") { listed[event.case] = true; } });
+    Array.prototype.forEach.call(desk.querySelectorAll(".cases li[data-case]"), function (item) {
+      if (!listed[item.dataset.case]) { handle({ type: "case", case: item.dataset.case, state: "closed", mine: false }); }
+    });
+    if (held && !listed[held]) { handle({ type: "case", case: held, state: "closed", mine: false }); }
+    events.forEach(handle);
+  }
+
   function poll() {
     if (polling) { return; }
     polling = window.setInterval(function () {
       fetch("/staff/counselling/poll?seen=" + encodeURIComponent(seenParam()), { credentials: "same-origin" })
         .then(function (response) { return response.json(); })
-        .then(function (body) { showError(""); body.events.forEach(handle); })
+        .then(function (body) { showError(""); fromPoll(body.events); })
         .catch(function () { showError(data.offline); });
     }, 3000);
   }

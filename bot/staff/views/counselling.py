@@ -144,7 +144,12 @@ async def page(request: web.Request, viewer: Viewer) -> web.Response:
     mine = [view for view in snapshot.cases if view.mine]
     waiting = [view for view in snapshot.cases if not view.mine]
     held = next((view for view in mine if view.handle == selected), mine[0] if mine else None)
-    colleagues = await desk.colleagues(counsellor(viewer), held.handle) if held is not None else []
+    colleagues: list[tuple[int, str]] = []
+    if held is not None:
+        try:
+            colleagues = await desk.colleagues(counsellor(viewer), held.handle)
+        except Refused:  # the case ended or went to a colleague since the snapshot: the page's script leaves it
+            colleagues = []
     notice = request.query.get("notice", "")
     context = {
         "on_duty": snapshot.on_duty,
