@@ -239,7 +239,7 @@ async def test_emergency_numbers_dial_on_tap(browser: Browser, server: str, tmp_
 
 
 async def test_buttons_beyond_five_are_behind_more(browser: Browser, server: str) -> None:
-    """The menu's six choices: four and "Xem thêm", which shows the others and moves focus there."""
+    """The menu's seven choices: four and "Xem thêm", which shows the others and moves focus there."""
     page = await open_chat(browser, server + "/", viewport=PHONE)
     await accept(page)
     menu = page.locator(".msg.bot").last
@@ -249,8 +249,8 @@ async def test_buttons_beyond_five_are_behind_more(browser: Browser, server: str
     await menu.get_by_role("button", name="Xem thêm").click()
     await expect(menu.get_by_role("button", name="English")).to_be_visible()
     await expect(menu.get_by_role("button", name="Xem thêm")).to_have_count(0)
-    await expect(menu.get_by_role("button", name="Quyền riêng tư và xóa dữ liệu")).to_be_focused()
-    await expect(menu.locator(".choices button:visible")).to_have_count(6)
+    await expect(menu.get_by_role("button", name="Nói chuyện với tư vấn viên")).to_be_focused()
+    await expect(menu.locator(".choices button:visible")).to_have_count(7)
 
 
 async def test_places_as_cards_and_a_code_to_copy(browser: Browser, server: str, tmp_path: Path) -> None:

@@ -337,12 +337,14 @@ def test_run_reports_a_busy_port(clean_env: dict[str, str], tmp_path: Path) -> N
 
 
 def test_privacy_notice_states_the_configured_retention(clean_env: dict[str, str], tmp_path: Path) -> None:
-    """The privacy notice a person consents to states the retention period actually configured."""
-    result = chat("hana", ["/start"], env=dict(clean_env, ANTAM_RETENTION_DAYS="30"), cwd=tmp_path)
+    """The privacy notice a person consents to states the retention period actually configured
+    (the full notice, one tap from the short first one: "Đọc thêm")."""
+    result = chat("hana", ["/start", "#button c:more"], env=dict(clean_env, ANTAM_RETENTION_DAYS="30"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    notice = replies(result)[0]["text"]
+    first, notice = (reply["text"] for reply in replies(result)[:2])
+    assert "Đọc thêm" in json.dumps(replies(result)[0], ensure_ascii=False)
     assert "30 ngày" in notice
-    assert "180 ngày" not in notice
+    assert "180 ngày" not in first + notice
 
 
 @pytest.mark.parametrize("args", [["frobnicate"], []], ids=["unknown-command", "no-command"])

@@ -18,6 +18,7 @@ from bot.bootstrap import Services
 from bot.runtime import Runtime
 from content.intents import strip_diacritics
 from handlers.types import Inbound
+from storage.counselling import CaseMessage
 from storage.models import Base, Person
 
 PLATFORM_ID = "tg-7788990011"
@@ -36,6 +37,7 @@ KNOWN_TABLES = {
     "alembic_version", "data_keys", "persons", "processed_updates", "channel_tokens",
     "referrals", "peer_links", "counters", "counter_months", "counter_month_links", "indicator_targets", "settings", "redeem_failures",
     "staff_accounts", "staff_audit", "outbox",
+    "counselling_cases", "counselling_messages", "counselling_duty", "counselling_hours", "counselling_settings",
 }
 
 
@@ -87,8 +89,14 @@ async def test_sqlite_files_hold_no_platform_id_or_text(runtime: Runtime, servic
 
 
 async def test_no_column_holds_platform_id_or_text(runtime: Runtime, services: Services) -> None:
-    """On every backend, no value in any table contains the platform id or a typed text."""
+    """On every backend, no value in any table contains the platform id or a typed text — also
+    while a counsellor chat is open, whose transcript holds the typed text sealed."""
     await converse(runtime)
+    for payload in ("h", "h:start"):
+        await runtime.handle(Inbound("telegram", PLATFORM_ID, payload=payload))
+    await runtime.handle(Inbound("telegram", PLATFORM_ID, text=TYPED[1]))
+    async with services.db.transaction() as session:
+        assert await session.scalar(select(func.count()).select_from(CaseMessage)) == 1, "the chat holds the text"
     async with services.db.transaction() as session:
         for table in [*Base.metadata.sorted_tables]:
             for row in (await session.execute(select(table))).all():
