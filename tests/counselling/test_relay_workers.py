@@ -109,7 +109,7 @@ async def test_a_chat_across_two_workers(
             said = ["em hỏi lần một", "em hỏi lần hai", "em hỏi lần ba"]
             for text in said:
                 await person.says(a, text)
-            shown = [await lan.next_event("message", case=handle, **{"from": "person"}) for _ in said]
+            shown = [await lan.next_event("message", case=handle, sender="person") for _ in said]
             assert [event["text"] for event in shown] == said
             assert [event["seq"] for event in shown] == sorted(event["seq"] for event in shown)
             assert all(str(USER) not in str(event) for event in shown), "no platform id on the counsellor's side"
@@ -153,7 +153,7 @@ async def test_a_chat_across_two_workers(
             await lan.next_event("case", case=handle, state="open")
             await person.says(a, "em vẫn ở đây")
             # A new socket shows the transcript so far, then the new line.
-            await lan.next_event("message", case=handle, text="em vẫn ở đây", **{"from": "person"})
+            await lan.next_event("message", case=handle, text="em vẫn ở đây", sender="person")
             await lan.send({"type": "close", "case": handle, "outcome": "emotional_support"})
             await lan.next_event("case", case=handle, state="closed")
             for _ in range(200):

@@ -176,8 +176,13 @@ class Counsellor:
         assert self.ws is not None
         await self.ws.send_json(data)
 
-    async def next_event(self, wanted: str, timeout: float = 10.0, **match: object) -> dict[str, Any]:
-        """The next event of type ``wanted`` matching ``match`` (others are passed over)."""
+    async def next_event(
+        self, wanted: str, *, timeout: float = 10.0, sender: str | None = None, **match: object
+    ) -> dict[str, Any]:
+        """The next event of type ``wanted`` matching ``match`` (and ``sender``, a message's
+        "from"); others are passed over."""
+        if sender is not None:
+            match["from"] = sender
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
