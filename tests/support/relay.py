@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,13 +26,17 @@ from tests.support.cli import free_port, wait_until_healthy
 TOKEN = "515151:RELAY-token_abc"
 SECRET = "relay-secret-token"
 PUBLIC_URL = "https://antam.example.org"
+ROOT = Path(__file__).resolve().parents[2]
 WARD = 3390  # Xã Bình Lư: the person chooses it, the counsellors counsel it
 OPEN_CASE = ("/start", "c:accept", "w:3390", "h", "h:start")
 
 
 def worker_env(base: dict[str, str], database_url: str, master_key: str, fake: FakeTelegramAPI) -> dict[str, str]:
+    # The workers run this checkout's code, whatever the caller's PYTHONPATH (often relative).
+    path = os.pathsep.join(p for p in (str(ROOT), base.get("PYTHONPATH", "")) if p)
     return dict(
         base,
+        PYTHONPATH=path,
         ANTAM_DATABASE_URL=database_url,
         ANTAM_MASTER_KEY=master_key,
         ANTAM_PUBLIC_URL=PUBLIC_URL,
