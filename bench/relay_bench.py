@@ -184,11 +184,16 @@ async def run(args: argparse.Namespace) -> int:
                 people = [Person(fake, http, 7_500_000_000 + i) for i in range(args.cases)]
                 towards = [workers[1 - (i % args.counsellors) % 2] for i in range(args.cases)]
 
-                async def until_the_notice(person: Person, to: Worker) -> None:
-                    for step in OPEN_CASE[:-1]:  # paced by Telegram's one message a second per chat
-                        await person.step(to, step)
+                arriving = asyncio.Semaphore(8)  # people come a few at a time, not 50 in one instant
 
-                await asyncio.gather(*(until_the_notice(p, to) for p, to in zip(people, towards)))
+                async def until_the_notice(person: Person, to: Worker) -> None:
+                    async with arriving:
+                        for step in OPEN_CASE[:-1]:  # paced by Telegram's one message a second per chat
+                            await person.step(to, step)
+
+                async with asyncio.timeout(args.deadline):
+                    await asyncio.gather(*(until_the_notice(p, to) for p, to in zip(people, towards)))
+                print(f"{args.cases} people at the notice after {time.perf_counter() - setup_started:.1f} s", flush=True)
                 for i, (person, to) in enumerate(zip(people, towards)):
                     counsellor = counsellors[i % args.counsellors]
                     await person.step(to, OPEN_CASE[-1])  # one at a time: the new waiting case is theirs
