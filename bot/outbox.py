@@ -18,7 +18,10 @@ A worker wakes as soon as a row is written or done (in this process at once afte
 from other workers through PostgreSQL's NOTIFY, storage/outbox.py) and polls every
 POLL_SECONDS as well, for a missed notification or rows written before a restart. It leases a
 batch (at most one row per person, none while the person's earlier row is still on its way:
-order is kept) and sends the batch's rows side by side, at most SEND_TOGETHER at once.
+order is kept) and sends the batch's rows side by side, at most SEND_TOGETHER at once. The price
+of the order: a worker killed between a send and its row's deletion leaves the row leased until
+LEASE ends (it is then sent again: Telegram and Zalo cannot tell), and that person's next rows
+wait behind it meanwhile.
 
 The web chat reaches only pages open now: a worker leases a web-chat row only when the page is
 open on it (rows are polled, so any worker holding the page takes it), and a row no worker
