@@ -102,6 +102,8 @@ async def watch_fake(fake: FakeTelegramAPI, arrivals: Arrivals) -> None:
             if call.method == "sendMessage" and str(call.params.get("text", "")).startswith(ANSWER):
                 arrivals.arrived(str(call.params["text"]))
         seen = len(calls)
+        if event.is_set():  # the fake is closing (its last event stays set): stop, never spin
+            return
         await event.wait()
 
 
@@ -257,6 +259,8 @@ async def run(args: argparse.Namespace) -> int:
                   f" ({sum(cpu_after) - sum(cpu_before):.1f} s, {(sum(cpu_after) - sum(cpu_before)) / elapsed * 100:.0f}% of one core)")
             if errors:
                 print(f"errors on the sockets: {errors[:10]}")
+            for task in tasks:  # before the fake closes
+                task.cancel()
     finally:
         for task in tasks:
             task.cancel()

@@ -196,12 +196,16 @@ class Counsellor:
                 return event
 
     async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
+        # The reader first: closing waits for the server's close frame, which only one receiver may read.
         if self._reader is not None:
             self._reader.cancel()
             try:
                 await self._reader
             except (asyncio.CancelledError, Exception):  # the socket went with the worker
+                pass
+        if self.ws is not None:
+            try:
+                await asyncio.wait_for(self.ws.close(), 5.0)
+            except (TimeoutError, aiohttp.ClientError, OSError):  # the worker is gone
                 pass
         await self.http.close()
