@@ -22,8 +22,13 @@ class Changes:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait(self, timeout: float = REFRESH_SECONDS) -> None:
-        event = self._event
+    def mark(self) -> asyncio.Event:
+        """Taken before reading the database: ``wait(since=…)`` then also returns at once for a
+        change that came while reading (else it would wait for the next one, or the timeout)."""
+        return self._event
+
+    async def wait(self, timeout: float = REFRESH_SECONDS, *, since: asyncio.Event | None = None) -> None:
+        event = self._event if since is None else since
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
 

@@ -14,6 +14,15 @@ so many messages per message of theirs (Zalo: ``Unprompted.IN_WINDOW``, ``reply_
 while it waited (retries), counted as "outside_window". The time of the person's last message
 and the count live sealed in their record; the row holds the window's end, sealed.
 
+A worker wakes as soon as a row is written or done (in this process at once after the commit,
+from other workers through PostgreSQL's NOTIFY, storage/outbox.py) and polls every
+POLL_SECONDS as well, for a missed notification or rows written before a restart. It leases a
+batch (at most one row per person, none while the person's earlier row is still on its way:
+order is kept) and sends the batch's rows side by side, at most SEND_TOGETHER at once. The price
+of the order: a worker killed between a send and its row's deletion leaves the row leased until
+LEASE ends (it is then sent again: Telegram and Zalo cannot tell), and that person's next rows
+wait behind it meanwhile.
+
 The web chat reaches only pages open now: a worker leases a web-chat row only when the page is
 open on it (rows are polled, so any worker holding the page takes it), and a row no worker
 took within PAGE_WAIT is dropped, counted as "no_page".
@@ -22,6 +31,7 @@ took within PAGE_WAIT is dropped, counted as "no_page".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Mapping
@@ -37,6 +47,7 @@ from handlers.render import Capabilities, RenderedButton, RenderedReply, Unpromp
 from handlers.types import ReplyKind
 from storage import outbox
 from storage.crypto import KeyRing
+from storage.notify import Listener
 
 LEASE = dt.timedelta(seconds=60)  # a send takes seconds; a killed worker's row is due again after this
 FIRST_RETRY = dt.timedelta(seconds=5)
@@ -44,6 +55,7 @@ LAST_RETRY = dt.timedelta(minutes=30)
 GIVE_UP = dt.timedelta(hours=24)
 PAGE_WAIT = dt.timedelta(seconds=30)
 POLL_SECONDS = 1.0
+SEND_TOGETHER = 8  # rows of one batch in flight at once (each to another person)
 
 log = logging.getLogger("antam.outbox")
 
@@ -139,33 +151,54 @@ class OutboxWorker:
             for name, channel in self.channels.items()
             if (rate := channel.capabilities.sends_per_second) is not None
         }
+        self._woken = asyncio.Event()
+        self._sending = asyncio.Semaphore(SEND_TOGETHER)
+
+    def wake(self, channel: str = "") -> None:
+        """Look at the outbox now (a row of ``channel`` was written or done; "" for any)."""
+        if not channel or channel in self.channels:
+            self._woken.set()
 
     def _accept(self, name: str, address: str) -> bool:
         return self.channels[name].reaches(address)
 
     async def run_once(self) -> int:
-        """Deliver what is due now; the number of rows handled."""
+        """Deliver what is due now, batch after batch (a person's next row is due once their
+        previous one is done); the number of rows handled."""
+        handled = 0
+        while claimed := await self._claim():
+            # At most one row per person in a batch: sending side by side keeps each person's order.
+            results = await asyncio.gather(*(self._deliver_in_turn(row) for row in claimed), return_exceptions=True)
+            handled += len(claimed)
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result  # the database went away: the rows not finished are due again after the lease
+        return handled
+
+    async def _claim(self) -> list[outbox.Claimed]:
         services = self.services
         now = services.clock.now()
         async with services.db.transaction() as session:
+            await outbox.take_turn(session)  # before expired(): one worker at a time drops or leases
             ring = await services.keys.get(session)
             for name, channel in self.channels.items():
                 if channel.capabilities.unprompted is Unprompted.WHILE_OPEN:
                     for _ in await outbox.expired(session, channel=name, before=now - PAGE_WAIT, now=now):
                         metrics.OUTBOX.labels(name, "no_page").inc()
-            claimed = await outbox.claim(
+            return await outbox.claim(
                 session, ring, channels=list(self.channels), now=now, lease=self.lease, accept=self._accept
             )
-        for row in claimed:
+
+    async def _deliver_in_turn(self, row: outbox.Claimed) -> None:
+        async with self._sending:
             await self._deliver(row)
-        return len(claimed)
 
     async def _deliver(self, row: outbox.Claimed) -> None:
         channel = self.channels[row.channel]
         if row.until is not None and self.services.clock.now() >= row.until:
             # The reply window ended while the row waited (retries): the platform would refuse it.
             async with self.services.db.transaction() as session:
-                await outbox.finish(session, row.id)
+                await outbox.finish(session, row.id, row.channel)
             metrics.OUTBOX.labels(row.channel, "outside_window").inc()
             return
         if row.channel in self.overall:
@@ -184,19 +217,29 @@ class OutboxWorker:
                 await outbox.postpone(session, row.id, now + wait)
                 metrics.OUTBOX.labels(row.channel, "retried").inc()
                 return
-            await outbox.finish(session, row.id)
+            await outbox.finish(session, row.id, row.channel)
         outcome = "given_up" if sent.delivery is Delivery.RETRY else sent.delivery.value
         metrics.OUTBOX.labels(row.channel, outcome).inc()
         if outcome == "given_up":
             log.warning("outbox: a %s message was given up after %d attempts", row.channel, row.attempts)
 
     async def run(self, *, poll: float = POLL_SECONDS) -> None:
-        """Deliver until cancelled (the server's cleanup context does)."""
-        while True:
-            try:
-                handled = await self.run_once()
-            except Exception as exc:  # the database is away: try again at the next poll
-                log.error("outbox: could not read the outbox: %s", type(exc).__name__)
-                handled = 0
-            if not handled:
-                await asyncio.sleep(poll)
+        """Deliver until cancelled (the server's cleanup context does): at once when woken, and
+        every ``poll`` seconds anyway."""
+        engine = self.services.db.engine.sync_engine
+        listener = Listener(self.services.db, outbox.NOTIFY_CHANNEL, self.wake)
+        outbox.watch(engine, self.wake)
+        try:
+            await listener.start()
+            while True:
+                self._woken.clear()  # a wake-up from now on is seen after this round
+                try:
+                    await self.run_once()
+                except Exception as exc:  # the database is away: try again at the next poll
+                    log.error("outbox: could not read the outbox: %s", type(exc).__name__)
+                # Woken meanwhile: at once; else at the next wake-up or poll.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), poll)
+        finally:
+            outbox.unwatch(engine, self.wake)
+            await listener.stop()

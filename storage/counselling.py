@@ -21,7 +21,6 @@ Nothing here decides who may see what: that is the use-case layer's (counselling
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
@@ -42,12 +41,13 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.crypto import KeyRing, sealed_key_id
 from storage.db import Database, wipe_after_commit
 from storage.models import Base, SealedBytes, sealed_with_key
+from storage.notify import Listener, notify
 
 
 class CaseState(StrEnum):
@@ -444,8 +444,7 @@ async def announce(session: AsyncSession) -> None:
     """Tell every worker, once this transaction commits, that cases changed (PostgreSQL's
     NOTIFY is delivered at commit, and not at all on rollback). SQLite has one process: the
     caller wakes its own listeners after the commit."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANGES})
+    await notify(session, CHANGES)
 
 
 async def closed_cases(
@@ -491,29 +490,10 @@ async def reencrypt_counselling(session: AsyncSession, ring: KeyRing) -> int:
     return count
 
 
-class ChangeListener:
+class ChangeListener(Listener):
     """Calls ``on_change`` whenever another worker announces a change (PostgreSQL LISTEN on one
-    connection of its own, kept out of the pool). On SQLite there is one process and nothing
-    to listen to: ``start`` does nothing."""
+    connection of its own, kept out of the pool; connected again if it drops). On SQLite there
+    is one process and nothing to listen to: ``start`` does nothing."""
 
     def __init__(self, db: Database, on_change: Callable[[], None]) -> None:
-        self.db = db
-        self.on_change = on_change
-        self._connection: AsyncConnection | None = None
-
-    async def start(self) -> None:
-        if self.db.dialect != "postgresql":
-            return
-        connection = await self.db.engine.connect()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
-        await driver.add_listener(CHANGES, lambda *_: self.on_change())
-        self._connection = connection
-
-    async def stop(self) -> None:
-        if self._connection is not None:
-            connection, self._connection = self._connection, None
-            with contextlib.suppress(Exception):  # a server already gone: nothing left to close cleanly
-                await connection.invalidate()
-                await connection.close()
+        super().__init__(db, CHANGES, lambda _payload: on_change())

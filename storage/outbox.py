@@ -9,8 +9,20 @@ so a row does not say whose it is.
 Delivery takes a lease (``claim``): the row's ``not_before`` moves past the lease in a short
 transaction, the send happens outside any transaction, then the row is deleted (``finish``) or
 moved later (``postpone``). A worker killed mid-delivery loses nothing: once the lease ends the
-row is due again. On PostgreSQL two workers never lease the same row (``FOR UPDATE SKIP
-LOCKED``); SQLite's one writer at a time does the same in process.
+row is due again.
+
+Order: one person's messages on one channel go out in the order they were written. ``claim``
+leases a row only when no earlier row to the same address is still there (leased by a worker,
+waiting for a retry): a second message waits until the first is delivered or given up, and two
+rows to one address are never in flight at once, so a batch may be sent in parallel. Workers
+lease one at a time (``take_turn``: a PostgreSQL advisory lock for the rest of the transaction;
+SQLite's one writer at a time does the same in process), so two never lease the same row, nor
+two rows of one person.
+
+Wake-ups: a row written (``enqueue``) or done (``finish``, which may free the person's next
+row) wakes the workers of this process once the transaction commits (``watch``), and on
+PostgreSQL every worker through NOTIFY on ``NOTIFY_CHANNEL`` (the payload is the channel's
+name), delivered at commit. Workers still poll: a notification may be missed.
 """
 
 from __future__ import annotations
@@ -22,9 +34,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, String, delete, func, select
+from sqlalchemy import DateTime, Engine, Integer, String, delete, event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session as SyncSession, mapped_column
 
 # The session a caller outside storage/ passes in (bot/outbox.py writes in the runtime's transaction).
 Session = AsyncSession
@@ -32,8 +44,55 @@ Session = AsyncSession
 from storage.crypto import KeyRing, sealed_key_id
 from storage.db import wipe_after_commit
 from storage.models import Base, SealedBytes, sealed_with_key
+from storage.notify import notify
 
 CLAIM_BATCH = 20
+# How many rows one claim looks at, oldest first: rows of people whose earlier message is still
+# on its way are passed over, so a long backlog needs more than one batch's worth.
+CLAIM_SCAN = 1000
+NOTIFY_CHANNEL = "antam_outbox"
+_CLAIM_LOCK = 0x616E_7461_6D6F_7862  # pg_advisory_xact_lock key: one worker leases at a time
+_WRITTEN = "antam.outbox_written"  # session.info: channels to wake once this transaction commits
+_WATCHERS: dict[Engine, set[Callable[[str], None]]] = {}
+
+
+def watch(engine: Engine, wake: Callable[[str], None]) -> None:
+    """Call ``wake(channel)`` after every commit in this process, on ``engine``, that wrote or
+    finished a row of ``channel``."""
+    _WATCHERS.setdefault(engine, set()).add(wake)
+
+
+def unwatch(engine: Engine, wake: Callable[[str], None]) -> None:
+    watchers = _WATCHERS.get(engine)
+    if watchers is not None:
+        watchers.discard(wake)
+        if not watchers:
+            del _WATCHERS[engine]
+
+
+def _committed(session: SyncSession) -> None:
+    channels = session.info.pop(_WRITTEN, set())
+    bind = session.get_bind()
+    for wake in list(_WATCHERS.get(bind, ())) if isinstance(bind, Engine) else ():
+        for channel in channels:
+            wake(channel)
+
+
+def _rolled_back(session: SyncSession) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
+async def _changed(session: AsyncSession, channel: str) -> None:
+    """Wake the workers once this transaction commits: this process's, and (PostgreSQL) all."""
+    pending: set[str] | None = session.info.get(_WRITTEN)
+    if pending is None:
+        pending = session.info[_WRITTEN] = set()
+        if not event.contains(session.sync_session, "after_commit", _committed):
+            event.listen(session.sync_session, "after_commit", _committed)
+            event.listen(session.sync_session, "after_rollback", _rolled_back)
+    if channel not in pending:
+        pending.add(channel)
+        await notify(session, NOTIFY_CHANNEL, channel)
 
 
 class OutboxMessage(Base):
@@ -106,7 +165,15 @@ async def enqueue(
     )
     session.add(row)
     await session.flush()
+    await _changed(session, channel)
     return row.id
+
+
+async def take_turn(session: AsyncSession) -> None:
+    """Wait until no other worker is leasing, and hold the turn until this transaction ends
+    (PostgreSQL; SQLite's transactions take turns anyway)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CLAIM_LOCK})
 
 
 async def claim(
@@ -119,21 +186,30 @@ async def claim(
     accept: Callable[[str, str], bool] = lambda channel, address: True,
     limit: int = CLAIM_BATCH,
 ) -> list[Claimed]:
-    """Lease the due rows of ``channels`` that ``accept(channel, address)`` takes, oldest first.
+    """Lease the due rows of ``channels`` that ``accept(channel, address)`` takes, oldest first,
+    at most one per address, and none whose address has an earlier row still waiting.
 
     A row not accepted (a web-chat page open on another worker) is left for another worker.
     """
+    await take_turn(session)
+    # Every row is locked, due or not: a row being postponed by its worker is waited for, not
+    # skipped (skipping it would let the person's next row go first).
     query = (
         select(OutboxMessage)
-        .where(OutboxMessage.channel.in_(list(channels)), OutboxMessage.not_before <= now)
+        .where(OutboxMessage.channel.in_(list(channels)))
         .order_by(OutboxMessage.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+        .limit(CLAIM_SCAN)
+        .with_for_update()
     )
     claimed: list[Claimed] = []
+    earlier: set[tuple[str, str]] = set()  # (channel, address) with an older row still here
     for row in (await session.scalars(query)).all():
         opened = json.loads(ring.open(row.sealed, outbox_context(row.dedupe)))
-        if not accept(row.channel, opened["a"]):
+        person = (row.channel, str(opened["a"]))
+        if person in earlier:
+            continue
+        earlier.add(person)
+        if _aware(row.not_before) > now or not accept(row.channel, opened["a"]):
             continue
         row.not_before = now + lease
         row.attempts += 1
@@ -141,13 +217,20 @@ async def claim(
         claimed.append(
             Claimed(row.id, row.dedupe, row.channel, opened["a"], opened["r"], _aware(row.created_at), row.attempts, until)
         )
+        if len(claimed) >= limit:
+            break
     return claimed
 
 
-async def finish(session: AsyncSession, row_id: int) -> None:
-    """Delivered, or given up: the row goes, and with it the last copy of the address."""
+async def finish(session: AsyncSession, row_id: int, channel: str | None = None) -> None:
+    """Delivered, or given up: the row goes, and with it the last copy of the address.
+
+    With ``channel``, the workers are woken at commit: the person's next row may go now.
+    """
     await session.execute(delete(OutboxMessage).where(OutboxMessage.id == row_id))
     wipe_after_commit(session)
+    if channel is not None:
+        await _changed(session, channel)
 
 
 async def postpone(session: AsyncSession, row_id: int, until: dt.datetime) -> None:

@@ -29,7 +29,7 @@ from bot.channels.webchat import WebChat
 from bot.channels.zalo import ZaloChannel
 from bot.clock import FixedClock
 from bot.config import Settings
-from bot.outbox import GIVE_UP, LEASE, PAGE_WAIT, OutboxWorker, to_rows, write
+from bot.outbox import FIRST_RETRY, GIVE_UP, LEASE, PAGE_WAIT, OutboxWorker, to_rows, write
 from bot.record import PersonRecord
 from bot.runtime import Runtime
 from handlers.render import RenderedButton, RenderedReply
@@ -192,9 +192,55 @@ async def test_two_workers_deliver_each_message_once(settings: Settings, fake: F
             handled[1] += b
             if not await rows(services):
                 break
-        sent = sorted(m["text"] for m in fake.sent_to(ZALO_USER))
-        assert sent == [f"Tin {i:02d}" for i in range(30)], "every message once"
+        sent = [m["text"] for m in fake.sent_to(ZALO_USER)]
+        assert sent == [f"Tin {i:02d}" for i in range(30)], "every message once, in the order written"
         assert sum(handled) == 30
+
+
+async def test_a_retried_row_holds_the_persons_next_one(settings: Settings, fake: FakeZaloAPI, clock: FixedClock) -> None:
+    """The first message waits for its retry: the second does not overtake it (another person's does go)."""
+    async with zalo_worker(settings, fake, clock) as (services, worker):
+        channel = channel_of_worker(worker)
+        channel.api.retry_delay = 0.0
+        await enqueue(services, "zalo", ZALO_USER, "Tin một")
+        await enqueue(services, "zalo", ZALO_USER, "Tin hai")
+        fake.fail_next(status=502, times=1)  # the row waits for its retry
+        assert await worker.run_once() == 1, "only the first is tried"
+        assert fake.sent_to(ZALO_USER) == [] and len(await rows(services)) == 2
+        clock.advance(seconds=FIRST_RETRY.total_seconds() + 1)
+        assert await worker.run_once() == 2
+        assert [m["text"] for m in fake.sent_to(ZALO_USER)] == ["Tin một", "Tin hai"]
+        assert await rows(services) == []
+
+
+async def test_a_worker_wakes_when_a_message_is_written(settings: Settings, fake: FakeZaloAPI, clock: FixedClock) -> None:
+    """Polling only every minute, the worker still delivers at once: woken after the commit in
+    this process, and (PostgreSQL) by the notification of a write through another pool."""
+    async with zalo_worker(settings, fake, clock) as (services, worker):
+        running = asyncio.create_task(worker.run(poll=60.0))
+        try:
+            await asyncio.sleep(0.5)  # one first round, then it waits
+            await enqueue(services, "zalo", ZALO_USER, "Tin một")
+            await wait_sent(fake, 1)
+            if services.db.dialect == "postgresql":
+                other = await open_services(services.settings, clock=clock, warn=lambda _m: None)
+                try:
+                    await enqueue(other, "zalo", ZALO_USER, "Tin hai")
+                    await wait_sent(fake, 2)
+                finally:
+                    await other.close()
+        finally:
+            running.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await running
+
+
+async def wait_sent(fake: FakeZaloAPI, count: int, timeout: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(fake.sent_to(ZALO_USER)) < count:
+        assert loop.time() < deadline, "not delivered without its poll"
+        await asyncio.sleep(0.02)
 
 
 # ---- Zalo's reply window and quota per person message -------------------------------------------

@@ -258,6 +258,7 @@ async def socket(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     incoming: asyncio.Task[Any] = asyncio.ensure_future(ws.receive())
     try:
         while not ws.closed:
+            mark = desk.changes.mark()  # a change while reading or sending wakes the wait below
             snapshot = await desk.snapshot(who, seen)
             if snapshot.on_duty != duty:
                 duty = snapshot.on_duty
@@ -269,7 +270,7 @@ async def socket(request: web.Request, viewer: Viewer) -> web.StreamResponse:
             for handle in list(seen):
                 if handle not in shown:
                     seen.pop(handle)
-            changed = asyncio.ensure_future(desk.changes.wait())
+            changed = asyncio.ensure_future(desk.changes.wait(since=mark))
             done, _ = await asyncio.wait({incoming, changed}, return_when=asyncio.FIRST_COMPLETED)
             if incoming in done:
                 changed.cancel()
