@@ -20,7 +20,7 @@ from typing import TypeVar
 
 from bot import outbox
 from bot.bootstrap import Services
-from bot.changes import CHANGES, COUNSELLING, Changes
+from bot.changes import CHANGES, COUNSELLING, Changes, line_note
 from bot.clock import today
 from bot.record import PersonRecord
 from bot.runtime import Runtime
@@ -154,12 +154,18 @@ class Desk:
         """The counsellor's message, to the transcript and to the person; False when the person
         cannot be reached now (the channel's reply window is over): the page says so."""
 
+        written: list[int] = []
+
         async def work(attempt: Attempt) -> bool:
             case_id = await self._case_id(attempt, handle)
             told = await cases.counsellor_says(attempt.session, attempt.ring, who, case_id, text, now=self.services.clock.now())
+            written.append(case_id)
             return await self._tell(attempt, told, "counselling.from_counsellor", text=cases.clean_message(text))
 
-        return await self._run(work)
+        sent = await self.services.run(work, timeout=self.services.db.timeout)
+        # Only this case's transcript grew: the pages that do not hold it need not read again.
+        self.changes.wake(line_note(written[-1]) if written else None)
+        return sent
 
     async def send_content(self, who: Counsellor, handle: str, *, topic: str | None = None) -> bool:
         """Send the person a topic of the content pack (its title, summary and source), or the

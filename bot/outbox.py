@@ -55,7 +55,7 @@ LAST_RETRY = dt.timedelta(minutes=30)
 GIVE_UP = dt.timedelta(hours=24)
 PAGE_WAIT = dt.timedelta(seconds=30)
 POLL_SECONDS = 1.0
-SEND_TOGETHER = 8  # rows of one batch in flight at once (each to another person)
+SEND_TOGETHER = 20  # rows of one batch in flight at once (each to another person): a whole claim batch
 
 log = logging.getLogger("antam.outbox")
 

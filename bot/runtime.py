@@ -27,7 +27,7 @@ from bot.channels.registry import BY_NAME
 from babel.dates import format_datetime
 
 from bot.clock import today
-from bot.changes import CHANGES, COUNSELLING
+from bot.changes import CHANGES, COUNSELLING, line_note
 from bot.record import PersonRecord
 from counselling import cases
 from content.pack import SAFETY_INTENTS
@@ -178,7 +178,7 @@ class Runtime:
                     await self._orphan(session, ring, state, record.marks.current(day))
                 if open_case is not None:  # erasure ends the chat and erases its messages
                     await cases.end_by_person(session, ring, open_case[0], now=now)
-                    touched.append(True)
+                    touched.append(None)
                 await erase_person(session, pseudonym)
             elif outcome.state is not None:
                 marks = record.marks.current(day) if record else Marks()
@@ -188,8 +188,12 @@ class Runtime:
                 # replace(): what else the record holds (a kept reply address) stays as it was.
                 updated = replace(record, state=outcome.state, marks=marks) if record else PersonRecord(outcome.state, (), marks)
                 if any(isinstance(effect, COUNSELLING_EFFECTS) for effect in outcome.effects):
+                    only_lines = open_case is not None and all(
+                        isinstance(effect, RelayText) for effect in outcome.effects if isinstance(effect, COUNSELLING_EFFECTS)
+                    )
                     outcome, updated = await self._counselling(session, ring, pseudonym, inbound, outcome, updated, open_case)
-                    touched.append(True)
+                    still_open = outcome.state is not None and outcome.state.case == open_case
+                    touched.append(line_note(open_case[0]) if only_lines and still_open and open_case else None)
                 if inbound.message_id is not None:
                     # The chat's ids are noted here, in the one transaction of the update: quick
                     # exit deletes from the oldest noted id up to its own reply.
@@ -205,10 +209,12 @@ class Runtime:
                 await save_record(session, ring, pseudonym, updated.to_bytes(), today=day, new=record is None)
             return outcome
 
-        touched: list[bool] = []  # a counselling case changed: wake the counsellors' pages here
+        # A counselling case changed: wake the counsellors' pages here (a note each: "line:12"
+        # when only case 12's transcript grew, so the pages that do not hold it read nothing).
+        touched: list[str | None] = []
         outcome = await self._transaction(work)
-        if touched:
-            CHANGES.wake()
+        for note in set(touched):
+            CHANGES.wake(note)
         if outcome is None:
             log.info("ignored a redelivered update from %s", inbound.channel)
             metrics.UPDATES.labels(channel, "duplicate").inc()

@@ -276,7 +276,7 @@ async def append(
         CaseMessage(case_id=locked.id, seq=seq, sender=str(sender), at=now, sealed=ring.seal(text_.encode(), message_context(locked.id, seq)))
     )
     await session.flush()
-    await announce(session)
+    await announce(session, f"line:{locked.id}")
     return seq
 
 
@@ -440,11 +440,12 @@ async def set_show_unassigned(session: AsyncSession, province: int, value: bool)
 CHANGES = "antam_counselling"
 
 
-async def announce(session: AsyncSession) -> None:
+async def announce(session: AsyncSession, note: str = "") -> None:
     """Tell every worker, once this transaction commits, that cases changed (PostgreSQL's
-    NOTIFY is delivered at commit, and not at all on rollback). SQLite has one process: the
-    caller wakes its own listeners after the commit."""
-    await notify(session, CHANGES)
+    NOTIFY is delivered at commit, and not at all on rollback); ``note`` says what ("line:12":
+    only case 12's transcript; empty: anything). SQLite has one process: the caller wakes its
+    own listeners after the commit."""
+    await notify(session, CHANGES, note)
 
 
 async def closed_cases(
@@ -495,5 +496,5 @@ class ChangeListener(Listener):
     connection of its own, kept out of the pool; connected again if it drops). On SQLite there
     is one process and nothing to listen to: ``start`` does nothing."""
 
-    def __init__(self, db: Database, on_change: Callable[[], None]) -> None:
-        super().__init__(db, CHANGES, lambda _payload: on_change())
+    def __init__(self, db: Database, on_change: Callable[[str | None], None]) -> None:
+        super().__init__(db, CHANGES, lambda payload: on_change(payload or None))

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 from aiohttp_session import get_session
 
+from bot.changes import lines_only
 from bot.counselling import Desk, Snapshot
 from bot.staff.auth import Viewer
 from bot.staff.render import locale_of, render, see_other
@@ -256,9 +257,10 @@ async def socket(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     seen: dict[str, int] = {}
     duty: bool | None = None
     incoming: asyncio.Task[Any] = asyncio.ensure_future(ws.receive())
+    # Subscribed before the first read: a change while reading or sending wakes the wait below.
+    changes = desk.changes.subscribe()
     try:
         while not ws.closed:
-            mark = desk.changes.mark()  # a change while reading or sending wakes the wait below
             snapshot = await desk.snapshot(who, seen)
             if snapshot.on_duty != duty:
                 duty = snapshot.on_duty
@@ -270,10 +272,19 @@ async def socket(request: web.Request, viewer: Viewer) -> web.StreamResponse:
             for handle in list(seen):
                 if handle not in shown:
                     seen.pop(handle)
-            changed = asyncio.ensure_future(desk.changes.wait(since=mark))
-            done, _ = await asyncio.wait({incoming, changed}, return_when=asyncio.FIRST_COMPLETED)
+            held = {view.case_id for view in snapshot.cases if view.mine}
+            while True:
+                changed = asyncio.ensure_future(changes.changes())
+                done, _ = await asyncio.wait({incoming, changed}, return_when=asyncio.FIRST_COMPLETED)
+                if incoming in done:
+                    changed.cancel()
+                    break
+                notes = changed.result()
+                grown = lines_only(notes) if notes else None
+                if grown is None or grown & held:
+                    break  # something of this page's may have changed (or the refresh is due)
+                # Only transcripts of chats other counsellors hold grew: nothing to read.
             if incoming in done:
-                changed.cancel()
                 message = incoming.result()
                 if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
                     break
