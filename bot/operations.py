@@ -20,6 +20,7 @@ from bot.app import make_app
 from bot.bootstrap import Services, StartupError, open_services
 from bot.channels import console
 from bot.config import ConfigError, Settings, load_settings
+from bot.counselling import Desk
 from bot.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from bot.maintenance import purge
 from bot.runtime import Runtime
@@ -135,6 +136,10 @@ async def _keys_rotate(services: Services, out: TextIO) -> int:
 
 async def _purge(services: Services, out: TextIO) -> int:
     report = await purge(services)
+    expired = await Desk(services).expire()  # `antam run` also does this every minute
+    if expired:
+        hours = services.settings.counselling_transcript_hours
+        print(f"Closed {expired} counsellor chat(s) with no message for {hours} hours; their messages are deleted.", file=out)
     print(
         f"Removed {report.removed_records} record(s) inactive since before {report.cutoff.isoformat()} "
         f"(retention {services.settings.retention_days} days).",

@@ -199,3 +199,20 @@ async def test_a_typed_yes_still_confirms_erasure_during_a_chat(services: Servic
     await person(runtime, text="có")
     assert await record_of(services) is None
     assert (await only_case(services)).state == CaseState.CLOSED
+
+
+async def test_antam_purge_closes_chats_past_their_age(services: Services, clock: object) -> None:
+    import io
+
+    from bot.operations import _purge
+
+    runtime = Runtime(services)
+    await open_chat(runtime, services)
+    await person(runtime, text="chị ơi")
+    out = io.StringIO()
+    await _purge(services, out)
+    assert "counsellor chat" not in out.getvalue(), "a chat with a recent message stays open"
+    clock.advance(hours=24, minutes=1)  # type: ignore[attr-defined]
+    await _purge(services, out)
+    assert "Closed 1 counsellor chat(s) with no message for 24 hours" in out.getvalue()
+    assert (await only_case(services)).state == CaseState.CLOSED
