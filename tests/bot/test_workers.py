@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,48 +29,13 @@ from storage.models import Person
 from storage.referral_models import Referral
 from tests.support.postgres import PG_URL, reset_postgres
 from tests.fakes.telegram_api import FakeTelegramAPI
-from tests.support.cli import free_port, wait_until_healthy
+from tests.support.relay import Worker
 
 TOKEN = "515151:WORKERS-token_abc"
 SECRET = "workers-secret-token"
 STEPS = ("/start", "c:accept", "w:3390", "ri:tyt_binh_lu:1")
 
 pytestmark = pytest.mark.postgres
-
-
-class Worker:
-    def __init__(self, env: dict[str, str], cwd: Path, name: str) -> None:
-        self.port = free_port()
-        self.env = dict(env, ANTAM_HTTP_PORT=str(self.port))
-        self.cwd = cwd
-        self.name = name
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/webhooks/telegram"
-
-    def start(self) -> None:
-        err = open(self.cwd / f"{self.name}.err", "ab")  # noqa: SIM115 (the process owns it)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "run"], cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=err,
-        )
-        wait_until_healthy(self.port, self.process, self.cwd / f"{self.name}.err")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -130,7 +92,7 @@ async def _deliver(http: aiohttp.ClientSession, targets: list[Worker], update: d
     """Post like Telegram: to the first worker, and again to the next until one answers 200."""
     for worker in targets:
         try:
-            async with http.post(worker.url, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
+            async with http.post(worker.webhook, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": SECRET},
                                  timeout=aiohttp.ClientTimeout(total=30)) as response:
                 if response.status == 200:
                     return worker
