@@ -85,6 +85,8 @@ class Desk:
         self.services = services
         self.changes = changes or CHANGES
         self._listener = store.ChangeListener(services.db, self.changes.wake)
+        # Carries out the effects of the person's own code flow (issue_code), as for the person.
+        self._runtime = Runtime(services)
 
     async def start(self) -> None:
         await self._listener.start()
@@ -92,9 +94,12 @@ class Desk:
     async def stop(self) -> None:
         await self._listener.stop()
 
-    async def _run(self, work: Callable[[Attempt], Awaitable[T]]) -> T:
+    async def _run(
+        self, work: Callable[[Attempt], Awaitable[T]], *, note: Callable[[], str | None] = lambda: None
+    ) -> T:
+        """Run ``work`` in one transaction, then wake this worker's pages (``note``: what changed)."""
         result = await self.services.run(work, timeout=self.services.db.timeout)
-        self.changes.wake()
+        self.changes.wake(note())
         return result
 
     async def _tell(self, attempt: Attempt, told: ForPerson, key: str, **params: str | int) -> bool:
@@ -162,10 +167,8 @@ class Desk:
             written.append(case_id)
             return await self._tell(attempt, told, "counselling.from_counsellor", text=cases.clean_message(text))
 
-        sent = await self.services.run(work, timeout=self.services.db.timeout)
         # Only this case's transcript grew: the pages that do not hold it need not read again.
-        self.changes.wake(line_note(written[-1]) if written else None)
-        return sent
+        return await self._run(work, note=lambda: line_note(written[-1]) if written else None)
 
     async def send_content(self, who: Counsellor, handle: str, *, topic: str | None = None) -> bool:
         """Send the person a topic of the content pack (its title, summary and source), or the
@@ -213,8 +216,7 @@ class Desk:
                 return first.key if isinstance(first, Msg) else "input.stale_button"
             assert outcome.state is not None
             inbound = Inbound(told.channel, record.address or "")
-            runtime = Runtime(self.services)
-            marks = await runtime.carry_out(session, ring, told.person.pseudonym, inbound, outcome, record.marks.current(day), new=False)
+            marks = await self._runtime.carry_out(session, ring, told.person.pseudonym, inbound, outcome, record.marks.current(day), new=False)
             record = replace(record, state=outcome.state, marks=marks)
             await save_record(session, ring, told.person.pseudonym, record.to_bytes(), today=day)
             await self._tell_parts(attempt, told, outcome.replies[0].parts)

@@ -90,6 +90,12 @@ def _reason_text(request: web.Request, reason: Reason) -> str:
     return catalogs.text(locale_of(request), f"staff.counselling.refused.{reason.value}")
 
 
+def _notice(request: web.Request, handle: str, key: str) -> dict[str, Any]:
+    """Done, but not as asked (the person cannot be reached now, no code could be given)."""
+    text = request.app[SERVICES].renderer.catalogs.text(locale_of(request), f"staff.counselling.{key}")
+    return {"type": "notice", "case": handle, "key": key, "text": text}
+
+
 async def _act(request: web.Request, viewer: Viewer, values: dict[str, str]) -> dict[str, Any]:
     """Carry out one action; what to tell the page (an event, or an error)."""
     desk: Desk = request.app[DESK]
@@ -105,24 +111,20 @@ async def _act(request: web.Request, viewer: Viewer, values: dict[str, str]) -> 
             if len(text) > MAX_COUNSELLOR_CHARS * 2:
                 raise Refused(Reason.TOO_LONG)
             if not await desk.send(who, handle, text):
-                return {"type": "notice", "case": handle, "key": "unreachable",
-                        "text": request.app[SERVICES].renderer.catalogs.text(locale_of(request), "staff.counselling.unreachable")}
+                return _notice(request, handle, "unreachable")
         elif kind in ("topic", "hotlines"):
             topic = values.get("topic", "") if kind == "topic" else None
             if topic is not None and (not topic or len(topic) > 64):
                 raise Refused(Reason.NOT_FOUND)
             if not await desk.send_content(who, handle, topic=topic):
-                return {"type": "notice", "case": handle, "key": "unreachable",
-                        "text": request.app[SERVICES].renderer.catalogs.text(locale_of(request), "staff.counselling.unreachable")}
+                return _notice(request, handle, "unreachable")
         elif kind == "code":
             service_id, _, code_kind = values.get("choice", "").partition(":")
             if not service_id or not code_kind or len(service_id) > 64:
                 raise Refused(Reason.NOT_FOUND)
             why = await desk.issue_code(who, handle, service_id, code_kind)
             if why is not None:
-                catalogs = request.app[SERVICES].renderer.catalogs
-                return {"type": "notice", "case": handle, "key": "no_code",
-                        "text": catalogs.text(locale_of(request), "staff.counselling.no_code")}
+                return _notice(request, handle, "no_code")
         elif kind == "handover":
             target = values.get("to", "")
             if not target.isdigit() or len(target) > 12:
