@@ -335,19 +335,23 @@ async def counsellor_says(
     return ForPerson(case.id, case.handle, case.channel, person)
 
 
+async def _on_duty_for(session: AsyncSession, case: Case) -> list[StaffAccount]:
+    """The active counsellors on duty now whose scope covers ``case``, by account id."""
+    found = []
+    for account_id in sorted(await store.on_duty(session)):
+        account = await get_account(session, account_id)
+        if account is None or not account.active or not (account.counsels or account.role == Role.COUNSELLOR):
+            continue
+        other = counsellor_of(account)
+        if in_scope(other, case.commune, case.province, show_unassigned=await _unassigned_visible(session, other)):
+            found.append(account)
+    return found
+
+
 async def colleagues(session: AsyncSession, counsellor: Counsellor, case_id: int) -> list[tuple[int, str]]:
     """Who the case can be handed over to: other counsellors on duty whose scope covers it."""
     case = await _held(session, counsellor, case_id)
-    found = []
-    for account_id in sorted(await store.on_duty(session) - {counsellor.account_id}):
-        account = await get_account(session, account_id)
-        if account is None or not account.active or not account.counsels:
-            continue
-        other = counsellor_of(account)
-        show = await _unassigned_visible(session, other)
-        if in_scope(other, case.commune, case.province, show_unassigned=show):
-            found.append((account.id, account.username))
-    return found
+    return [(a.id, a.username) for a in await _on_duty_for(session, case) if a.id != counsellor.account_id]
 
 
 async def hand_over(session: AsyncSession, counsellor: Counsellor, case_id: int, to_account: int, *, now: dt.datetime) -> None:
@@ -434,14 +438,7 @@ async def availability(session: AsyncSession, case_id: int, *, now: dt.datetime)
     case = await store.get_case(session, case_id)
     if case is None:
         raise Refused(Reason.CLOSED)
-    count = 0
-    for account_id in sorted(await store.on_duty(session)):
-        account = await get_account(session, account_id)
-        if account is None or not account.active or not (account.counsels or account.role == Role.COUNSELLOR):
-            continue
-        other = counsellor_of(account)
-        if in_scope(other, case.commune, case.province, show_unassigned=await _unassigned_visible(session, other)):
-            count += 1
+    count = len(await _on_duty_for(session, case))
     rows = await store.hours(session, case.province) if case.province else []
     spans = hours.applying(
         [hours.Span(r.weekday, r.starts, r.ends) for r in rows if r.commune == 0],
